@@ -1,0 +1,277 @@
+"""One typed settings module: every knob of vidflow, read from environment variables.
+
+A field ``kafka.bootstrap`` is read from ``VIDFLOW_KAFKA_BOOTSTRAP``; top-level fields drop the
+group (``VIDFLOW_ENV``). Defaults run the local stack started by ``vidflow stack up``; with
+``VIDFLOW_ENV=production`` any credential still at its default is refused at load time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "IngestSettings",
+    "KafkaSettings",
+    "MetricsSettings",
+    "PortalSettings",
+    "PostgresSettings",
+    "Secret",
+    "Settings",
+    "SettingsError",
+    "StorageSettings",
+    "TranscodeSettings",
+    "get_settings",
+    "load_settings",
+]
+
+MiB = 1024 * 1024
+ENV_PREFIX = "VIDFLOW_"
+
+
+class SettingsError(ValueError):
+    """The environment describes a configuration vidflow refuses to run with."""
+
+
+class Secret(str):
+    """A string that never shows its value in reprs, logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def reveal(self) -> str:
+        """The plain value, for the one place that must send it."""
+        return str.__str__(self)
+
+
+class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Where Kafka is and how vidflow's topics are laid out."""
+
+    bootstrap: str = "127.0.0.1:19092"
+    partitions: int = 3
+    replication: int = 1
+    topic_file_events: str = "vidflow.file-events"
+    topic_uploads: str = "vidflow.uploads"
+    topic_jobs: str = "vidflow.jobs"
+    topic_status: str = "vidflow.status"
+    topic_dlq: str = "vidflow.dlq"
+
+    def topics(self) -> list[str]:
+        """Every topic vidflow reads or writes, in pipeline order."""
+        return [
+            self.topic_file_events,
+            self.topic_uploads,
+            self.topic_jobs,
+            self.topic_status,
+            self.topic_dlq,
+        ]
+
+
+class StorageSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """An S3 endpoint (MinIO locally) and the key prefixes of vidflow's object layout."""
+
+    endpoint: str = "127.0.0.1:19000"
+    access_key: Secret = Secret("vidflow")
+    secret_key: Secret = Secret("vidflow-secret")
+    bucket: str = "vidflow"
+    secure: bool = False
+    region: str = "us-east-1"
+    prefix_chunks: str = "chunks"
+    prefix_sources: str = "sources"
+    prefix_renditions: str = "renditions"
+    prefix_hls: str = "hls"
+    prefix_thumbs: str = "thumbs"
+    prefix_incoming: str = "incoming"
+
+    @property
+    def url(self) -> str:
+        """The endpoint as a URL, for clients that want one."""
+        return f"{'https' if self.secure else 'http'}://{self.endpoint}"
+
+
+class PostgresSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The PostgreSQL server holding the portal's projection."""
+
+    host: str = "127.0.0.1"
+    port: int = 15432
+    user: str = "vidflow"
+    password: Secret = Secret("vidflow")
+    database: str = "vidflow"
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL using the psycopg 3 driver."""
+        return (
+            f"postgresql+psycopg://{self.user}:{self.password.reveal()}"
+            f"@{self.host}:{self.port}/{self.database}"
+        )
+
+    @property
+    def dsn(self) -> str:
+        """libpq connection string, for psycopg used directly (LISTEN/NOTIFY)."""
+        return (
+            f"host={self.host} port={self.port} user={self.user} "
+            f"password={self.password.reveal()} dbname={self.database}"
+        )
+
+
+class IngestSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """How files become chunked, verified sources."""
+
+    chunk_size: int = 10 * MiB
+    stream_timeout: float = 30.0
+    close_is_final: bool = True
+    ignore_patterns: tuple[str, ...] = (".*", "*~", "*.tmp", "*.part", "*.swp", "*.crdownload")
+    host: str = ""
+
+    def __post_init__(self) -> None:
+        # S3 server-side compose needs every part but the last to be >= 5 MiB.
+        if self.chunk_size < 5 * MiB:
+            raise SettingsError(
+                f"VIDFLOW_INGEST_CHUNK_SIZE={self.chunk_size} is below the object store's "
+                f"5 MiB compose minimum ({5 * MiB}); raise it."
+            )
+        if self.stream_timeout <= 0:
+            raise SettingsError("VIDFLOW_INGEST_STREAM_TIMEOUT must be a positive number of seconds")
+
+
+class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """How jobs become renditions."""
+
+    max_encodes_per_worker: int = 1
+    retries: int = 3
+    retry_backoff: float = 2.0
+    stall_timeout: float = 60.0
+    unit_mode: Literal["auto", "rung", "ladder"] = "auto"
+    default_profile: str = "default"
+
+
+class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The web portal."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: Secret = Secret("vidflow-development-secret-key-change-me-0123456789")
+    max_upload_bytes: int = 1024 * MiB
+    admin_user: str = "admin"
+    admin_password: Secret = Secret("vidflow-admin")
+
+
+class MetricsSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Where each process exposes Prometheus metrics, and Prometheus itself."""
+
+    ingest_port: int = 19101
+    transcode_port: int = 19102
+    portal_port: int = 8000
+    watcher_port: int = 19103
+    prometheus_port: int = 19090
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """All of vidflow's configuration."""
+
+    env: Literal["development", "test", "production"] = "development"
+    home: Path = Path(".vidflow")
+    cache_dir: Path = Path.home() / ".cache" / "vidflow"
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    postgres: PostgresSettings = msgspec.field(default_factory=PostgresSettings)
+    ingest: IngestSettings = msgspec.field(default_factory=IngestSettings)
+    transcode: TranscodeSettings = msgspec.field(default_factory=TranscodeSettings)
+    portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+
+
+_GROUPS: dict[str, type[msgspec.Struct]] = {
+    "kafka": KafkaSettings,
+    "storage": StorageSettings,
+    "postgres": PostgresSettings,
+    "ingest": IngestSettings,
+    "transcode": TranscodeSettings,
+    "portal": PortalSettings,
+    "metrics": MetricsSettings,
+}
+
+
+def _env_value(raw: str, annotation: Any) -> Any:
+    """Turn an env string into what msgspec's lax conversion accepts for the field's type."""
+    if "tuple" in str(annotation):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _collect(environ: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    top_fields = {f.name: f.type for f in msgspec.structs.fields(Settings)}
+    for name, annotation in top_fields.items():
+        if name in _GROUPS:
+            group: dict[str, Any] = {}
+            for field in msgspec.structs.fields(_GROUPS[name]):
+                key = f"{ENV_PREFIX}{name}_{field.name}".upper()
+                if key in environ:
+                    group[field.name] = _env_value(environ[key], field.type)
+            if group:
+                data[name] = group
+        else:
+            key = f"{ENV_PREFIX}{name}".upper()
+            if key in environ:
+                data[name] = _env_value(environ[key], annotation)
+    return data
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Secret:
+        return Secret(obj)
+    if type_ is Path:
+        return Path(obj)
+    raise NotImplementedError(type_)
+
+
+_DEFAULT_SECRETS: dict[str, str] = {
+    "VIDFLOW_STORAGE_ACCESS_KEY": StorageSettings().access_key,
+    "VIDFLOW_STORAGE_SECRET_KEY": StorageSettings().secret_key,
+    "VIDFLOW_POSTGRES_PASSWORD": PostgresSettings().password,
+    "VIDFLOW_PORTAL_SECRET_KEY": PortalSettings().secret_key,
+    "VIDFLOW_PORTAL_ADMIN_PASSWORD": PortalSettings().admin_password,
+}
+
+
+def _refuse_default_credentials(settings: Settings) -> None:
+    current = {
+        "VIDFLOW_STORAGE_ACCESS_KEY": settings.storage.access_key,
+        "VIDFLOW_STORAGE_SECRET_KEY": settings.storage.secret_key,
+        "VIDFLOW_POSTGRES_PASSWORD": settings.postgres.password,
+        "VIDFLOW_PORTAL_SECRET_KEY": settings.portal.secret_key,
+        "VIDFLOW_PORTAL_ADMIN_PASSWORD": settings.portal.admin_password,
+    }
+    defaults = sorted(name for name, value in current.items() if value == _DEFAULT_SECRETS[name])
+    if defaults:
+        raise SettingsError(
+            "VIDFLOW_ENV=production refuses default credentials; set "
+            + ", ".join(defaults)
+        )
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from an environment mapping (``os.environ`` by default)."""
+    source = os.environ if environ is None else environ
+    try:
+        settings = msgspec.convert(_collect(source), Settings, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid setting: {exc}") from None
+    if settings.env == "production":
+        _refuse_default_credentials(settings)
+    return settings
+
+
+@cache
+def get_settings() -> Settings:
+    """Settings of this process, read once from its environment."""
+    return load_settings()
