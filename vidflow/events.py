@@ -3,8 +3,8 @@
 Every event is a msgspec Struct tagged by ``type`` and carrying ``v`` (schema version), ``id``
 (unique and deterministic, so a re-emitted event is recognisably the same), ``ts`` (seconds since
 the epoch) and the field its topic is keyed by (``stream_id``, ``upload_id`` or ``video_id``;
-``Event.partition_key`` returns it). Messages are JSON, so any Kafka client in any language can produce
-them; ``docs/events.md`` shows examples.
+``Event.partition_key`` returns it). Messages are JSON, so any Kafka client in any language can
+produce them; ``docs/events.md`` shows examples.
 
 Decoding never raises past :func:`decode`: a payload that is not JSON, has an unknown ``type``
 or ``v``, misses a field or has one of the wrong type raises :class:`DecodeError` with a
@@ -424,8 +424,7 @@ class _Envelope(msgspec.Struct):
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _decoders: dict[str, msgspec.json.Decoder[AnyEvent]] = {
-    tag: msgspec.json.Decoder(cls)  # type: ignore[misc]
-    for tag, cls in TYPES.items()
+    tag: msgspec.json.Decoder(cls) for tag, cls in TYPES.items()
 }
 _encoder = msgspec.json.Encoder()
 

@@ -11,7 +11,7 @@ __all__ = ["configure_logging", "get_logger"]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
-    """Route stdlib and structlog records through one renderer: console for people, JSON for machines."""
+    """One renderer for stdlib and structlog records: console for people, JSON for machines."""
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -30,10 +30,13 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            renderer,
-        ])
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -137,7 +137,9 @@ class IngestSettings(msgspec.Struct, kw_only=True, frozen=True):
                 f"5 MiB compose minimum ({5 * MiB}); raise it."
             )
         if self.stream_timeout <= 0:
-            raise SettingsError("VIDFLOW_INGEST_STREAM_TIMEOUT must be a positive number of seconds")
+            raise SettingsError(
+                "VIDFLOW_INGEST_STREAM_TIMEOUT must be a positive number of seconds."
+            )
 
 
 class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
@@ -254,8 +256,7 @@ def _refuse_default_credentials(settings: Settings) -> None:
     defaults = sorted(name for name, value in current.items() if value == _DEFAULT_SECRETS[name])
     if defaults:
         raise SettingsError(
-            "VIDFLOW_ENV=production refuses default credentials; set "
-            + ", ".join(defaults)
+            "VIDFLOW_ENV=production refuses default credentials; set " + ", ".join(defaults)
         )
 
 

@@ -1,0 +1,1 @@
+"""Thin typed adapters to the outside world: Kafka, S3 storage, PostgreSQL, FFmpeg, metrics."""

@@ -1,0 +1,123 @@
+"""FFmpeg and ffprobe: finding the binaries and reading what a source is."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from fractions import Fraction
+from typing import Any
+
+from vidflow.events import Probe
+
+__all__ = ["FFmpegMissing", "ProbeError", "ffmpeg_binary", "ffprobe_binary", "parse_probe", "probe"]
+
+PROBE_TIMEOUT = 120.0
+
+
+class FFmpegMissing(RuntimeError):
+    """ffmpeg/ffprobe is not installed."""
+
+
+class ProbeError(ValueError):
+    """The input is not a video vidflow can transcode; the text is for people."""
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise FFmpegMissing(
+            f"{name} not found on PATH: run `vidflow stack install` (apt-get install ffmpeg)"
+        )
+    return found
+
+
+def ffmpeg_binary() -> str:
+    """Path of ``ffmpeg``."""
+    return _binary("ffmpeg")
+
+
+def ffprobe_binary() -> str:
+    """Path of ``ffprobe``."""
+    return _binary("ffprobe")
+
+
+def _rate(value: str | None) -> float:
+    if not value or value in {"0/0", "N/A"}:
+        return 0.0
+    try:
+        return float(Fraction(value))
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """Rotation in degrees, from the display matrix side data or the legacy ``rotate`` tag."""
+    for side in stream.get("side_data_list", []):
+        if "rotation" in side:
+            return round(float(side["rotation"])) % 360
+    tag = stream.get("tags", {}).get("rotate")
+    return int(tag) % 360 if tag else 0
+
+
+def parse_probe(report: dict[str, Any]) -> Probe:
+    """Turn ``ffprobe -show_format -show_streams -of json`` output into a :class:`Probe`."""
+    streams: list[dict[str, Any]] = report.get("streams", [])
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video"
+            and not s.get("disposition", {}).get("attached_pic", 0)
+        ),
+        None,
+    )
+    if video is None:
+        raise ProbeError("no video stream: the file is not a video")
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise ProbeError("the video stream has no picture size: the file is corrupt or truncated")
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    fmt: dict[str, Any] = report.get("format", {})
+    duration = float(fmt.get("duration") or video.get("duration") or 0.0)
+    if duration <= 0:
+        raise ProbeError("the video has no duration: the file is truncated or not seekable")
+    avg, real = _rate(video.get("avg_frame_rate")), _rate(video.get("r_frame_rate"))
+    return Probe(
+        duration=duration,
+        width=width,
+        height=height,
+        rotation=_rotation(video),
+        fps=avg or real,
+        bit_rate=int(fmt.get("bit_rate") or video.get("bit_rate") or 0),
+        video_codec=str(video.get("codec_name", "")),
+        audio_codec=str(audio["codec_name"]) if audio and audio.get("codec_name") else None,
+        has_audio=audio is not None,
+        format_name=str(fmt.get("format_name", "")),
+        variable_frame_rate=bool(avg and real and abs(avg - real) > 0.01),
+    )
+
+
+def probe(source: str, timeout: float = PROBE_TIMEOUT) -> Probe:
+    """Probe a path or URL; any reason it cannot be a video becomes a :class:`ProbeError`."""
+    command = [
+        ffprobe_binary(),
+        "-v", "error",
+        "-print_format", "json",
+        "-show_format",
+        "-show_streams",
+        source,
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"ffprobe did not finish within {timeout:.0f}s") from None
+    if done.returncode != 0:
+        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = detail[-1] if detail else f"exit code {done.returncode}"
+        raise ProbeError(f"not a readable video: {reason}")
+    try:
+        report = json.loads(done.stdout or b"{}")
+    except json.JSONDecodeError as exc:
+        raise ProbeError(f"ffprobe printed no report: {exc}") from None
+    return parse_probe(report)

@@ -1,0 +1,84 @@
+"""The ``vidflow`` command: one entry point whose subcommands live beside what they drive.
+
+Subcommands are imported only when used, so ``vidflow stack status`` does not pay for Bytewax
+or Litestar imports, and a broken optional part cannot stop the others from running.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from vidflow.logs import configure_logging
+from vidflow.settings import SettingsError, get_settings
+
+__all__ = ["cli", "main"]
+
+# command name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "stack": "vidflow.stack.cli:stack",
+    "watch": "vidflow.watch:watch_command",
+    "submit": "vidflow.submit:submit_command",
+    "portal": "portal.cli:portal",
+    "user": "portal.cli:user",
+    "up": "vidflow.pipeline:up_command",
+}
+
+_HELP: dict[str, str] = {
+    "stack": "Install, start, stop and inspect the local services.",
+    "watch": "Watch directories and turn file writes into Kafka events.",
+    "submit": "Upload a video file and (optionally) follow it to the end.",
+    "portal": "Serve the web portal, run its projector, rebuild its projection.",
+    "user": "Manage portal users.",
+    "up": "Start everything: services, dataflows, watcher and portal.",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module the first time the subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                return _unavailable(cmd_name, f"{module_name} is not part of this build")
+            raise
+        command: click.Command = getattr(module, attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _unavailable(name: str, reason: str) -> click.Command:
+    def run() -> None:
+        raise click.ClickException(f"`vidflow {name}` is unavailable: {reason}")
+
+    return click.Command(name, callback=run, help=reason)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="vidflow")
+def cli() -> None:
+    """vidflow: an event-driven video processing pipeline."""
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

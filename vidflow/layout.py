@@ -1,0 +1,58 @@
+"""The object layout: every key vidflow writes, derived from ids, never from user-supplied names."""
+
+from __future__ import annotations
+
+from vidflow.settings import StorageSettings
+
+__all__ = ["ObjectLayout"]
+
+
+class ObjectLayout:
+    """Keys of the one bucket, by prefix (prefixes are settings)."""
+
+    def __init__(self, storage: StorageSettings) -> None:
+        self._s = storage
+
+    def chunk(self, sha256: str) -> str:
+        """Content-addressed chunk: an existing one is never uploaded again."""
+        return f"{self._s.prefix_chunks}/{sha256}"
+
+    def source(self, video_id: str, ext: str = "") -> str:
+        """The composed source of a video (``ext`` with its dot, or empty)."""
+        return f"{self._s.prefix_sources}/{video_id}/source{ext}"
+
+    def manifest(self, video_id: str) -> str:
+        """Ordered chunk list, sizes, digests and checksums of a source."""
+        return f"{self._s.prefix_sources}/{video_id}/manifest.json"
+
+    def rendition(self, video_id: str, height: int) -> str:
+        """The fast-start MP4 of one rung."""
+        return f"{self._s.prefix_renditions}/{video_id}/{height}p.mp4"
+
+    def hls_dir(self, video_id: str, height: int) -> str:
+        """Prefix of one rung's HLS segments and media playlist."""
+        return f"{self._s.prefix_hls}/{video_id}/{height}p"
+
+    def hls_playlist(self, video_id: str, height: int) -> str:
+        """One rung's HLS media playlist."""
+        return f"{self.hls_dir(video_id, height)}/index.m3u8"
+
+    def hls_master(self, video_id: str) -> str:
+        """The HLS master playlist listing every rung."""
+        return f"{self._s.prefix_hls}/{video_id}/master.m3u8"
+
+    def poster(self, video_id: str) -> str:
+        """Poster frame."""
+        return f"{self._s.prefix_thumbs}/{video_id}/poster.jpg"
+
+    def sprite(self, video_id: str) -> str:
+        """Scrub-preview sprite sheet."""
+        return f"{self._s.prefix_thumbs}/{video_id}/sprite.jpg"
+
+    def sprite_vtt(self, video_id: str) -> str:
+        """WebVTT thumbnails track pointing into the sprite."""
+        return f"{self._s.prefix_thumbs}/{video_id}/sprite.vtt"
+
+    def incoming(self, upload_id: str) -> str:
+        """Where an upload's bytes land (never the browser's file name)."""
+        return f"{self._s.prefix_incoming}/{upload_id}/source"
