@@ -1,0 +1,54 @@
+# vidflow: every target installs what it needs itself (see README).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up down status test check unit lint types bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## up: install and start the whole pipeline (services, flows, watcher, portal) and print its URLs
+up: $(STAMP)
+	$(BIN)/vidflow up
+
+## down: stop everything `make up` started (data under .vidflow/ is kept)
+down: $(STAMP)
+	$(BIN)/vidflow up --stop
+
+status: $(STAMP)
+	$(BIN)/vidflow stack status
+
+## test: lint, types, then every test against real Kafka, MinIO, PostgreSQL and FFmpeg
+test: check browser
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+check: lint types
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+# Debian's Chromium for the Playwright browser test (Playwright's own download cannot work here).
+browser: $(STAMP)
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "install Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
