@@ -55,9 +55,12 @@ def make_consumer(k: KafkaSettings, group_id: str, **overrides: Any) -> Consumer
     return Consumer(config)
 
 
-def make_admin(k: KafkaSettings) -> AdminClient:
-    """An admin client for topic management and metadata."""
-    return AdminClient({"bootstrap.servers": k.bootstrap})
+def make_admin(k: KafkaSettings, *, quiet: bool = False) -> AdminClient:
+    """An admin client; ``quiet`` silences librdkafka's connection errors (for health probes)."""
+    config: dict[str, Any] = {"bootstrap.servers": k.bootstrap}
+    if quiet:
+        config["log_level"] = 0
+    return AdminClient(config)
 
 
 def produce_event(producer: Producer, topic: str, event: Event) -> None:
@@ -112,7 +115,7 @@ def high_watermarks(k: KafkaSettings, topic: str, timeout: float = 10.0) -> dict
 
 def wait_for_kafka(k: KafkaSettings, timeout: float = 60.0) -> None:
     """Block until the broker answers a metadata request."""
-    admin = make_admin(k)
+    admin = make_admin(k, quiet=True)
 
     def probe() -> None:
         metadata = admin.list_topics(timeout=2.0)

@@ -1,0 +1,388 @@
+"""The four local services: how each is prepared, started and asked whether it is healthy."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from connectors.kafka import make_admin
+from vidflow.settings import Settings
+from vidflow.stack.errors import StackError
+
+__all__ = ["SERVICES", "Service", "StackPaths", "split_host_port"]
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``"host:port"`` -> ``("host", port)``."""
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Where a service's data, log and pid file live under the stack home."""
+
+    home: Path
+
+    def data(self, service: str) -> Path:
+        return self.home / service
+
+    def log(self, service: str) -> Path:
+        return self.home / "logs" / f"{service}.log"
+
+    def pidfile(self, service: str) -> Path:
+        return self.home / "run" / f"{service}.pid"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a service process."""
+
+    argv: list[str]
+    env: dict[str, str] | None = None
+    user: str | None = None
+
+
+class Service:
+    """A local service: subclasses say where it listens, how to prepare, start and probe it."""
+
+    name: str
+    setting: str  # the variable that moves it to another port
+
+    def address(self, settings: Settings) -> str:
+        raise NotImplementedError
+
+    def prepare(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> None:
+        """One-time initialisation of the data directory (idempotent)."""
+
+    def launch(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> Launch:
+        raise NotImplementedError
+
+    def probe(self, settings: Settings) -> None:
+        """Raise unless the service answers a real request."""
+        raise NotImplementedError
+
+    def after_start(self, settings: Settings, paths: StackPaths) -> None:
+        """Work that needs the running service (roles, databases)."""
+
+
+def _http_ok(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        if response.status != 200:
+            raise ConnectionError(f"{url} answered {response.status}")
+
+
+class Kafka(Service):
+    """Apache Kafka in KRaft mode (combined broker and controller), from Maven Central jars."""
+
+    name = "kafka"
+    setting = "VIDFLOW_KAFKA_BOOTSTRAP"
+
+    def address(self, settings: Settings) -> str:
+        return settings.kafka.bootstrap.split(",")[0]
+
+    def _config(self, settings: Settings, paths: StackPaths) -> Path:
+        host, port = split_host_port(self.address(settings))
+        data = paths.data(self.name)
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{host}:{port + 1}",
+            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{port + 1}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(data / "log"),
+            "num.partitions": str(settings.kafka.partitions),
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "auto.create.topics.enable": "false",
+            "group.initial.rebalance.delay.ms": "0",
+            "message.max.bytes": str(8 * 1024 * 1024),
+        }
+        (data / "server.properties").write_text(
+            "".join(f"{key}={value}\n" for key, value in properties.items())
+        )
+        (data / "log4j.properties").write_text(
+            "log4j.rootLogger=INFO, stdout\n"
+            "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+            "log4j.logger.kafka=INFO\nlog4j.logger.org.apache.kafka=INFO\n"
+        )
+        return data / "server.properties"
+
+    def _java(self, libs: Path, data: Path, main: str, *args: str) -> list[str]:
+        java = shutil.which("java")
+        if java is None:
+            raise StackError("Java not found: run `apt-get install openjdk-17-jre-headless`")
+        return [
+            java,
+            "-Xms256m",
+            "-Xmx768m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{data / 'log4j.properties'}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
+        ]
+
+    def prepare(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> None:
+        data = paths.data(self.name)
+        data.mkdir(parents=True, exist_ok=True)
+        config = self._config(settings, paths)
+        if (data / "log" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        argv = self._java(
+            tools["kafka"],
+            data,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+        )
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise StackError(
+                f"formatting Kafka's KRaft storage failed:\n{done.stdout}{done.stderr}"
+            )
+
+    def launch(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> Launch:
+        data = paths.data(self.name)
+        config = self._config(settings, paths)
+        return Launch(self._java(tools["kafka"], data, "kafka.Kafka", str(config)))
+
+    def probe(self, settings: Settings) -> None:
+        metadata = make_admin(settings.kafka, quiet=True).list_topics(timeout=2.0)
+        if not metadata.brokers:
+            raise ConnectionError("no broker registered yet")
+
+
+class MinIO(Service):
+    """MinIO object storage built from its Go module."""
+
+    name = "minio"
+    setting = "VIDFLOW_STORAGE_ENDPOINT"
+
+    def address(self, settings: Settings) -> str:
+        return settings.storage.endpoint
+
+    def launch(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> Launch:
+        host, port = split_host_port(self.address(settings))
+        data = paths.data(self.name) / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "MINIO_ROOT_USER": settings.storage.access_key.reveal(),
+            "MINIO_ROOT_PASSWORD": settings.storage.secret_key.reveal(),
+            "MINIO_PROMETHEUS_AUTH_TYPE": "public",
+            "MINIO_UPDATE": "off",
+            "MINIO_CI_CD": "1",
+        }
+        argv = [
+            str(tools["minio"]),
+            "server",
+            str(data),
+            "--quiet",
+            "--address",
+            f"{host}:{port}",
+            "--console-address",
+            f"{host}:{port + 1}",
+        ]
+        return Launch(argv, env=env)
+
+    def probe(self, settings: Settings) -> None:
+        _http_ok(f"{settings.storage.url}/minio/health/live")
+
+
+class Postgres(Service):
+    """A PostgreSQL cluster of our own (not the system one), owned by the ``postgres`` user."""
+
+    name = "postgres"
+    setting = "VIDFLOW_POSTGRES_PORT"
+
+    def address(self, settings: Settings) -> str:
+        return f"{settings.postgres.host}:{settings.postgres.port}"
+
+    @staticmethod
+    def _run_as() -> str | None:
+        # PostgreSQL refuses to run as root; Debian's package creates the `postgres` user.
+        return "postgres" if os.geteuid() == 0 else None
+
+    def _chown(self, path: Path) -> None:
+        user = self._run_as()
+        if user is None:
+            return
+        entry = pwd.getpwnam(user)
+        for item in [path, *path.rglob("*")]:
+            os.chown(item, entry.pw_uid, entry.pw_gid)
+
+    def prepare(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> None:
+        root = paths.data(self.name)
+        data, sockets = root / "data", root / "run"
+        for directory in (root, sockets):
+            directory.mkdir(parents=True, exist_ok=True)
+        self._chown(root)
+        user = self._run_as()
+        if user is not None:
+            probe = subprocess.run(
+                ["runuser", "-u", user, "--", "test", "-w", str(root)], check=False
+            )
+            if probe.returncode != 0:
+                raise StackError(
+                    f"the `{user}` user cannot write {root}: make every directory above it "
+                    "traversable (chmod o+x) or set VIDFLOW_HOME to a path it can reach"
+                )
+        if (data / "PG_VERSION").exists():
+            return
+        argv = [
+            str(tools["postgres"] / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        ]
+        if user is not None:
+            argv = ["runuser", "-u", user, "--", *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise StackError(f"initdb failed:\n{done.stdout}{done.stderr}")
+
+    def launch(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> Launch:
+        root = paths.data(self.name)
+        argv = [
+            str(tools["postgres"] / "postgres"),
+            "-D",
+            str(root / "data"),
+            "-p",
+            str(settings.postgres.port),
+            "-k",
+            str(root / "run"),
+            "-c",
+            f"listen_addresses={settings.postgres.host}",
+            "-c",
+            "max_connections=400",
+            "-c",
+            "shared_buffers=256MB",
+        ]
+        return Launch(argv, user=self._run_as())
+
+    def probe(self, settings: Settings) -> None:
+        # the superuser over the private socket: works before the vidflow role exists
+        with psycopg.connect(
+            host=str(Path(settings.home).resolve() / self.name / "run"),
+            port=settings.postgres.port,
+            user="postgres",
+            dbname="postgres",
+            connect_timeout=2,
+        ) as conn:
+            conn.execute("select 1")
+
+    def after_start(self, settings: Settings, paths: StackPaths) -> None:
+        pg = settings.postgres
+        with psycopg.connect(
+            host=str(paths.data(self.name).resolve() / "run"),
+            port=pg.port,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
+            exists = conn.execute(
+                "select 1 from pg_roles where rolname = %s", (pg.user,)
+            ).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                psycopg.sql.SQL("{} ROLE {} WITH LOGIN CREATEDB PASSWORD {}").format(
+                    psycopg.sql.SQL(verb),
+                    psycopg.sql.Identifier(pg.user),
+                    psycopg.sql.Literal(pg.password.reveal()),
+                )
+            )
+            if not conn.execute(
+                "select 1 from pg_database where datname = %s", (pg.database,)
+            ).fetchone():
+                conn.execute(
+                    psycopg.sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        psycopg.sql.Identifier(pg.database), psycopg.sql.Identifier(pg.user)
+                    )
+                )
+        with psycopg.connect(pg.dsn, connect_timeout=5) as conn:
+            conn.execute("select 1")
+
+
+class Prometheus(Service):
+    """Prometheus scraping every vidflow process and MinIO."""
+
+    name = "prometheus"
+    setting = "VIDFLOW_METRICS_PROMETHEUS_PORT"
+
+    def address(self, settings: Settings) -> str:
+        return f"127.0.0.1:{settings.metrics.prometheus_port}"
+
+    def config(self, settings: Settings) -> dict[str, object]:
+        """Scrape configuration for the local stack (YAML is a superset of JSON)."""
+        m = settings.metrics
+
+        def job(name: str, target: str, path: str = "/metrics") -> dict[str, object]:
+            return {
+                "job_name": name,
+                "metrics_path": path,
+                "static_configs": [{"targets": [target]}],
+            }
+
+        return {
+            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "scrape_configs": [
+                job("prometheus", self.address(settings)),
+                job("minio", settings.storage.endpoint, "/minio/v2/metrics/cluster"),
+                job("vidflow-ingest", f"127.0.0.1:{m.ingest_port}"),
+                job("vidflow-transcode", f"127.0.0.1:{m.transcode_port}"),
+                job("vidflow-watcher", f"127.0.0.1:{m.watcher_port}"),
+                job("vidflow-portal", f"127.0.0.1:{m.portal_port}"),
+            ],
+        }
+
+    def launch(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> Launch:
+        root = paths.data(self.name)
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        config = root / "prometheus.yml"
+        config.write_text(json.dumps(self.config(settings), indent=2))
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise StackError("Prometheus not found: run `apt-get install prometheus`")
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address={self.address(settings)}",
+            "--storage.tsdb.retention.time=7d",
+            "--web.enable-lifecycle",
+        ]
+        return Launch(argv)
+
+    def probe(self, settings: Settings) -> None:
+        _http_ok(f"http://{self.address(settings)}/-/ready")
+
+
+SERVICES: tuple[Service, ...] = (Kafka(), MinIO(), Postgres(), Prometheus())
