@@ -19,6 +19,7 @@ from vidflow.stack.services import SERVICES, StackPaths
 __all__ = ["render_env", "stack"]
 
 console = Console(stderr=True)
+out = Console()
 
 
 def render_env(settings: Settings) -> str:
@@ -99,7 +100,7 @@ def down() -> None:
 def status() -> None:
     """Each service, probed for real; exits 1 if any is down."""
     rows = health(get_settings())
-    console.print(_table(rows))
+    out.print(_table(rows))
     if not all(row.healthy for row in rows):
         sys.exit(1)
 

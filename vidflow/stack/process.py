@@ -14,6 +14,10 @@ from pathlib import Path
 
 __all__ = ["port_in_use", "read_pid", "running_pid", "start_detached", "stop_pidfile", "tail"]
 
+# Services started by this process stay our children until it exits; keeping their Popen
+# objects lets us reap them (no zombies) and keeps Popen.__del__ from warning they still run.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 def read_pid(pidfile: Path) -> int | None:
     """The pid recorded in ``pidfile``, if any."""
@@ -24,6 +28,9 @@ def read_pid(pidfile: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -77,6 +84,7 @@ def start_detached(
             start_new_session=True,
             preexec_fn=(lambda: _demote(user)) if user else None,
         )
+    _children[process.pid] = process
     pidfile.write_text(f"{process.pid}\n")
     return process.pid
 
@@ -91,8 +99,6 @@ def stop_pidfile(pidfile: Path, timeout: float = 20.0) -> bool:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
         time.sleep(0.2)
     if _alive(pid):
         with contextlib.suppress(ProcessLookupError):
