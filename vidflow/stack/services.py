@@ -289,6 +289,12 @@ class Postgres(Service):
         return Launch(argv, user=self._run_as())
 
     def probe(self, settings: Settings) -> None:
+        try:  # the application's own login, over TCP, as every client will connect
+            with psycopg.connect(settings.postgres.dsn, connect_timeout=2) as conn:
+                conn.execute("select 1")
+                return
+        except psycopg.OperationalError:
+            pass
         # the superuser over the private socket: works before the vidflow role exists
         with psycopg.connect(
             host=str(Path(settings.home).resolve() / self.name / "run"),
