@@ -45,6 +45,7 @@ __all__ = [
     "RenditionCompleted",
     "RenditionFailed",
     "SourceRef",
+    "StatusBase",
     "StatusEvent",
     "TranscodeCancel",
     "TranscodeRequested",
@@ -247,8 +248,8 @@ class TranscodeCancel(_JobEvent, frozen=True, kw_only=True, tag="transcode.cance
 # ---------------------------------------------------------------- vidflow.status
 
 
-class _StatusEvent(Event, frozen=True, kw_only=True):
-    """A step of a video's life. ``seq`` orders the events of one ``run`` (an ingest or a job)."""
+class StatusBase(Event, frozen=True, kw_only=True):
+    """Fields of every status event; ``seq`` orders the events of one ``run`` (ingest or job)."""
 
     topic: ClassVar[str] = "status"
     key_field: ClassVar[str] = "video_id"
@@ -258,7 +259,7 @@ class _StatusEvent(Event, frozen=True, kw_only=True):
     seq: NonNegInt
 
 
-class IngestStarted(_StatusEvent, frozen=True, kw_only=True, tag="ingest.started"):
+class IngestStarted(StatusBase, frozen=True, kw_only=True, tag="ingest.started"):
     """A new source began arriving."""
 
     origin: Literal["watch", "upload"]
@@ -267,7 +268,7 @@ class IngestStarted(_StatusEvent, frozen=True, kw_only=True, tag="ingest.started
     stream_id: str = ""
 
 
-class ChunkStored(_StatusEvent, frozen=True, kw_only=True, tag="chunk.stored"):
+class ChunkStored(StatusBase, frozen=True, kw_only=True, tag="chunk.stored"):
     """A chunk is durable in the object store (``deduplicated``: it already was)."""
 
     chunk: ChunkRef
@@ -275,25 +276,25 @@ class ChunkStored(_StatusEvent, frozen=True, kw_only=True, tag="chunk.stored"):
     bytes_so_far: NonNegInt = 0
 
 
-class IngestRestarted(_StatusEvent, frozen=True, kw_only=True, tag="ingest.restarted"):
+class IngestRestarted(StatusBase, frozen=True, kw_only=True, tag="ingest.restarted"):
     """The file shrank or was replaced: what was read is dropped and the stream starts over."""
 
     reason: str
 
 
-class IngestCompleted(_StatusEvent, frozen=True, kw_only=True, tag="ingest.completed"):
+class IngestCompleted(StatusBase, frozen=True, kw_only=True, tag="ingest.completed"):
     """The source is composed and verified against its full SHA-256."""
 
     manifest: Manifest
 
 
-class ProbeCompleted(_StatusEvent, frozen=True, kw_only=True, tag="probe.completed"):
+class ProbeCompleted(StatusBase, frozen=True, kw_only=True, tag="probe.completed"):
     """ffprobe read the source."""
 
     probe: Probe
 
 
-class UnitStarted(_StatusEvent, frozen=True, kw_only=True, tag="unit.started"):
+class UnitStarted(StatusBase, frozen=True, kw_only=True, tag="unit.started"):
     """An FFmpeg encode unit started (``heights``: the rungs it makes)."""
 
     job_id: NonEmpty
@@ -302,7 +303,7 @@ class UnitStarted(_StatusEvent, frozen=True, kw_only=True, tag="unit.started"):
     attempt: int = 1
 
 
-class UnitProgress(_StatusEvent, frozen=True, kw_only=True, tag="unit.progress"):
+class UnitProgress(StatusBase, frozen=True, kw_only=True, tag="unit.progress"):
     """How far an encode unit is."""
 
     job_id: NonEmpty
@@ -312,14 +313,14 @@ class UnitProgress(_StatusEvent, frozen=True, kw_only=True, tag="unit.progress")
     speed: NonNegFloat = 0.0
 
 
-class RenditionCompleted(_StatusEvent, frozen=True, kw_only=True, tag="rendition.completed"):
+class RenditionCompleted(StatusBase, frozen=True, kw_only=True, tag="rendition.completed"):
     """A rung is written (MP4 and HLS)."""
 
     job_id: NonEmpty
     rendition: Rendition
 
 
-class RenditionFailed(_StatusEvent, frozen=True, kw_only=True, tag="rendition.failed"):
+class RenditionFailed(StatusBase, frozen=True, kw_only=True, tag="rendition.failed"):
     """An encode unit failed; ``final`` when no retry follows."""
 
     job_id: NonEmpty
@@ -329,7 +330,7 @@ class RenditionFailed(_StatusEvent, frozen=True, kw_only=True, tag="rendition.fa
     final: bool = False
 
 
-class JobCompleted(_StatusEvent, frozen=True, kw_only=True, tag="job.completed"):
+class JobCompleted(StatusBase, frozen=True, kw_only=True, tag="job.completed"):
     """Every rung is done; the master playlist, poster and sprite are written."""
 
     job_id: NonEmpty
@@ -340,7 +341,7 @@ class JobCompleted(_StatusEvent, frozen=True, kw_only=True, tag="job.completed")
     sprite_vtt: str = ""
 
 
-class JobFailed(_StatusEvent, frozen=True, kw_only=True, tag="job.failed"):
+class JobFailed(StatusBase, frozen=True, kw_only=True, tag="job.failed"):
     """The video cannot be processed; ``reason`` is for people."""
 
     reason: str
@@ -348,7 +349,7 @@ class JobFailed(_StatusEvent, frozen=True, kw_only=True, tag="job.failed"):
     stage: Literal["ingest", "probe", "transcode"] = "transcode"
 
 
-class JobCancelled(_StatusEvent, frozen=True, kw_only=True, tag="job.cancelled"):
+class JobCancelled(StatusBase, frozen=True, kw_only=True, tag="job.cancelled"):
     """The job was stopped on request and its partial outputs removed."""
 
     job_id: NonEmpty

@@ -28,6 +28,7 @@ __all__ = [
     "TranscodeSettings",
     "get_settings",
     "load_settings",
+    "settings_environ",
 ]
 
 MiB = 1024 * 1024
@@ -258,6 +259,33 @@ def _refuse_default_credentials(settings: Settings) -> None:
         raise SettingsError(
             "VIDFLOW_ENV=production refuses default credentials; set " + ", ".join(defaults)
         )
+
+
+def settings_environ(settings: Settings) -> dict[str, str]:
+    """The environment variables that make :func:`load_settings` give back ``settings``.
+
+    Used to hand exactly these settings to a child process (a flow, the portal).
+    """
+
+    def text(value: Any) -> str:
+        if isinstance(value, Secret):
+            return value.reveal()
+        if isinstance(value, tuple):
+            return ",".join(str(v) for v in value)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    environ: dict[str, str] = {}
+    for field in msgspec.structs.fields(Settings):
+        value = getattr(settings, field.name)
+        if field.name in _GROUPS:
+            for inner in msgspec.structs.fields(_GROUPS[field.name]):
+                key = f"{ENV_PREFIX}{field.name}_{inner.name}".upper()
+                environ[key] = text(getattr(value, inner.name))
+        else:
+            environ[f"{ENV_PREFIX}{field.name}".upper()] = text(value)
+    return environ
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

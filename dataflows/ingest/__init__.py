@@ -1,0 +1,1 @@
+"""The logic beside ``dataflows/ingest_flow.py``: chunk planning, stream state, storage steps."""

@@ -1,0 +1,37 @@
+"""Chunk planning and checksums: pure functions, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+__all__ = ["composite_sha256", "plan_chunks"]
+
+
+def plan_chunks(offset: int, size: int, chunk_size: int, *, final: bool) -> list[tuple[int, int]]:
+    """The ``(offset, length)`` ranges to cut from ``offset`` given ``size`` bytes exist.
+
+    Only whole chunks are cut while a file may still grow; the partial tail is cut once the
+    stream is ``final``, so every chunk but the last has exactly ``chunk_size`` bytes (which is
+    what server-side compose needs).
+    """
+    if chunk_size <= 0:
+        raise ValueError("chunk_size must be positive")
+    ranges: list[tuple[int, int]] = []
+    position = offset
+    while size - position >= chunk_size:
+        ranges.append((position, chunk_size))
+        position += chunk_size
+    if final and size > position:
+        ranges.append((position, size - position))
+    return ranges
+
+
+def composite_sha256(digests: Iterable[str]) -> str:
+    """The S3 multipart convention over chunk digests: ``sha256(d1 || d2 || ...)-N``."""
+    joined = hashlib.sha256()
+    count = 0
+    for digest in digests:
+        joined.update(bytes.fromhex(digest))
+        count += 1
+    return f"{joined.hexdigest()}-{count}"

@@ -1,0 +1,278 @@
+"""The ingest flow's per-stream stateful logic.
+
+One instance per stream key. Bytes are cut into chunks as they arrive (a bounded number per
+activation, so one large file never starves other streams on the worker), and the stream
+completes when no event came for the stream timeout, at once on ``file.closed`` when
+``close_is_final``, or at once for an upload. The deadline is never persisted: a resumed flow
+gives every replayed stream a fresh grace period. A completed stream is discarded, so no state
+is kept for finished streams.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path, PurePath
+from typing import Any, TypeVar
+
+from bytewax.operators import StatefulLogic
+from minio.error import S3Error
+from urllib3.exceptions import HTTPError
+
+from connectors.ffmpeg import ProbeError, probe
+from dataflows.ingest import metrics
+from dataflows.ingest.chunking import plan_chunks
+from dataflows.ingest.sources import SourceVanished, read_range
+from dataflows.ingest.state import StreamState, video_id_for
+from dataflows.ingest.store import ChunkStore, VerificationError
+from dataflows.kafka_io import Inbound, Outbound
+from vidflow import events as ev
+from vidflow.logs import get_logger
+from vidflow.settings import Settings
+
+__all__ = ["IngestContext", "IngestLogic"]
+
+log = get_logger("vidflow.ingest")
+T = TypeVar("T")
+S = TypeVar("S", bound=ev.StatusBase)
+CHUNKS_PER_ACTIVATION = 4
+STORAGE_RETRY_SECONDS = 300.0
+
+
+class IngestContext:
+    """What every stream's logic shares: settings and the chunk store."""
+
+    def __init__(self, settings: Settings, store: ChunkStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.status_topic = settings.kafka.topic_status
+        self.jobs_topic = settings.kafka.topic_jobs
+
+    def with_storage_retry(self, what: str, call: Callable[[], T]) -> T:
+        """Storage that goes away is waited for, not crashed on (bounded, with backoff)."""
+        deadline = time.monotonic() + STORAGE_RETRY_SECONDS
+        delay = 0.5
+        while True:
+            try:
+                return call()
+            except (HTTPError, OSError, S3Error) as exc:
+                transient = not isinstance(exc, S3Error) or exc.code in {
+                    "SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized",
+                }  # fmt: skip
+                if isinstance(exc, SourceVanished | FileNotFoundError) or not transient:
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("storage unavailable, retrying", step=what, error=str(exc), delay=delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
+    """Cut, store and complete one stream."""
+
+    def __init__(self, ctx: IngestContext, resumed: StreamState | None) -> None:
+        self.ctx = ctx
+        self.state = resumed
+        self.deadline = time.time() + ctx.settings.ingest.stream_timeout
+        self.done = False
+
+    # ---------------------------------------------------------------- bytewax callbacks
+
+    def on_item(self, value: Inbound) -> tuple[list[Outbound], bool]:
+        out: list[Outbound] = []
+        event = value.event
+        timeout = self.ctx.settings.ingest.stream_timeout
+        if isinstance(event, ev.FileChanged | ev.FileClosed):
+            out += self._on_file(value, event)
+            self.deadline = time.time() + timeout
+        elif isinstance(event, ev.FileDeleted):
+            if self.state is not None:
+                out.append(self._failed("ingest", f"{event.path} was deleted before it completed"))
+            return out, StatefulLogic.DISCARD
+        elif isinstance(event, ev.UploadCompleted):
+            if self.state is None:  # a replayed duplicate of a finished upload starts over
+                out += self._start_upload(value, event)
+        else:
+            log.warning("ignoring an event that does not belong to ingest", type=event.type)
+        out += self._advance()
+        return out, self._retain()
+
+    def on_notify(self) -> tuple[list[Outbound], bool]:
+        out: list[Outbound] = []
+        if self.state is not None and time.time() >= self.deadline and not self.state.final:
+            out += self._check_file_at_deadline()
+        out += self._advance()
+        return out, self._retain()
+
+    def on_eof(self) -> tuple[list[Outbound], bool]:
+        return [], self._retain()
+
+    def notify_at(self) -> datetime | None:
+        if self.state is None or self.done:
+            return None
+        chunk_size = self.ctx.settings.ingest.chunk_size
+        if self.state.backlog(chunk_size) or self.state.final:
+            return datetime.now(UTC)  # more work now: come back right after other keys ran
+        return datetime.fromtimestamp(self.deadline, UTC)
+
+    def snapshot(self) -> StreamState:
+        assert self.state is not None
+        return StreamState(**{**vars(self.state), "chunks": list(self.state.chunks)})
+
+    # ---------------------------------------------------------------- stream lifecycle
+
+    def _retain(self) -> bool:
+        return StatefulLogic.DISCARD if self.done or self.state is None else StatefulLogic.RETAIN
+
+    def _status(self, cls: type[S], **fields: Any) -> Outbound:
+        state = self.state
+        assert state is not None
+        seq = state.next_seq()
+        tag = str(cls.__struct_config__.tag)
+        event = cls(
+            id=ev.event_id(state.run, seq, tag), video_id=state.video_id, run=state.run, seq=seq,
+            **fields,
+        )  # fmt: skip
+        return Outbound(self.ctx.status_topic, event)
+
+    def _failed(self, stage: str, reason: str) -> Outbound:
+        self.done = True
+        metrics.STREAMS.labels(outcome="failed").inc()
+        log.warning("ingest failed", video=self.state.video_id if self.state else "", reason=reason)
+        return self._status(ev.JobFailed, reason=reason, stage=stage)
+
+    def _on_file(self, value: Inbound, event: ev.FileChanged | ev.FileClosed) -> list[Outbound]:
+        out: list[Outbound] = []
+        state = self.state
+        if state is not None:
+            replaced = bool(event.inode and state.inode and event.inode != state.inode)
+            shrunk = event.size < state.known_size
+            if replaced or shrunk:
+                why = "the file was replaced" if replaced else "the file shrank"
+                out.append(self._status(ev.IngestRestarted, reason=f"{why}; starting over"))
+                state = None
+        if state is None:
+            state = StreamState(
+                stream_id=event.stream_id,
+                video_id=video_id_for(event.stream_id, value.topic, value.partition, value.offset),
+                origin="watch",
+                location=event.path,
+                filename=PurePath(event.path).name,
+                inode=event.inode,
+            )
+            self.state = state
+            out.append(
+                self._status(ev.IngestStarted, origin="watch", filename=state.filename,
+                             stream_id=state.stream_id)
+            )  # fmt: skip
+        state.known_size = event.size
+        state.inode = event.inode or state.inode
+        if isinstance(event, ev.FileClosed) and self.ctx.settings.ingest.close_is_final:
+            state.final = True
+        return out
+
+    def _start_upload(self, value: Inbound, event: ev.UploadCompleted) -> list[Outbound]:
+        self.state = StreamState(
+            stream_id=f"upload:{event.upload_id}",
+            video_id=video_id_for(event.upload_id, value.topic, value.partition, value.offset),
+            origin="upload",
+            location=event.key,
+            bucket=event.bucket,
+            filename=PurePath(event.filename).name or event.upload_id,
+            owner=event.owner,
+            profile=event.profile,
+            known_size=event.size,
+            final=True,
+        )
+        return [
+            self._status(ev.IngestStarted, origin="upload", filename=self.state.filename,
+                         owner=event.owner, stream_id=self.state.stream_id)
+        ]  # fmt: skip
+
+    def _check_file_at_deadline(self) -> list[Outbound]:
+        """The stream went quiet: take the file's real size (a late event may be missing)."""
+        state = self.state
+        assert state is not None
+        try:
+            size = Path(state.location).stat().st_size
+        except FileNotFoundError:
+            return [self._failed("ingest", f"{state.location} disappeared before it completed")]
+        if size < state.known_size:
+            return [self._failed("ingest", f"{state.location} shrank while it was being read")]
+        state.known_size = size
+        state.final = True
+        return []
+
+    def _advance(self) -> list[Outbound]:
+        state = self.state
+        if state is None or self.done:
+            return []
+        chunk_size = self.ctx.settings.ingest.chunk_size
+        ranges = plan_chunks(state.next_offset, state.known_size, chunk_size, final=state.final)
+        out: list[Outbound] = []
+        try:
+            for offset, length in ranges[:CHUNKS_PER_ACTIVATION]:
+                out.append(self._store_chunk(offset, length))
+            if state.final and state.next_offset >= state.known_size:
+                out += self._complete()
+        except (SourceVanished, VerificationError) as exc:
+            out.append(self._failed("ingest", str(exc)))
+        return out
+
+    def _store_chunk(self, offset: int, length: int) -> Outbound:
+        state = self.state
+        assert state is not None
+        started = time.perf_counter()
+        store = self.ctx.store
+        data = self.ctx.with_storage_retry(
+            "read", lambda: read_range(state, store.client, offset, length)
+        )
+        digest, deduplicated = self.ctx.with_storage_retry("put", lambda: store.put_chunk(data))
+        chunk = ev.ChunkRef(index=len(state.chunks), offset=offset, size=length, sha256=digest)
+        state.chunks.append(chunk)
+        state.next_offset = offset + length
+        metrics.BYTES_READ.inc(length)
+        metrics.CHUNKS.labels(result="deduplicated" if deduplicated else "stored").inc()
+        metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
+        return self._status(
+            ev.ChunkStored, chunk=chunk, deduplicated=deduplicated, bytes_so_far=state.next_offset
+        )
+
+    def _complete(self) -> list[Outbound]:
+        state = self.state
+        assert state is not None
+        if not state.chunks:
+            return [self._failed("ingest", "the file is empty (0 bytes): nothing to process")]
+        store, retry = self.ctx.store, self.ctx.with_storage_retry
+        key = retry("compose", lambda: store.compose(state.video_id, state.chunks))
+        sha256 = retry("verify", lambda: store.verify(key, state.chunks))
+        manifest = retry(
+            "manifest", lambda: store.write_manifest(state.video_id, key, state.chunks, sha256)
+        )
+        out = [self._status(ev.IngestCompleted, manifest=manifest)]
+        try:
+            found = probe(store.presigned(key))
+        except ProbeError as exc:
+            out.append(self._failed("probe", f"{state.filename}: {exc}"))
+            return out
+        out.append(self._status(ev.ProbeCompleted, probe=found))
+        request = ev.TranscodeRequested(
+            id=ev.event_id("transcode.requested", state.video_id, "ingest"),
+            video_id=state.video_id,
+            job_id=ev.event_id("job", state.video_id, "ingest"),
+            source=ev.SourceRef(bucket=store.bucket, key=key, size=manifest.size, sha256=sha256),
+            probe=found,
+            profile=state.profile,
+            reason="ingest",
+            filename=state.filename,
+            owner=state.owner,
+        )
+        out.append(Outbound(self.ctx.jobs_topic, request))
+        self.done = True
+        metrics.STREAMS.labels(outcome="completed").inc()
+        log.info(
+            "ingest completed", video=state.video_id, size=manifest.size, chunks=len(state.chunks)
+        )
+        return out

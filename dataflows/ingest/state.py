@@ -1,0 +1,54 @@
+"""The per-stream state of the ingest flow: picklable facts only (offsets, digests, ids).
+
+Never a hash object or a file handle: Bytewax snapshots this state for recovery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vidflow.events import ChunkRef, event_id
+
+__all__ = ["Origin", "StreamState", "video_id_for"]
+
+Origin = Literal["watch", "upload"]
+
+
+def video_id_for(stream_id: str, topic: str, partition: int, offset: int) -> str:
+    """A video's id: derived from the message that started it, so a replay derives the same."""
+    return event_id("video", stream_id, topic, partition, offset)
+
+
+@dataclass
+class StreamState:
+    """One version of one source being ingested."""
+
+    stream_id: str
+    video_id: str
+    origin: Origin
+    location: str  # a local path, or an object key in ``bucket``
+    bucket: str = ""
+    filename: str = ""
+    owner: str = ""
+    profile: str = "default"
+    inode: int = 0
+    known_size: int = 0
+    next_offset: int = 0
+    chunks: list[ChunkRef] = field(default_factory=list)
+    seq: int = 0
+    final: bool = False  # the size will not change any more (closed file, finished upload)
+
+    def next_seq(self) -> int:
+        """The sequence number of the next status event of this run."""
+        self.seq += 1
+        return self.seq
+
+    @property
+    def run(self) -> str:
+        """Status events of an ingest form one run named after the video."""
+        return f"ingest:{self.video_id}"
+
+    def backlog(self, chunk_size: int) -> int:
+        """Whole chunks readable now."""
+        return max(0, self.known_size - self.next_offset) // chunk_size

@@ -1,0 +1,60 @@
+"""The ingest dataflow: file events and uploads become verified, chunked video sources.
+
+Wiring only; the logic lives in ``dataflows/ingest/``. Run it with::
+
+    python -m bytewax.run dataflows.ingest_flow:flow -r RECOVERY_DIR -s 5
+
+    file-events ─┐                                ┌─ status events ─▶ vidflow.status
+    uploads ─────┴─ decode ─ key by stream ─ IngestLogic ─┤
+                   └─ undecodable ─▶ vidflow.dlq          └─ transcode.requested ─▶ vidflow.jobs
+"""
+
+from __future__ import annotations
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from connectors.metrics import start_metrics_server
+from connectors.storage import ensure_bucket, make_client, wait_for_storage
+from dataflows.ingest.logic import IngestContext, IngestLogic
+from dataflows.ingest.store import ChunkStore
+from dataflows.kafka_io import Inbound, Outbound, read_events, write_events
+from vidflow import events as ev
+from vidflow.layout import ObjectLayout
+from vidflow.logs import configure_logging
+from vidflow.settings import Settings, get_settings
+
+__all__ = ["build_flow", "flow", "stream_key"]
+
+
+def stream_key(item: Inbound) -> str:
+    """File events are keyed by stream (host + path); an upload is a stream of its own."""
+    event = item.event
+    if isinstance(event, ev.UploadCompleted):
+        return f"upload:{event.upload_id}"
+    return event.partition_key
+
+
+def build_flow(settings: Settings) -> Dataflow:
+    """The ingest dataflow for ``settings``."""
+    configure_logging(settings.log_level, settings.log_format)
+    wait_for_storage(settings.storage, timeout=120)
+    client = make_client(settings.storage)
+    ensure_bucket(client, settings.storage.bucket)
+    start_metrics_server(settings.metrics.ingest_port)
+    ctx = IngestContext(
+        settings, ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage))
+    )
+    k = settings.kafka
+
+    flow = Dataflow("vidflow-ingest")
+    read = read_events("read", flow, k, [k.topic_file_events, k.topic_uploads])
+    keyed = op.key_on("by-stream", read.oks, stream_key)
+    results = op.stateful("ingest", keyed, lambda resumed: IngestLogic(ctx, resumed))
+    produced = op.map("unkey", results, lambda key_and_item: key_and_item[1])
+    dead = op.map("to-dlq", read.errs, lambda letter: Outbound(k.topic_dlq, letter))
+    write_events("write", op.merge("all-out", produced, dead), k)
+    return flow
+
+
+flow = build_flow(get_settings())

@@ -1,0 +1,99 @@
+"""Kafka in and out of Bytewax flows, speaking the event contract.
+
+Shaped like ``bytewax.connectors.kafka.operators``: reading splits into ``oks`` (decoded events,
+with where they came from) and ``errs`` (dead letters with the raw bytes and the reason), so a
+malformed message becomes a ``vidflow.dlq`` record and never stops a flow.
+
+Bytewax's ``KafkaSource`` keeps its offsets in the recovery store, not in a consumer group; it
+exports ``bytewax_kafka_consumer_lag`` (per topic and partition) to the process registry, which
+``connectors.metrics.start_metrics_server`` serves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource
+from bytewax.dataflow import Dataflow, Stream, operator
+
+from vidflow.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
+from vidflow.settings import KafkaSettings
+
+__all__ = ["Inbound", "Outbound", "ReadResult", "read_events", "write_events"]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A decoded event and its position in the log (positions make derived ids deterministic)."""
+
+    event: AnyEvent
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """An event bound for a topic."""
+
+    topic: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """The two streams a read produces."""
+
+    oks: Stream[Inbound]
+    errs: Stream[DeadLetter]
+
+
+def _decode(message: Any, expect: str | None) -> Inbound | DeadLetter:
+    if isinstance(message, KafkaError):
+        source = message.msg
+        return dead_letter(
+            raw=source.value, key=source.key, topic=source.topic or "", stage="consume",
+            partition=source.partition or 0, offset=source.offset or 0, error=str(message.err),
+        )  # fmt: skip
+    decoded = try_decode(message.value, expect)
+    if isinstance(decoded, DecodeError):
+        return dead_letter(
+            raw=message.value, key=message.key, topic=message.topic or "",
+            partition=message.partition or 0, offset=message.offset or 0, error=str(decoded),
+        )  # fmt: skip
+    return Inbound(decoded, message.topic or "", message.partition or 0, message.offset or 0)
+
+
+@operator
+def read_events(
+    step_id: str,
+    flow: Dataflow,
+    kafka: KafkaSettings,
+    topics: list[str],
+    expect: str | None = None,
+    batch_size: int = 100,
+) -> ReadResult:
+    """Read ``topics`` from the beginning (or the recovered position), decoding every message."""
+    source = KafkaSource(
+        [kafka.bootstrap], topics, tail=True, raise_on_errors=False, batch_size=batch_size
+    )
+    raw = op.input("input", flow, source)
+    decoded = op.map("decode", raw, lambda m: _decode(m, expect))
+    split = op.branch("split", decoded, lambda item: isinstance(item, Inbound))
+    return ReadResult(oks=split.trues, errs=split.falses)  # type: ignore[arg-type]
+
+
+def _to_sink(item: Outbound) -> KafkaSinkMessage[bytes, bytes]:
+    return KafkaSinkMessage(
+        key=item.event.partition_key.encode(), value=encode(item.event), topic=item.topic
+    )
+
+
+@operator
+def write_events(step_id: str, up: Stream[Outbound], kafka: KafkaSettings) -> None:
+    """Produce each event to its topic, keyed by its partition key (idempotent producer)."""
+    messages = op.map("encode", up, _to_sink)
+    sink = KafkaSink([kafka.bootstrap], None, add_config={"enable.idempotence": "true"})
+    op.output("output", messages, sink)

@@ -1,0 +1,136 @@
+"""Running a dataflow as a real child process (what production does) and reading its output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from confluent_kafka import Consumer
+
+from connectors.kafka import make_consumer
+from vidflow import events as ev
+from vidflow.settings import Settings, settings_environ
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FlowProcess:
+    """``python -m bytewax.run <module>:flow`` with recovery, for one test's isolated settings."""
+
+    def __init__(
+        self,
+        module: str,
+        settings: Settings,
+        workdir: Path,
+        *,
+        workers: int = 1,
+        extra_env: dict[str, str] | None = None,
+        snapshot_seconds: int = 1,
+    ) -> None:
+        self.module = module
+        self.workdir = workdir
+        self.recovery = workdir / "recovery"
+        self.log = workdir / f"{module.rsplit('.', 1)[-1]}.log"
+        self.workers = workers
+        self.snapshot_seconds = snapshot_seconds
+        self.env = {**os.environ, **settings_environ(settings), **(extra_env or {})}
+        self.env.setdefault("VIDFLOW_METRICS_INGEST_PORT", "0")
+        self.env.setdefault("VIDFLOW_METRICS_TRANSCODE_PORT", "0")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FlowProcess:
+        if not self.recovery.exists():
+            self.recovery.mkdir(parents=True)
+            subprocess.run(
+                [sys.executable, "-m", "bytewax.recovery", str(self.recovery), "1"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        argv = [
+            sys.executable, "-m", "bytewax.run", f"{self.module}:flow",
+            "-w", str(self.workers), "-r", str(self.recovery),
+            "-s", str(self.snapshot_seconds), "-b", "0",
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the flow gets no chance to clean up, as in a crash."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def assert_running(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"flow exited with {self.process.returncode}:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+    def __enter__(self) -> FlowProcess:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class TopicReader:
+    """Reads a topic from the beginning and keeps every decoded event."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.consumer: Consumer = make_consumer(settings.kafka, f"test-{uuid.uuid4().hex}")
+        self.consumer.subscribe([topic])
+        self.events: list[ev.AnyEvent] = []
+        self.raw: list[bytes] = []
+
+    def poll(self, seconds: float = 0.5) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            message = self.consumer.poll(0.1)
+            if message is None or message.error() is not None:
+                continue
+            self.raw.append(message.value())
+            decoded = ev.try_decode(message.value())
+            if not isinstance(decoded, ev.DecodeError):
+                self.events.append(decoded)
+
+    def wait_for(
+        self,
+        predicate: Callable[[list[ev.AnyEvent]], bool],
+        timeout: float,
+        flow: FlowProcess | None = None,
+    ) -> list[ev.AnyEvent]:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.events):
+            if time.monotonic() > deadline:
+                types = [e.type for e in self.events]
+                detail = f"\nflow log:\n{flow.output()}" if flow else ""
+                raise AssertionError(f"timed out; events so far: {types}{detail}")
+            if flow is not None:
+                flow.assert_running()
+            self.poll(0.5)
+        return self.events
+
+    def close(self) -> None:
+        self.consumer.close()

@@ -1,0 +1,38 @@
+"""Test media made on the spot with ffmpeg's lavfi sources (no media files in git)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from connectors.ffmpeg import ffmpeg_binary
+
+
+def raw_clip(path: Path, seconds: float = 4.0, size: str = "320x240", rate: int = 25) -> Path:
+    """An uncompressed Matroska clip: large for its length (11 MB for 4 s), so chunking shows."""
+    subprocess.run(
+        [
+            ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi",
+            "-i", f"testsrc2=size={size}:rate={rate}", "-t", str(seconds),
+            "-c:v", "rawvideo", "-pix_fmt", "yuv420p", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def h264_clip(
+    path: Path, seconds: float = 2.0, size: str = "320x240", rate: int = 25, audio: bool = True
+) -> Path:
+    """A small H.264 (+AAC) MP4."""
+    audio_in = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] if audio else []
+    audio_out = ["-c:a", "aac", "-shortest"] if audio else []
+    subprocess.run(
+        [
+            ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi",
+            "-i", f"testsrc2=size={size}:rate={rate}", *audio_in, "-t", str(seconds),
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *audio_out, str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
