@@ -1,0 +1,135 @@
+"""The producers on real services: the directory watcher and `vidflow submit`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from tests.flows import ROOT, FlowProcess, TopicReader
+from tests.media import h264_clip, raw_clip
+from vidflow import events as ev
+from vidflow.settings import MiB, Settings, settings_environ
+from vidflow.watch import DirectoryWatcher
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def watch_settings(isolated_settings: Settings, tmp_path: Path) -> Settings:
+    ingest = msgspec.structs.replace(
+        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0
+    )
+    return msgspec.structs.replace(isolated_settings, ingest=ingest, home=tmp_path / "home")
+
+
+def file_events(reader: TopicReader) -> list[ev.AnyEvent]:
+    return [e for e in reader.events if isinstance(e, ev.FileChanged | ev.FileDeleted)]
+
+
+def test_watcher_reports_existing_files_once_and_refuses_escaping_symlinks(
+    watch_settings: Settings, tmp_path: Path
+) -> None:
+    root, outside = tmp_path / "incoming", tmp_path / "outside"
+    (root / "cam1").mkdir(parents=True)
+    outside.mkdir()
+    (root / "cam1" / "a.mp4").write_bytes(b"a" * 100)
+    (root / ".hidden.mp4").write_bytes(b"h")
+    (root / "b.mp4.part").write_bytes(b"p")
+    (outside / "secret.mp4").write_bytes(b"s")
+    (root / "escape.mp4").symlink_to(outside / "secret.mp4")
+
+    assert DirectoryWatcher(watch_settings, [root]).scan() == 1
+    assert DirectoryWatcher(watch_settings, [root]).scan() == 0  # a restart re-sends nothing
+
+    reader = TopicReader(watch_settings, watch_settings.kafka.topic_file_events)
+    reader.wait_for(lambda es: len(es) >= 1, 20)
+    reader.poll(1.0)
+    reader.close()
+    sent = file_events(reader)
+    assert [Path(e.path).name for e in sent] == ["a.mp4"]
+    assert isinstance(sent[0], ev.FileChanged) and sent[0].size == 100
+
+
+def test_watcher_follows_writes_and_the_flow_makes_one_source(
+    watch_settings: Settings, tmp_path: Path
+) -> None:
+    root = tmp_path / "drop"
+    root.mkdir()
+    stop = threading.Event()
+    watcher = DirectoryWatcher(watch_settings, [root])
+    thread = threading.Thread(target=watcher.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    status = TopicReader(watch_settings, watch_settings.kafka.topic_status)
+    flow = FlowProcess("dataflows.ingest_flow", watch_settings, tmp_path / "flow").start()
+    try:
+        data = raw_clip(tmp_path / "src.mkv", seconds=3).read_bytes()
+        target = root / "camera.mkv"
+        with target.open("wb") as handle:
+            for start in range(0, len(data), len(data) // 4 + 1):
+                handle.write(data[start : start + len(data) // 4 + 1])
+                handle.flush()
+                time.sleep(0.4)
+        events = status.wait_for(
+            lambda es: any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in es), 60, flow
+        )
+        completed = [e for e in events if isinstance(e, ev.IngestCompleted)]
+        assert len(completed) == 1
+        assert completed[0].manifest.sha256 == hashlib.sha256(data).hexdigest()
+        target.unlink()
+        reader = TopicReader(watch_settings, watch_settings.kafka.topic_file_events)
+        reader.wait_for(lambda es: any(isinstance(e, ev.FileDeleted) for e in es), 20)
+        reader.close()
+    finally:
+        stop.set()
+        thread.join(10)
+        flow.stop()
+        status.close()
+
+
+def run_submit(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vidflow", "submit", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=180, check=False,
+        env={**settings_environ(settings), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def ingest_flow(watch_settings: Settings, tmp_path: Path) -> Iterator[FlowProcess]:
+    with FlowProcess("dataflows.ingest_flow", watch_settings, tmp_path / "flow") as flow:
+        yield flow
+
+
+def test_submit_wait_json_reports_a_failure_with_its_reason(
+    watch_settings: Settings, ingest_flow: FlowProcess, tmp_path: Path
+) -> None:
+    bogus = tmp_path / "holiday.mp4"
+    bogus.write_bytes(b"not a video at all\n" * 5000)
+    done = run_submit(watch_settings, str(bogus), "--wait", "--json", "--timeout", "90")
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    assert document["status"] == "failed"
+    assert "holiday.mp4" in document["error"]
+    assert document["source"]["sha256"] == hashlib.sha256(bogus.read_bytes()).hexdigest()
+    assert document["renditions"] == []
+
+
+def test_submit_uploads_and_the_source_is_verified(
+    watch_settings: Settings, ingest_flow: FlowProcess, tmp_path: Path
+) -> None:
+    clip = h264_clip(tmp_path / "clip.mp4")
+    done = run_submit(watch_settings, str(clip), "--wait", "--json", "--timeout", "15")
+    document = json.loads(done.stdout)
+    # without a transcode flow running the video waits in the queue after a verified ingest
+    assert document["status"] == "timeout (queued)", done.stderr
+    assert document["source"]["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
+    assert document["source"]["key"] == f"sources/{document['video_id']}/source"

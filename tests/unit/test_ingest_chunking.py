@@ -1,0 +1,57 @@
+"""Chunk planning and composite checksums (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from dataflows.ingest.chunking import composite_sha256, plan_chunks
+from dataflows.ingest.state import StreamState, video_id_for
+
+MB = 10
+
+
+def test_only_whole_chunks_while_the_file_may_grow() -> None:
+    assert plan_chunks(0, 25, MB, final=False) == [(0, 10), (10, 10)]
+    assert plan_chunks(20, 25, MB, final=False) == []
+
+
+def test_the_tail_is_cut_when_final() -> None:
+    assert plan_chunks(20, 25, MB, final=True) == [(20, 5)]
+    assert plan_chunks(0, 20, MB, final=True) == [(0, 10), (10, 10)]
+    assert plan_chunks(0, 0, MB, final=True) == []
+
+
+def test_new_bytes_only_from_the_last_offset() -> None:
+    grown = plan_chunks(10, 35, MB, final=False)
+    assert grown == [(10, 10), (20, 10)]
+    assert all(length == MB for _, length in grown)
+
+
+def test_invalid_chunk_size() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        plan_chunks(0, 10, 0, final=True)
+
+
+def test_composite_checksum_follows_the_multipart_convention() -> None:
+    parts = [b"a" * 3, b"b" * 2]
+    digests = [hashlib.sha256(p).hexdigest() for p in parts]
+    expected = hashlib.sha256(b"".join(bytes.fromhex(d) for d in digests)).hexdigest()
+    assert composite_sha256(digests) == f"{expected}-2"
+    assert composite_sha256([]).endswith("-0")
+
+
+def test_video_ids_are_derived_from_the_starting_message() -> None:
+    first = video_id_for("host:/a.mp4", "vidflow.file-events", 0, 41)
+    assert first == video_id_for("host:/a.mp4", "vidflow.file-events", 0, 41)
+    assert first != video_id_for("host:/a.mp4", "vidflow.file-events", 0, 97)  # a new version
+
+
+def test_stream_state_counts_backlog_and_sequence() -> None:
+    state = StreamState(stream_id="s", video_id="v", origin="watch", location="/a", known_size=35)
+    assert state.backlog(MB) == 3
+    state.next_offset = 30
+    assert state.backlog(MB) == 0
+    assert [state.next_seq(), state.next_seq()] == [1, 2]
+    assert state.run == "ingest:v"

@@ -1,0 +1,164 @@
+"""``vidflow submit FILE``: upload a video and (with ``--wait``) follow it to the end.
+
+Any producer can do the same without vidflow: put the bytes in the bucket and write an
+``upload.completed`` event to ``vidflow.uploads`` (see ``docs/events.md``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from confluent_kafka import Message, TopicPartition
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from connectors.kafka import flush_or_raise, make_consumer, make_producer, wait_for_kafka
+from connectors.storage import ensure_bucket, make_client, wait_for_storage
+from dataflows.ingest.state import video_id_for
+from vidflow import events as ev
+from vidflow.layout import ObjectLayout
+from vidflow.progress import VideoSummary, apply_event
+from vidflow.settings import Settings, get_settings
+
+__all__ = ["follow", "submit_command", "upload"]
+
+console = Console(stderr=True)
+
+
+class _PutProgress:
+    """Adapts minio's progress protocol to a rich progress bar."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self.progress = progress
+        self.task = progress.add_task(label, total=None)
+
+    def set_meta(self, object_name: str, total_length: int) -> None:
+        self.progress.update(self.task, total=total_length)
+
+    def update(self, length: int) -> None:
+        self.progress.advance(self.task, length)
+
+
+def upload(
+    settings: Settings, path: Path, profile: str, owner: str, quiet: bool
+) -> tuple[str, float]:
+    """Put ``path`` into ``incoming/`` and announce it; returns (video id, time announced)."""
+    client = make_client(settings.storage)
+    ensure_bucket(client, settings.storage.bucket)
+    upload_id = uuid.uuid4().hex
+    key = ObjectLayout(settings.storage).incoming(upload_id)
+    size = path.stat().st_size
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), console=console, disable=quiet,
+    ) as progress:  # fmt: skip
+        client.fput_object(
+            settings.storage.bucket, key, str(path), progress=_PutProgress(progress, path.name)
+        )
+    event = ev.UploadCompleted(
+        id=ev.event_id("upload.completed", upload_id), upload_id=upload_id,
+        bucket=settings.storage.bucket, key=key, size=size, filename=path.name,
+        owner=owner, profile=profile,
+    )  # fmt: skip
+    delivered: dict[str, Any] = {}
+
+    def on_delivery(error: Any, message: Message) -> None:
+        delivered.update(error=error, partition=message.partition(), offset=message.offset())
+
+    producer = make_producer(settings.kafka)
+    announced = time.time()
+    producer.produce(
+        settings.kafka.topic_uploads, key=upload_id.encode(), value=ev.encode(event),
+        on_delivery=on_delivery,
+    )  # fmt: skip
+    flush_or_raise(producer)
+    if delivered.get("error") is not None:
+        raise click.ClickException(f"Kafka refused the upload event: {delivered['error']}")
+    topic = settings.kafka.topic_uploads
+    return video_id_for(upload_id, topic, delivered["partition"], delivered["offset"]), announced
+
+
+def follow(
+    settings: Settings, video_id: str, since: float, timeout: float, quiet: bool
+) -> VideoSummary:
+    """Read the video's status events until a terminal one (or ``timeout`` seconds)."""
+    topic = settings.kafka.topic_status
+    consumer = make_consumer(settings.kafka, group_id=f"vidflow-submit-{uuid.uuid4().hex}")
+    summary = VideoSummary(video_id=video_id)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        start_ms = int((since - 5) * 1000)
+        wanted = [TopicPartition(topic, p, start_ms) for p in partitions]
+        consumer.assign(consumer.offsets_for_times(wanted, timeout=10))
+        deadline = time.monotonic() + timeout
+        with Progress(console=console, disable=quiet) as progress:
+            task = progress.add_task("ingesting", total=100)
+            while not summary.finished and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is None or message.error() is not None:
+                    continue
+                event = ev.try_decode(message.value(), expect="status")
+                if (
+                    isinstance(event, ev.DecodeError)
+                    or getattr(event, "video_id", None) != video_id
+                ):
+                    continue
+                apply_event(summary, event)
+                progress.update(task, description=summary.status, completed=summary.progress)
+    finally:
+        consumer.close()
+    return summary
+
+
+def _document(summary: VideoSummary) -> dict[str, Any]:
+    return {
+        "video_id": summary.video_id,
+        "status": summary.status if summary.finished else f"timeout ({summary.status})",
+        "error": summary.error,
+        "source": msgspec.to_builtins(summary.source),
+        "renditions": [
+            {"height": r.height, "width": r.width, "key": r.key, "hls": r.hls}
+            for r in summary.renditions
+        ],
+    }
+
+
+@click.command("submit")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--profile", default=None, help="Transcoding profile (default: the setting).")
+@click.option("--owner", default="", help="Owner recorded with the upload.")
+@click.option("--wait", is_flag=True, help="Follow the video until it is done or failed.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait waits.")
+@click.option("--json", "as_json", is_flag=True, help="Print one final JSON document.")
+def submit_command(
+    path: Path, profile: str | None, owner: str, wait: bool, timeout: float, as_json: bool
+) -> None:
+    """Upload PATH and announce it to the pipeline."""
+    settings = get_settings()
+    wait_for_storage(settings.storage, timeout=30)
+    wait_for_kafka(settings.kafka, timeout=30)
+    chosen = profile or settings.transcode.default_profile
+    video_id, announced = upload(settings, path, chosen, owner, quiet=as_json)
+    if not wait:
+        if as_json:
+            sys.stdout.write(
+                msgspec.json.encode({"video_id": video_id, "status": "submitted"}).decode() + "\n"
+            )
+        else:
+            console.print(f"submitted {path.name}: video {video_id}")
+        return
+    summary = follow(settings, video_id, announced, timeout, quiet=as_json)
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(_document(summary)).decode() + "\n")
+    else:
+        console.print(
+            f"{path.name}: {summary.status}" + (f" ({summary.error})" if summary.error else "")
+        )
+    if summary.status != "completed":
+        sys.exit(1)

@@ -1,0 +1,159 @@
+"""``vidflow watch DIR...``: file writes under directories become ``vidflow.file-events``.
+
+On start every file already present is compared with what this watcher last reported (kept in
+``VIDFLOW_HOME/watch-state.json``), so a restart misses nothing and re-sends nothing unchanged.
+inotify cannot tell when a writer is finished, so completion is the ingest flow's stream
+timeout; deletions become ``file.deleted``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+import watchfiles
+from prometheus_client import Counter
+
+from connectors.kafka import flush_or_raise, make_producer, produce_event, wait_for_kafka
+from connectors.metrics import start_metrics_server
+from vidflow import events as ev
+from vidflow.logs import get_logger
+from vidflow.settings import Settings, get_settings
+from vidflow.watching import FileFacts, inside_roots, is_ignored, stream_id_for, watcher_host
+
+__all__ = ["DirectoryWatcher", "watch_command"]
+
+log = get_logger("vidflow.watch")
+EVENTS = Counter("vidflow_watcher_events", "File events sent to Kafka, by type.", ["type"])
+
+
+class DirectoryWatcher:
+    """Turns file-system changes under ``roots`` into file events."""
+
+    def __init__(self, settings: Settings, roots: list[Path]) -> None:
+        self.settings = settings
+        self.roots = [root.resolve() for root in roots]
+        self.host = watcher_host(settings.ingest.host)
+        self.producer = make_producer(settings.kafka)
+        self.topic = settings.kafka.topic_file_events
+        self.state_file = Path(settings.home).resolve() / "watch-state.json"
+        self.reported: dict[str, FileFacts] = self._load_state()
+
+    def _load_state(self) -> dict[str, FileFacts]:
+        try:
+            raw = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return {path: FileFacts(**facts) for path, facts in raw.items()}
+
+    def _save_state(self) -> None:
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps({p: vars(f) for p, f in self.reported.items()}))
+        temporary.replace(self.state_file)
+
+    def _root_of(self, path: Path) -> Path | None:
+        return next((root for root in self.roots if path.is_relative_to(root)), None)
+
+    def _acceptable(self, path: Path) -> bool:
+        root = self._root_of(path)
+        if root is None or is_ignored(path, root, self.settings.ingest.ignore_patterns):
+            return False
+        if path.is_symlink() and not inside_roots(path, self.roots):
+            log.warning("refusing a symlink that leads outside the watched roots", path=str(path))
+            return False
+        return path.is_file()
+
+    def report_changed(self, path: Path) -> bool:
+        """Send ``file.changed`` if ``path`` differs from what was last reported."""
+        if not self._acceptable(path):
+            return False
+        try:
+            facts = FileFacts.of(path)
+        except FileNotFoundError:
+            return False
+        if self.reported.get(str(path)) == facts:
+            return False
+        event = ev.FileChanged(
+            id=ev.event_id("file.changed", self.host, path, facts.size, facts.mtime, facts.inode),
+            stream_id=stream_id_for(self.host, path), host=self.host, path=str(path),
+            size=facts.size, mtime=facts.mtime, inode=facts.inode,
+        )  # fmt: skip
+        produce_event(self.producer, self.topic, event)
+        self.reported[str(path)] = facts
+        EVENTS.labels(type=event.type).inc()
+        return True
+
+    def report_deleted(self, path: Path) -> bool:
+        """Send ``file.deleted`` for a path this watcher had reported."""
+        if self.reported.pop(str(path), None) is None:
+            return False
+        event = ev.FileDeleted(
+            id=ev.event_id("file.deleted", self.host, path, os.urandom(8).hex()),
+            stream_id=stream_id_for(self.host, path), host=self.host, path=str(path),
+        )  # fmt: skip
+        produce_event(self.producer, self.topic, event)
+        EVENTS.labels(type=event.type).inc()
+        return True
+
+    def scan(self) -> int:
+        """Report every file already present (and deletions while we were away)."""
+        sent = 0
+        present: set[str] = set()
+        for root in self.roots:
+            for directory, _, names in os.walk(root, followlinks=False):
+                for name in names:
+                    path = Path(directory) / name
+                    present.add(str(path))
+                    sent += self.report_changed(path)
+        for gone in [p for p in self.reported if p not in present]:
+            sent += self.report_deleted(Path(gone))
+        self._commit()
+        return sent
+
+    def apply(self, changes: Iterable[tuple[watchfiles.Change, str]]) -> int:
+        """Report one batch of changes from the file-system watcher."""
+        sent = 0
+        for change, raw_path in changes:
+            path = Path(raw_path)
+            if change == watchfiles.Change.deleted:
+                sent += self.report_deleted(path)
+            else:
+                sent += self.report_changed(path)
+        self._commit()
+        return sent
+
+    def _commit(self) -> None:
+        flush_or_raise(self.producer)  # state is saved only once Kafka has the events
+        self._save_state()
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Scan, then follow changes until ``stop`` is set."""
+        self.scan()
+        log.info("watching", roots=[str(r) for r in self.roots], topic=self.topic)
+        for changes in watchfiles.watch(
+            *self.roots, stop_event=stop, debounce=200, step=50, recursive=True
+        ):
+            self.apply(changes)
+
+
+@click.command("watch")
+@click.argument(
+    "directories", nargs=-1, required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)  # fmt: skip
+@click.option("--once", is_flag=True, help="Report what is there now, then exit.")
+def watch_command(directories: tuple[Path, ...], once: bool) -> None:
+    """Watch DIRECTORIES recursively and send file events to Kafka."""
+    settings = get_settings()
+    wait_for_kafka(settings.kafka, timeout=120)
+    start_metrics_server(settings.metrics.watcher_port)
+    watcher = DirectoryWatcher(settings, list(directories))
+    if once:
+        click.echo(f"reported {watcher.scan()} file event(s)")
+        return
+    watcher.run()
