@@ -20,7 +20,7 @@ up: $(STAMP)
 
 ## down: stop everything `make up` started (data under .vidflow/ is kept)
 down: $(STAMP)
-	$(BIN)/vidflow up --stop
+	$(BIN)/vidflow down
 
 status: $(STAMP)
 	$(BIN)/vidflow stack status

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "portal": "portal.cli:portal",
     "user": "portal.cli:user",
     "up": "vidflow.pipeline:up_command",
+    "down": "vidflow.pipeline:down_command",
 }
 
 _HELP: dict[str, str] = {
@@ -32,6 +33,7 @@ _HELP: dict[str, str] = {
     "portal": "Serve the web portal, run its projector, rebuild its projection.",
     "user": "Manage portal users.",
     "up": "Start everything: services, dataflows, watcher and portal.",
+    "down": "Stop everything `vidflow up` started (data is kept).",
 }
 
 
