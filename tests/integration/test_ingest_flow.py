@@ -40,8 +40,13 @@ def ingest_settings(isolated_settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def flow(ingest_settings: Settings, tmp_path: Path) -> Iterator[FlowProcess]:
-    with FlowProcess("dataflows.ingest_flow", ingest_settings, tmp_path) as running:
+def flow(
+    request: pytest.FixtureRequest, ingest_settings: Settings, tmp_path: Path
+) -> Iterator[FlowProcess]:
+    workers = getattr(request, "param", 1)
+    with FlowProcess(
+        "dataflows.ingest_flow", ingest_settings, tmp_path, workers=workers
+    ) as running:
         yield running
 
 
@@ -158,6 +163,7 @@ def test_file_written_in_seven_pieces_becomes_one_source(
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 
+@pytest.mark.parametrize("flow", [1, 2], indirect=True, ids=["1-worker", "2-workers"])
 def test_two_files_written_interleaved(
     ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
 ) -> None:

@@ -1,0 +1,140 @@
+"""Ingest throughput and memory against references measured in the same run.
+
+Prints one JSON line per figure:
+- ``sha256sum`` of the file and a plain MinIO put of the same bytes (the references);
+- the flow's throughput from the file event to ``ingest.completed`` (bytes per second);
+- the flow's peak RSS for each file size (it must not grow with the file).
+
+Needs the local stack (``vidflow stack up``). Usage: ``python bench/ingest.py [--sizes 1,4]`` (GiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connectors.kafka import ensure_topics, flush_or_raise, make_producer, produce_event
+from connectors.storage import ensure_bucket, make_client
+from tests.flows import FlowProcess, TopicReader
+from vidflow import events as ev
+from vidflow.settings import Settings, load_settings
+from vidflow.stack import ensure_up
+
+GiB = 1024**3
+
+
+def emit(figure: str, value: float, unit: str, **extra: object) -> None:
+    print(
+        json.dumps(
+            {"bench": "ingest", "figure": figure, "value": round(value, 3), "unit": unit, **extra}
+        ),
+        flush=True,
+    )
+
+
+def make_file(path: Path, size: int) -> None:
+    """Random bytes (no chunk repeats, so nothing is deduplicated)."""
+    block = 16 * 1024 * 1024
+    with path.open("wb") as handle:
+        for _ in range(size // block):
+            handle.write(os.urandom(block))
+
+
+def isolated(base: Settings) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    kafka = msgspec.structs.replace(
+        base.kafka, topic_file_events=f"b{tag}.file-events", topic_uploads=f"b{tag}.uploads",
+        topic_jobs=f"b{tag}.jobs", topic_status=f"b{tag}.status", topic_dlq=f"b{tag}.dlq",
+    )  # fmt: skip
+    storage = msgspec.structs.replace(base.storage, bucket=f"bench-{tag}")
+    ingest = msgspec.structs.replace(base.ingest, stream_timeout=2.0)
+    settings = msgspec.structs.replace(base, kafka=kafka, storage=storage, ingest=ingest)
+    ensure_topics(settings.kafka)
+    ensure_bucket(make_client(settings.storage), settings.storage.bucket)
+    return settings
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]:
+    """Seconds from the file event to ingest.completed, and the flow's peak RSS in KiB."""
+    status = TopicReader(settings, settings.kafka.topic_status)
+    flow = FlowProcess("dataflows.ingest_flow", settings, workdir, snapshot_seconds=5).start()
+    try:
+        time.sleep(3)  # start-up is not ingest time
+        stat = path.stat()
+        producer = make_producer(settings.kafka)
+        event = ev.FileClosed(
+            id=uuid.uuid4().hex, stream_id=f"bench:{path}", host="bench", path=str(path),
+            size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
+        )  # fmt: skip
+        started = time.perf_counter()
+        produce_event(producer, settings.kafka.topic_file_events, event)
+        flush_or_raise(producer)
+        status.wait_for(
+            lambda es: any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in es), 1800, flow
+        )
+        elapsed = time.perf_counter() - started
+        assert flow.process is not None
+        return elapsed, peak_rss_kib(flow.process.pid)
+    finally:
+        flow.stop()
+        status.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1,4", help="file sizes in GiB, comma separated")
+    args = parser.parse_args()
+    base = load_settings({**os.environ, "VIDFLOW_INGEST_CLOSE_IS_FINAL": "true"})
+    ensure_up(base)
+    rss: dict[int, int] = {}
+    with tempfile.TemporaryDirectory(dir=Path(base.home).resolve()) as scratch:
+        for gib in (int(s) for s in args.sizes.split(",")):
+            path = Path(scratch) / f"bench-{gib}g.bin"
+            make_file(path, gib * GiB)
+            size = path.stat().st_size
+            settings = isolated(base)
+            if gib == 1:
+                started = time.perf_counter()
+                subprocess.run(["sha256sum", str(path)], check=True, capture_output=True)
+                sha_rate = size / (time.perf_counter() - started)
+                emit("sha256sum_throughput", sha_rate, "B/s", size=size)
+                client = make_client(settings.storage)
+                started = time.perf_counter()
+                client.fput_object(settings.storage.bucket, "plain-put", str(path))
+                put_rate = size / (time.perf_counter() - started)
+                emit("minio_put_throughput", put_rate, "B/s", size=size)
+                client.remove_object(settings.storage.bucket, "plain-put")
+            seconds, peak = run_flow(settings, path, Path(scratch) / f"flow-{gib}")
+            rss[gib] = peak
+            emit("flow_throughput", size / seconds, "B/s", size=size, seconds=round(seconds, 2))
+            emit("flow_peak_rss", peak / 1024, "MiB", size=size)
+            if gib == 1:
+                emit(
+                    "flow_vs_slower_reference", (size / seconds) / min(sha_rate, put_rate), "ratio"
+                )
+            path.unlink()
+    if len(rss) > 1:
+        sizes = sorted(rss)
+        emit("peak_rss_ratio_largest_vs_smallest", rss[sizes[-1]] / rss[sizes[0]], "ratio")
+
+
+if __name__ == "__main__":
+    main()
