@@ -152,6 +152,9 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     stall_timeout: float = 60.0
     unit_mode: Literal["auto", "rung", "ladder"] = "auto"
     default_profile: str = "default"
+    profiles_json: str = ""
+    preset: str = "veryfast"
+    poll_interval: float = 0.5
 
 
 class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):

@@ -1,0 +1,1 @@
+"""The logic beside ``dataflows/transcode_flow.py``: ladders, FFmpeg commands, progress, HLS."""

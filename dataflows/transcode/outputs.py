@@ -1,0 +1,148 @@
+"""Turning a finished encode into objects: HLS remux, upload, master playlist, previews.
+
+Keys come from :class:`vidflow.layout.ObjectLayout`, so running a job twice overwrites the
+same keys with the same content.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import mimetypes
+import subprocess
+from pathlib import Path
+
+from minio import Minio
+
+from connectors.ffmpeg import ffmpeg_binary, ffprobe_binary
+from dataflows.transcode.commands import hls_command, poster_command, sprite_command
+from dataflows.transcode.hls import MasterEntry, avc1_codec, master_playlist, sprite_vtt
+from dataflows.transcode.ladder import PlannedRendition
+from vidflow.events import Rendition
+from vidflow.layout import ObjectLayout
+
+__all__ = ["Previews", "RenditionStore"]
+
+SPRITE_COLUMNS = 10
+SPRITE_WIDTH = 160
+
+
+class Previews:
+    """Keys of the poster, sprite and its WebVTT track."""
+
+    def __init__(self, poster: str, sprite: str, vtt: str) -> None:
+        self.poster, self.sprite, self.vtt = poster, sprite, vtt
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{Path(argv[0]).name} failed: {done.stderr.strip()[-500:]}")
+
+
+def _video_facts(mp4: Path) -> tuple[str, int, int]:
+    """(H.264 profile, level, overall bit rate) of an encoded file."""
+    done = subprocess.run(
+        [ffprobe_binary(), "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=profile,level:format=bit_rate", "-of", "json", str(mp4)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    stream = (report.get("streams") or [{}])[0]
+    bit_rate = int(report.get("format", {}).get("bit_rate") or 0)
+    return str(stream.get("profile", "High")), int(stream.get("level") or 40), bit_rate
+
+
+class RenditionStore:
+    """Writes one video's outputs to the bucket."""
+
+    def __init__(self, client: Minio, bucket: str, layout: ObjectLayout, video_id: str) -> None:
+        self.client, self.bucket, self.layout, self.video_id = client, bucket, layout, video_id
+
+    def _put_file(self, key: str, path: Path) -> None:
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if path.suffix == ".m3u8":
+            content_type = "application/vnd.apple.mpegurl"
+        elif path.suffix == ".ts":
+            content_type = "video/mp2t"
+        self.client.fput_object(self.bucket, key, str(path), content_type=content_type)
+
+    def _put_text(self, key: str, text: str, content_type: str) -> None:
+        body = text.encode()
+        self.client.put_object(
+            self.bucket, key, io.BytesIO(body), len(body), content_type=content_type
+        )
+
+    def publish(self, planned: PlannedRendition, workdir: Path) -> tuple[Rendition, MasterEntry]:
+        """Remux the rung's MP4 into HLS, upload both; return what the events and master need."""
+        mp4 = workdir / f"{planned.label}p.mp4"
+        hls_dir = workdir / f"hls-{planned.label}p"
+        hls_dir.mkdir(exist_ok=True)
+        playlist = hls_dir / "index.m3u8"
+        _run(hls_command(ffmpeg_binary(), mp4, playlist))
+        profile, level, bit_rate = _video_facts(mp4)
+        prefix = self.layout.hls_dir(self.video_id, planned.label)
+        for item in sorted(hls_dir.iterdir()):
+            self._put_file(f"{prefix}/{item.name}", item)
+        key = self.layout.rendition(self.video_id, planned.label)
+        self._put_file(key, mp4)
+        codecs = avc1_codec(profile, level, planned.audio)
+        bandwidth = max(bit_rate, 1) * 11 // 10  # headroom over the average, as players expect
+        rendition = Rendition(
+            height=planned.height, width=planned.width, key=key,
+            hls=self.layout.hls_playlist(self.video_id, planned.label),
+            bandwidth=bandwidth, codecs=codecs,
+        )  # fmt: skip
+        entry = MasterEntry(planned.label, planned.width, planned.height, bandwidth, codecs,
+                            f"{planned.label}p/index.m3u8")  # fmt: skip
+        return rendition, entry
+
+    def write_master(self, entries: list[MasterEntry]) -> str:
+        """(Re)write the master playlist with every rung done so far."""
+        key = self.layout.hls_master(self.video_id)
+        self._put_text(key, master_playlist(entries), "application/vnd.apple.mpegurl")
+        return key
+
+    def previews(
+        self, mp4: Path, duration: float, width: int, height: int, workdir: Path
+    ) -> Previews:
+        """Poster at 10% of the video, a sprite of up to 100 thumbnails, and its WebVTT track."""
+        poster, sprite = workdir / "poster.jpg", workdir / "sprite.jpg"
+        _run(
+            poster_command(
+                ffmpeg_binary(), mp4, min(duration * 0.1, max(duration - 0.1, 0)), poster
+            )
+        )
+        interval = max(1.0, duration / 100)
+        count = max(1, math.ceil(duration / interval))
+        rows = math.ceil(count / SPRITE_COLUMNS)
+        _run(
+            sprite_command(
+                ffmpeg_binary(), mp4, interval, SPRITE_COLUMNS, rows, SPRITE_WIDTH, sprite
+            )
+        )
+        thumb_h = max(2, round(SPRITE_WIDTH * height / width / 2) * 2)
+        keys = Previews(
+            self.layout.poster(self.video_id),
+            self.layout.sprite(self.video_id),
+            self.layout.sprite_vtt(self.video_id),
+        )
+        self._put_file(keys.poster, poster)
+        self._put_file(keys.sprite, sprite)
+        vtt = sprite_vtt(duration, interval, SPRITE_COLUMNS, SPRITE_WIDTH, thumb_h, "sprite.jpg")
+        self._put_text(keys.vtt, vtt, "text/vtt")
+        return keys
+
+    def remove_unfinished(self, labels: list[int]) -> None:
+        """Delete what a cancelled job may have uploaded for rungs that did not finish."""
+        for label in labels:
+            prefixes = [self.layout.hls_dir(self.video_id, label) + "/"]
+            keys = [self.layout.rendition(self.video_id, label)]
+            for prefix in prefixes:
+                keys += [
+                    o.object_name or ""
+                    for o in self.client.list_objects(self.bucket, prefix, recursive=True)
+                ]
+            for key in keys:
+                self.client.remove_object(self.bucket, key)

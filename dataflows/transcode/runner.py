@@ -1,0 +1,118 @@
+"""One FFmpeg child process, followed without blocking: progress, exit, stall, kill.
+
+Children die with their worker (``PR_SET_PDEATHSIG``), so a killed flow leaves no orphan
+encodes; a resumed flow starts the units that were running again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from dataflows.transcode.progress import ProgressParser, ProgressReading
+
+__all__ = ["FFmpegRun", "classify_failure"]
+
+_PR_SET_PDEATHSIG = 1
+_DETERMINISTIC = (
+    "invalid data found when processing input",
+    "moov atom not found",
+    "does not contain any stream",
+    "could not find codec parameters",
+    "no such file or directory",
+    "invalid argument",
+    "decoder (codec",
+    "error opening input",
+    "404 not found",
+    "403 forbidden",
+)
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def classify_failure(returncode: int, stderr: str, killed: bool) -> str:
+    """``"transient"`` (worth a retry) or ``"deterministic"`` (the input is the problem)."""
+    if killed or returncode < 0:
+        return "transient"
+    text = stderr.lower()
+    if any(marker in text for marker in _DETERMINISTIC):
+        return "deterministic"
+    return "transient"
+
+
+class FFmpegRun:
+    """A running FFmpeg whose ``-progress pipe:1`` output is read as it comes."""
+
+    def __init__(self, argv: list[str], duration: float, log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self._stderr = log.open("wb")
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            preexec_fn=_die_with_parent,
+        )
+        assert self.process.stdout is not None
+        os.set_blocking(self.process.stdout.fileno(), False)
+        self.parser = ProgressParser(duration)
+        self.started = time.monotonic()
+        self.last_progress = self.started
+        self.last_out_seconds = -1.0
+        self.killed = False
+
+    def readings(self) -> list[ProgressReading]:
+        """Progress blocks that arrived since the last call (never blocks)."""
+        assert self.process.stdout is not None
+        try:
+            chunk = self.process.stdout.read()
+        except BlockingIOError:
+            chunk = None
+        if not chunk:
+            return []
+        readings = self.parser.feed(chunk.decode("utf-8", "replace"))
+        for reading in readings:
+            if reading.out_seconds > self.last_out_seconds:
+                self.last_out_seconds = reading.out_seconds
+                self.last_progress = time.monotonic()
+        return readings
+
+    def stalled_for(self) -> float:
+        """Seconds since the output last moved forward."""
+        return time.monotonic() - self.last_progress
+
+    def exit_code(self) -> int | None:
+        """The exit code once finished."""
+        return self.process.poll()
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        """The end of FFmpeg's error output, for the failure reason."""
+        if not self._stderr.closed:
+            self._stderr.flush()
+        try:
+            return self.log.read_text(errors="replace")[-limit:].strip()
+        except FileNotFoundError:
+            return ""
+
+    def kill(self) -> int:
+        """Stop it now (SIGKILL also ends a process stopped with SIGSTOP); the exit code."""
+        self.killed = True
+        if self.process.poll() is None:
+            self.process.kill()
+        code = self.process.wait(5)
+        self.close()
+        return code
+
+    def close(self) -> None:
+        """Release the pipes and the log file (idempotent)."""
+        if self.process.stdout is not None and not self.process.stdout.closed:
+            self.process.stdout.close()
+        self._stderr.close()
