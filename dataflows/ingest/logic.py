@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
@@ -36,18 +37,21 @@ __all__ = ["IngestContext", "IngestLogic"]
 log = get_logger("vidflow.ingest")
 T = TypeVar("T")
 S = TypeVar("S", bound=ev.StatusBase)
-CHUNKS_PER_ACTIVATION = 4
+CHUNKS_PER_ACTIVATION = 8
+IO_THREADS = 4
 STORAGE_RETRY_SECONDS = 300.0
 
 
 class IngestContext:
-    """What every stream's logic shares: settings and the chunk store."""
+    """What every stream's logic shares: settings, the chunk store, the I/O threads."""
 
     def __init__(self, settings: Settings, store: ChunkStore) -> None:
         self.settings = settings
         self.store = store
         self.status_topic = settings.kafka.topic_status
         self.jobs_topic = settings.kafka.topic_jobs
+        # reads, hashes (hashlib releases the GIL) and puts of several chunks overlap
+        self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="ingest-io")
 
     def with_storage_retry(self, what: str, call: Callable[[], T]) -> T:
         """Storage that goes away is waited for, not crashed on (bounded, with backoff)."""
@@ -213,15 +217,20 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         ranges = plan_chunks(state.next_offset, state.known_size, chunk_size, final=state.final)
         out: list[Outbound] = []
         try:
-            for offset, length in ranges[:CHUNKS_PER_ACTIVATION]:
-                out.append(self._store_chunk(offset, length))
+            batch = ranges[:CHUNKS_PER_ACTIVATION]
+            # all I/O of the batch is done before the state changes: a snapshot never records a
+            # chunk whose put is still in flight
+            stored = list(self.ctx.io.map(lambda r: self._read_and_store(*r), batch))
+            for (offset, length), (digest, deduplicated) in zip(batch, stored, strict=True):
+                out.append(self._record_chunk(offset, length, digest, deduplicated))
             if state.final and state.next_offset >= state.known_size:
                 out += self._complete()
         except (SourceVanished, VerificationError) as exc:
             out.append(self._failed("ingest", str(exc)))
         return out
 
-    def _store_chunk(self, offset: int, length: int) -> Outbound:
+    def _read_and_store(self, offset: int, length: int) -> tuple[str, bool]:
+        """Read, hash and store one chunk (runs on an I/O thread; touches no state)."""
         state = self.state
         assert state is not None
         started = time.perf_counter()
@@ -230,12 +239,17 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             "read", lambda: read_range(state, store.client, offset, length)
         )
         digest, deduplicated = self.ctx.with_storage_retry("put", lambda: store.put_chunk(data))
+        metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
+        return digest, deduplicated
+
+    def _record_chunk(self, offset: int, length: int, digest: str, deduplicated: bool) -> Outbound:
+        state = self.state
+        assert state is not None
         chunk = ev.ChunkRef(index=len(state.chunks), offset=offset, size=length, sha256=digest)
         state.chunks.append(chunk)
         state.next_offset = offset + length
         metrics.BYTES_READ.inc(length)
         metrics.CHUNKS.labels(result="deduplicated" if deduplicated else "stored").inc()
-        metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
         return self._status(
             ev.ChunkStored, chunk=chunk, deduplicated=deduplicated, bytes_so_far=state.next_offset
         )
