@@ -21,7 +21,6 @@ COMMANDS: dict[str, str] = {
     "watch": "vidflow.watch:watch_command",
     "submit": "vidflow.submit:submit_command",
     "portal": "portal.cli:portal",
-    "user": "portal.cli:user",
     "up": "vidflow.pipeline:up_command",
     "down": "vidflow.pipeline:down_command",
 }
@@ -31,7 +30,6 @@ _HELP: dict[str, str] = {
     "watch": "Watch directories and turn file writes into Kafka events.",
     "submit": "Upload a video file and (optionally) follow it to the end.",
     "portal": "Serve the web portal, run its projector, rebuild its projection.",
-    "user": "Manage portal users.",
     "up": "Start everything: services, dataflows, watcher and portal.",
     "down": "Stop everything `vidflow up` started (data is kept).",
 }

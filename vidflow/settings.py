@@ -175,6 +175,7 @@ class MetricsSettings(msgspec.Struct, kw_only=True, frozen=True):
     transcode_port: int = 19102
     portal_port: int = 8000
     watcher_port: int = 19103
+    projector_port: int = 19104
     prometheus_port: int = 19090
 
 

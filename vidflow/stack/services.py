@@ -365,6 +365,7 @@ class Prometheus(Service):
                 job("vidflow-ingest", f"127.0.0.1:{m.ingest_port}"),
                 job("vidflow-transcode", f"127.0.0.1:{m.transcode_port}"),
                 job("vidflow-watcher", f"127.0.0.1:{m.watcher_port}"),
+                job("vidflow-projector", f"127.0.0.1:{m.projector_port}"),
                 job("vidflow-portal", f"127.0.0.1:{m.portal_port}"),
             ],
         }

@@ -1,0 +1,295 @@
+"""The Litestar portal: server-rendered pages (Jinja2 + HTMX), live updates over SSE, JSON API.
+
+One handler serves a whole page or only its fragment, depending on the HTMX request header.
+Live progress: the projector commits and NOTIFYs, :class:`portal.live.NotifyHub` hears it, and
+each server-sent-event client gets the re-rendered row (or status block) for that video.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import prometheus_client
+from litestar import Litestar, MediaType, Response, get, post
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.plugins.htmx import HTMXPlugin, HTMXRequest, HTMXTemplate
+from litestar.response import ServerSentEvent, Stream, Template
+from litestar.response.sse import ServerSentEventMessage
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from connectors.db import async_engine
+from connectors.kafka import flush_or_raise, make_producer, produce_event
+from connectors.storage import make_client
+from portal import queries
+from portal.live import NotifyHub
+from portal.models import Video
+from vidflow import events as ev
+from vidflow.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+HERE = Path(__file__).parent
+STATUSES = ("ingesting", "queued", "transcoding", "completed", "failed", "cancelled")
+
+
+def _session(state: State) -> AsyncSession:
+    maker: async_sessionmaker[AsyncSession] = state.sessions
+    return maker()
+
+
+def _render(name: str, **context: Any) -> str:
+    engine: JinjaTemplateEngine = _APP_TEMPLATES["engine"]
+    return engine.get_template(name).render(**context)
+
+
+_APP_TEMPLATES: dict[str, Any] = {}
+
+
+@get("/")
+async def videos(
+    request: HTMXRequest, state: State, status: str = "", q: str = "", page: int = 1
+) -> Template:
+    """Every video with live progress; an HTMX request gets only the table body."""
+    async with _session(state) as session:
+        listing = await queries.video_page(session, status, q.strip(), page)
+    context = {"listing": listing, "status": status, "q": q, "statuses": STATUSES}
+    if request.htmx:
+        return HTMXTemplate(template_name="_video_table.html", context=context)
+    return Template(template_name="videos.html", context=context)
+
+
+@get("/videos/{video_id:str}")
+async def video(request: HTMXRequest, state: State, video_id: str) -> Template:
+    """A video: probe, source, manifest, renditions, player, timeline."""
+    async with _session(state) as session:
+        detail = await queries.video_detail(session, video_id)
+    if detail is None:
+        raise NotFoundException(f"no video {video_id}")
+    settings: Settings = state.settings
+    return Template(
+        template_name="video.html",
+        context={"d": detail, "profiles": ["default"], "bucket": settings.storage.bucket},
+    )
+
+
+@get("/videos/{video_id:str}/files/{key:path}")
+async def video_file(state: State, video_id: str, key: str) -> Stream:
+    """Objects of a video (HLS playlists and segments, MP4s, previews) served same-origin."""
+    key = key.lstrip("/")
+    allowed = (f"hls/{video_id}/", f"renditions/{video_id}/", f"thumbs/{video_id}/")
+    if ".." in key or not key.startswith(allowed):
+        raise NotFoundException("no such file")
+    settings: Settings = state.settings
+    client = make_client(settings.storage)
+    try:
+        response = await asyncio.to_thread(client.get_object, settings.storage.bucket, key)
+    except Exception as exc:
+        raise NotFoundException("no such file") from exc
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await asyncio.to_thread(response.read, 256 * 1024):
+                yield chunk
+        finally:
+            response.close()
+            response.release_conn()
+
+    media = response.headers.get("Content-Type", "application/octet-stream")
+    return Stream(body(), media_type=media)
+
+
+async def _row_events(
+    hub: NotifyHub, state: State, only: str | None
+) -> AsyncGenerator[ServerSentEventMessage, None]:
+    queue = hub.subscribe()
+    try:
+        while True:
+            video_id = await queue.get()
+            if only is not None and video_id != only:
+                continue
+            async with _session(state) as session:
+                row = await session.get(Video, video_id)
+            if row is None:
+                continue
+            template = "_status.html" if only else "_video_row.html"
+            html = _render(template, v=row).replace("\n", " ")
+            yield ServerSentEventMessage(
+                data=html, event=f"video-{video_id}" if not only else "status"
+            )
+    finally:
+        hub.unsubscribe(queue)
+
+
+@get("/events")
+async def all_events(state: State) -> ServerSentEvent:
+    """Server-sent events: a re-rendered row whenever any video changes."""
+    return ServerSentEvent(_row_events(state.hub, state, None))
+
+
+@get("/videos/{video_id:str}/events")
+async def video_events(state: State, video_id: str) -> ServerSentEvent:
+    """Server-sent events: the status block of one video whenever it changes."""
+    return ServerSentEvent(_row_events(state.hub, state, video_id))
+
+
+@post("/videos/{video_id:str}/cancel")
+async def cancel(state: State, video_id: str) -> Response[str]:
+    """Ask the transcode flow to stop this video's job."""
+    settings: Settings = state.settings
+    producer = make_producer(settings.kafka)
+    event = ev.TranscodeCancel(id=ev.event_id("cancel", video_id, ev.now()), video_id=video_id)
+    produce_event(producer, settings.kafka.topic_jobs, event)
+    await asyncio.to_thread(flush_or_raise, producer)
+    return Response("cancel requested", media_type=MediaType.TEXT)
+
+
+@post("/videos/{video_id:str}/reprocess")
+async def reprocess(state: State, video_id: str, profile: str = "default") -> Response[str]:
+    """Run the ladder again from the verified source (optionally with another profile)."""
+    async with _session(state) as session:
+        row = await session.get(Video, video_id)
+    if row is None or not row.source_key or row.probe is None:
+        raise NotFoundException("this video has no verified source yet")
+    settings: Settings = state.settings
+    stamp = ev.now()
+    request = ev.TranscodeRequested(
+        id=ev.event_id("reprocess", video_id, stamp),
+        video_id=video_id,
+        job_id=ev.event_id("job", video_id, "reprocess", stamp),
+        source=ev.SourceRef(
+            bucket=settings.storage.bucket, key=row.source_key, size=row.size, sha256=row.sha256
+        ),
+        probe=msgspec.convert(row.probe, ev.Probe),
+        profile=profile,
+        reason="reprocess",
+        filename=row.filename,
+        owner=row.owner,
+    )
+    producer = make_producer(settings.kafka)
+    produce_event(producer, settings.kafka.topic_jobs, request)
+    await asyncio.to_thread(flush_or_raise, producer)
+    return Response("reprocess requested", media_type=MediaType.TEXT)
+
+
+@get("/api/videos")
+async def api_videos(state: State, status: str = "", q: str = "", page: int = 1) -> dict[str, Any]:
+    """Videos as JSON (same filters as the page)."""
+    async with _session(state) as session:
+        listing = await queries.video_page(session, status, q.strip(), page)
+    return {
+        "total": listing.total,
+        "page": listing.page,
+        "pages": listing.pages,
+        "videos": [_video_json(v) for v in listing.videos],
+    }
+
+
+@get("/api/videos/{video_id:str}")
+async def api_video(state: State, video_id: str) -> dict[str, Any]:
+    """One video as JSON, with its renditions."""
+    async with _session(state) as session:
+        detail = await queries.video_detail(session, video_id)
+    if detail is None:
+        raise NotFoundException(f"no video {video_id}")
+    return {
+        **_video_json(detail.video),
+        "renditions": [
+            {"height": r.height, "width": r.width, "key": r.key, "hls": r.hls}
+            for r in detail.renditions
+        ],
+        "chunks": [
+            {"index": c.index, "offset": c.offset, "size": c.size, "sha256": c.sha256}
+            for c in detail.chunks
+        ],
+    }
+
+
+def _video_json(v: Video) -> dict[str, Any]:
+    return {
+        "video_id": v.id,
+        "filename": v.filename,
+        "status": v.status,
+        "progress": v.progress,
+        "error": v.error or None,
+        "size": v.size,
+        "sha256": v.sha256,
+        "probe": v.probe,
+    }
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@get("/metrics", sync_to_thread=False)
+def metrics() -> Response[bytes]:
+    """Prometheus exposition of this process."""
+    return Response(
+        prometheus_client.generate_latest(), media_type=prometheus_client.CONTENT_TYPE_LATEST
+    )
+
+
+@get("/dead-letters")
+async def dead_letter_page(state: State) -> Template:
+    """Messages no flow could use, with their errors."""
+    async with _session(state) as session:
+        letters = await queries.dead_letters(session)
+    return Template(template_name="dead_letters.html", context={"letters": letters})
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """The portal for ``settings`` (the process's settings by default)."""
+    resolved = settings or get_settings()
+    hub = NotifyHub(resolved.postgres)
+    engine = async_engine(resolved.postgres)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    template_config = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
+    app = Litestar(
+        route_handlers=[
+            videos,
+            video,
+            video_file,
+            all_events,
+            video_events,
+            cancel,
+            reprocess,
+            api_videos,
+            api_video,
+            healthz,
+            metrics,
+            dead_letter_page,
+            create_static_files_router(path="/static", directories=[HERE / "static"]),
+        ],
+        template_config=template_config,
+        plugins=[HTMXPlugin()],
+        request_class=HTMXRequest,
+        lifespan=[lifespan],
+        state=State(
+            {
+                "settings": resolved,
+                "hub": hub,
+                "sessions": async_sessionmaker(engine, expire_on_commit=False),
+            }
+        ),
+    )
+    _APP_TEMPLATES["engine"] = template_config.engine_instance
+    return app

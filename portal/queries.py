@@ -1,0 +1,81 @@
+"""Reading the projection for pages and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portal.models import Chunk, DeadLetterRow, Rendition, TimelineEvent, Video
+
+__all__ = ["PAGE_SIZE", "VideoDetail", "VideoPage", "dead_letters", "video_detail", "video_page"]
+
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class VideoPage:
+    """One page of the videos list."""
+
+    videos: list[Video]
+    total: int
+    page: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class VideoDetail:
+    """Everything the video page shows."""
+
+    video: Video
+    chunks: list[Chunk]
+    renditions: list[Rendition]
+    timeline: list[TimelineEvent]
+
+
+async def video_page(session: AsyncSession, status: str, search: str, page: int) -> VideoPage:
+    """Videos newest first, filtered by status and a name search."""
+    query = select(Video)
+    if status:
+        query = query.where(Video.status == status)
+    if search:
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(or_(Video.filename.ilike(pattern), Video.id.ilike(pattern)))
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    rows = await session.execute(
+        query.order_by(Video.created_ts.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    )
+    return VideoPage(list(rows.scalars()), total, page, pages)
+
+
+async def video_detail(session: AsyncSession, video_id: str) -> VideoDetail | None:
+    """The video with its manifest, renditions and timeline; None if unknown."""
+    video = await session.get(Video, video_id)
+    if video is None:
+        return None
+    chunks = await session.execute(
+        select(Chunk).where(Chunk.video_id == video_id).order_by(Chunk.index)
+    )
+    renditions = await session.execute(
+        select(Rendition).where(Rendition.video_id == video_id).order_by(Rendition.height.desc())
+    )
+    timeline = await session.execute(
+        select(TimelineEvent)
+        .where(TimelineEvent.video_id == video_id)
+        .order_by(TimelineEvent.ts, TimelineEvent.seq)
+    )
+    return VideoDetail(
+        video, list(chunks.scalars()), list(renditions.scalars()), list(timeline.scalars())
+    )
+
+
+async def dead_letters(session: AsyncSession, limit: int = 100) -> list[DeadLetterRow]:
+    """The newest dead letters."""
+    rows = await session.execute(
+        select(DeadLetterRow).order_by(DeadLetterRow.ts.desc()).limit(limit)
+    )
+    return list(rows.scalars())
