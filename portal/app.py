@@ -16,10 +16,11 @@ from typing import Any
 import msgspec
 import prometheus_client
 from litestar import Litestar, MediaType, Response, get, post
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest, HTMXTemplate
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import ServerSentEvent, Stream, Template
 from litestar.response.sse import ServerSentEventMessage
 from litestar.static_files import create_static_files_router
@@ -56,7 +57,11 @@ _APP_TEMPLATES: dict[str, Any] = {}
 
 @get("/")
 async def videos(
-    request: HTMXRequest, state: State, status: str = "", q: str = "", page: int = 1
+    request: HTMXRequest,
+    state: State,
+    status: FromQuery[str] = "",
+    q: FromQuery[str] = "",
+    page: FromQuery[int] = 1,
 ) -> Template:
     """Every video with live progress; an HTMX request gets only the table body."""
     async with _session(state) as session:
@@ -68,7 +73,7 @@ async def videos(
 
 
 @get("/videos/{video_id:str}")
-async def video(request: HTMXRequest, state: State, video_id: str) -> Template:
+async def video(request: HTMXRequest, state: State, video_id: FromPath[str]) -> Template:
     """A video: probe, source, manifest, renditions, player, timeline."""
     async with _session(state) as session:
         detail = await queries.video_detail(session, video_id)
@@ -82,7 +87,7 @@ async def video(request: HTMXRequest, state: State, video_id: str) -> Template:
 
 
 @get("/videos/{video_id:str}/files/{key:path}")
-async def video_file(state: State, video_id: str, key: str) -> Stream:
+async def video_file(state: State, video_id: FromPath[str], key: FromPath[str]) -> Stream:
     """Objects of a video (HLS playlists and segments, MP4s, previews) served same-origin."""
     key = key.lstrip("/")
     allowed = (f"hls/{video_id}/", f"renditions/{video_id}/", f"thumbs/{video_id}/")
@@ -136,13 +141,13 @@ async def all_events(state: State) -> ServerSentEvent:
 
 
 @get("/videos/{video_id:str}/events")
-async def video_events(state: State, video_id: str) -> ServerSentEvent:
+async def video_events(state: State, video_id: FromPath[str]) -> ServerSentEvent:
     """Server-sent events: the status block of one video whenever it changes."""
     return ServerSentEvent(_row_events(state.hub, state, video_id))
 
 
 @post("/videos/{video_id:str}/cancel")
-async def cancel(state: State, video_id: str) -> Response[str]:
+async def cancel(state: State, video_id: FromPath[str]) -> Response[str]:
     """Ask the transcode flow to stop this video's job."""
     settings: Settings = state.settings
     producer = make_producer(settings.kafka)
@@ -153,7 +158,9 @@ async def cancel(state: State, video_id: str) -> Response[str]:
 
 
 @post("/videos/{video_id:str}/reprocess")
-async def reprocess(state: State, video_id: str, profile: str = "default") -> Response[str]:
+async def reprocess(
+    state: State, video_id: FromPath[str], profile: FromQuery[str] = "default"
+) -> Response[str]:
     """Run the ladder again from the verified source (optionally with another profile)."""
     async with _session(state) as session:
         row = await session.get(Video, video_id)
@@ -181,7 +188,9 @@ async def reprocess(state: State, video_id: str, profile: str = "default") -> Re
 
 
 @get("/api/videos")
-async def api_videos(state: State, status: str = "", q: str = "", page: int = 1) -> dict[str, Any]:
+async def api_videos(
+    state: State, status: FromQuery[str] = "", q: FromQuery[str] = "", page: FromQuery[int] = 1
+) -> dict[str, Any]:
     """Videos as JSON (same filters as the page)."""
     async with _session(state) as session:
         listing = await queries.video_page(session, status, q.strip(), page)
@@ -194,7 +203,7 @@ async def api_videos(state: State, status: str = "", q: str = "", page: int = 1)
 
 
 @get("/api/videos/{video_id:str}")
-async def api_video(state: State, video_id: str) -> dict[str, Any]:
+async def api_video(state: State, video_id: FromPath[str]) -> dict[str, Any]:
     """One video as JSON, with its renditions."""
     async with _session(state) as session:
         detail = await queries.video_detail(session, video_id)

@@ -128,13 +128,14 @@ def _apply_status(conn: Connection, event: ev.StatusBase) -> bool:
             body=msgspec.to_builtins(event),
         )
         .on_conflict_do_nothing(index_elements=["id"])
-    ).rowcount
+        .returning(TimelineEvent.id)
+    ).first()
     conn.execute(
         pg_insert(RunProgress)
         .values(video_id=event.video_id, run=event.run, last_seq=event.seq)
         .on_conflict_do_update(index_elements=["video_id", "run"], set_={"last_seq": event.seq})
     )
-    if not inserted:
+    if inserted is None:
         return False  # the same event again under a new sequence number (a replay)
     conn.execute(
         pg_insert(Video)
@@ -204,6 +205,7 @@ def apply(conn: Connection, event: ev.AnyEvent) -> bool:
                 ts=event.ts,
             )
             .on_conflict_do_nothing(index_elements=["id"])
-        ).rowcount
-        return bool(stored)
+            .returning(DeadLetterRow.id)
+        ).first()
+        return stored is not None
     return False

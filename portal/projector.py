@@ -70,6 +70,7 @@ class Projector:
                     event = ev.dead_letter(
                         raw=message.value(), key=message.key(), topic=topic, partition=partition,
                         offset=offset, error=str(event), stage="projector",
+                        ts=message.timestamp()[1] / 1000,  # the log's time: rebuilds agree
                     )  # fmt: skip
                 changed += apply(conn, event)
                 next_offsets[(topic, partition)] = offset + 1

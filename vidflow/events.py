@@ -488,6 +488,7 @@ def dead_letter(
     offset: int,
     error: str,
     stage: str = "decode",
+    ts: float | None = None,
 ) -> DeadLetter:
     """The DLQ record for a message that could not be used, with its bytes kept whole."""
     original_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else (key or "")
@@ -500,6 +501,7 @@ def dead_letter(
         raw=raw or b"",
         error=error,
         stage=stage,
+        ts=now() if ts is None else ts,
     )
 
 
