@@ -8,8 +8,10 @@ each server-sent-event client gets the re-rendered row (or status block) for tha
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +117,11 @@ async def video_file(state: State, video_id: FromPath[str], key: FromPath[str]) 
 async def _row_events(
     hub: NotifyHub, state: State, only: str | None
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
+    """Re-rendered HTML for each changed video; a video born after the page loaded is sent as
+    ``video-new`` once (the page prepends it), later changes as ``video-<id>`` (swapped)."""
     queue = hub.subscribe()
+    connected = time.time()
+    announced: set[str] = set()
     try:
         while True:
             video_id = await queue.get()
@@ -125,13 +131,22 @@ async def _row_events(
                 row = await session.get(Video, video_id)
             if row is None:
                 continue
-            template = "_status.html" if only else "_video_row.html"
-            html = _render(template, v=row).replace("\n", " ")
-            yield ServerSentEventMessage(
-                data=html, event=f"video-{video_id}" if not only else "status"
-            )
+            if only is not None:
+                yield ServerSentEventMessage(data=_one_line("_status.html", v=row), event="status")
+                continue
+            html = _one_line("_video_row.html", v=row)
+            if row.created_ts >= connected - 1 and video_id not in announced:
+                announced.add(video_id)
+                yield ServerSentEventMessage(data=html, event="video-new")
+            else:
+                yield ServerSentEventMessage(data=html, event=f"video-{video_id}")
     finally:
         hub.unsubscribe(queue)
+
+
+def _one_line(template: str, **context: Any) -> str:
+    """SSE data lines cannot hold newlines of their own."""
+    return _render(template, **context).replace("\n", " ")
 
 
 @get("/events")
@@ -257,6 +272,14 @@ async def dead_letter_page(state: State) -> Template:
     return Template(template_name="dead_letters.html", context={"letters": letters})
 
 
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _add_filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters["when"] = _when
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """The portal for ``settings`` (the process's settings by default)."""
     resolved = settings or get_settings()
@@ -271,7 +294,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await hub.stop()
 
-    template_config = TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
+    template_config = TemplateConfig(
+        directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_add_filters
+    )
     app = Litestar(
         route_handlers=[
             videos,

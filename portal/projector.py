@@ -8,6 +8,7 @@ message is applied once whatever happens.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Sequence
 
@@ -26,7 +27,12 @@ from vidflow.settings import Settings
 __all__ = ["Projector", "drop_projection"]
 
 log = get_logger("vidflow.projector")
-GROUP = "vidflow-portal-projector"
+SESSION_TIMEOUT_MS = 10_000  # a projector that died is replaced within seconds, not 45
+
+
+def group_for(settings: Settings) -> str:
+    """One consumer group per projected topic, so separate deployments never share members."""
+    return f"vidflow-projector.{settings.kafka.topic_status}"
 
 
 class Projector:
@@ -36,7 +42,9 @@ class Projector:
         self.settings = settings
         self.engine = engine or make_engine(settings.postgres)
         self.topics = [settings.kafka.topic_status, settings.kafka.topic_dlq]
-        self.consumer: Consumer = make_consumer(settings.kafka, GROUP)
+        self.consumer: Consumer = make_consumer(
+            settings.kafka, group_for(settings), **{"session.timeout.ms": SESSION_TIMEOUT_MS}
+        )
         self.applied = 0
 
     def _stored_offsets(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
@@ -91,11 +99,16 @@ class Projector:
         return self.apply_batch(messages) if messages else 0
 
     def run(self, stop: threading.Event | None = None) -> None:
-        """Project until ``stop`` is set."""
+        """Project until ``stop`` is set (or SIGTERM/SIGINT in the main thread): the consumer
+        leaves its group on the way out, so a successor gets the partitions at once."""
+        stop = stop or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
         self.consumer.subscribe(self.topics, on_assign=self.on_assign)
         log.info("projecting", topics=self.topics)
         try:
-            while stop is None or not stop.is_set():
+            while not stop.is_set():
                 self.poll_once()
         finally:
             self.consumer.close()

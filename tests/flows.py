@@ -40,9 +40,8 @@ class FlowProcess:
         self.log = workdir / f"{module.rsplit('.', 1)[-1]}.log"
         self.workers = workers
         self.snapshot_seconds = snapshot_seconds
-        self.env = {**os.environ, **settings_environ(settings), **(extra_env or {})}
-        self.env.setdefault("VIDFLOW_METRICS_INGEST_PORT", "0")
-        self.env.setdefault("VIDFLOW_METRICS_TRANSCODE_PORT", "0")
+        no_metrics = {"VIDFLOW_METRICS_INGEST_PORT": "0", "VIDFLOW_METRICS_TRANSCODE_PORT": "0"}
+        self.env = {**os.environ, **settings_environ(settings), **no_metrics, **(extra_env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> FlowProcess:

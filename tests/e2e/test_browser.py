@@ -1,0 +1,142 @@
+"""A person's view, in Debian's Chromium driven by Playwright, of the whole pipeline running for
+real: a clip is submitted while the videos page is open, its row appears and reaches
+"completed" without a reload (server-sent events), and its page plays the HLS ladder."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import psycopg
+import pytest
+from playwright.sync_api import sync_playwright
+
+from portal.migrate import upgrade
+from portal.projector import Projector
+from tests.flows import ROOT, FlowProcess
+from tests.media import h264_clip
+from vidflow.settings import MiB, Settings, settings_environ
+from vidflow.submit import upload
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+PROFILES = json.dumps(
+    {"small": [{"height": 240, "video_kbps": 400}, {"height": 144, "video_kbps": 150}]}
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
+    """Ingest and transcode flows, the projector and the portal, on isolated topics and database."""
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make browser`"
+    database = f"t_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(isolated_settings.postgres.dsn, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{database}"')
+    port = free_port()
+    settings = msgspec.structs.replace(
+        isolated_settings,
+        home=tmp_path / "home",
+        postgres=msgspec.structs.replace(isolated_settings.postgres, database=database),
+        ingest=msgspec.structs.replace(
+            isolated_settings.ingest, stream_timeout=2.0, chunk_size=5 * MiB
+        ),
+        transcode=msgspec.structs.replace(
+            isolated_settings.transcode,
+            profiles_json=PROFILES,
+            default_profile="small",
+            preset="ultrafast",
+        ),
+        portal=msgspec.structs.replace(isolated_settings.portal, port=port),
+    )
+    upgrade(settings)
+    flows = [
+        FlowProcess("dataflows.ingest_flow", settings, tmp_path / "ingest").start(),
+        FlowProcess("dataflows.transcode_flow", settings, tmp_path / "transcode").start(),
+    ]
+    stop = threading.Event()
+    projector = threading.Thread(target=Projector(settings).run, kwargs={"stop": stop}, daemon=True)
+    projector.start()
+    env = {**os.environ, **settings_environ(settings)}
+    portal = subprocess.Popen(
+        [sys.executable, "-m", "vidflow", "portal", "serve"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the portal did not start"
+            time.sleep(0.3)
+    for flow in flows:
+        flow.assert_running()
+    try:
+        yield settings, base
+    finally:
+        portal.terminate()
+        portal.wait(10)
+        stop.set()
+        projector.join(10)
+        for flow in flows:
+            flow.stop()
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.close()
+
+
+def test_submitted_clip_goes_live_to_completed_and_plays(
+    running: tuple[Settings, str], tmp_path: Path
+) -> None:
+    settings, base = running
+    clip = h264_clip(tmp_path / "garden party.mp4", seconds=3, size="426x240")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(base + "/")
+            page.wait_for_function("document.querySelector('[sse-connect]') !== null")
+            page.wait_for_timeout(500)  # the event stream is open
+            video_id, _ = upload(settings, clip, "small", "e2e", quiet=True)
+            row = page.locator(f"#video-{video_id}")
+            row.wait_for(timeout=60_000)  # appeared without a reload
+            page.locator(f"#video-{video_id} .badge.completed").wait_for(timeout=120_000)
+            page.screenshot(path=str(ARTIFACTS / "videos-completed.png"), full_page=True)
+
+            page.goto(f"{base}/videos/{video_id}")
+            page.wait_for_function(
+                "document.getElementById('levels').options.length >= 3", timeout=30_000
+            )
+            page.evaluate(
+                "() => { const v = document.getElementById('player'); v.muted = true; v.play(); }"
+            )
+            playing = (
+                "() => { const v = document.getElementById('player'); return v.currentTime > 0.5; }"
+            )
+            page.wait_for_function(playing, timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "video-playing.png"), full_page=True)
+        finally:
+            browser.close()
