@@ -1,8 +1,8 @@
 """Every Grafana panel's query returns data from a real Prometheus scraping the running pipeline.
 
 Grafana itself is not needed to prove a dashboard: its panels are PromQL, so the test runs the
-ingest flow and the watcher on their configured metrics ports, sends a file through them, lets the
-stack's Prometheus scrape, and runs each panel's query against it.
+flows and the watcher on their configured metrics ports, sends a file through them to a finished
+job, lets the stack's Prometheus scrape, and runs each panel's query against it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def query(settings: Settings, expr: str) -> dict[str, Any]:
 @pytest.fixture
 def pipeline(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Path]]:
     m = isolated_settings.metrics
-    for port in (m.ingest_port, m.watcher_port):
+    for port in (m.ingest_port, m.transcode_port, m.watcher_port):
         assert not port_in_use("127.0.0.1", port), (
             f"port {port} is in use (is `make up` running?): "
             "stop it with `vidflow down --keep-services`"
@@ -63,13 +63,23 @@ def pipeline(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Sett
     ingest = msgspec.structs.replace(
         isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0
     )
-    settings = msgspec.structs.replace(isolated_settings, ingest=ingest, home=tmp_path / "home")
+    transcode = msgspec.structs.replace(
+        isolated_settings.transcode, preset="ultrafast",
+        profiles_json='{"default": [{"height": 144, "video_kbps": 150}]}',
+    )  # fmt: skip
+    settings = msgspec.structs.replace(
+        isolated_settings, ingest=ingest, transcode=transcode, home=tmp_path / "home"
+    )
     drop = tmp_path / "drop"
     drop.mkdir()
     env = {**settings_environ(settings), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
     flow = FlowProcess(
         "dataflows.ingest_flow", settings, tmp_path / "flow",
         extra_env={"VIDFLOW_METRICS_INGEST_PORT": str(m.ingest_port)},
+    ).start()  # fmt: skip
+    transcoder = FlowProcess(
+        "dataflows.transcode_flow", settings, tmp_path / "transcode",
+        extra_env={"VIDFLOW_METRICS_TRANSCODE_PORT": str(m.transcode_port)},
     ).start()  # fmt: skip
     watcher = subprocess.Popen(
         [sys.executable, "-m", "vidflow", "watch", str(drop)], cwd=ROOT, env=env,
@@ -81,6 +91,7 @@ def pipeline(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Sett
         watcher.terminate()
         watcher.wait(10)
         flow.stop()
+        transcoder.stop()
 
 
 def test_every_panel_query_returns_data(pipeline: tuple[Settings, Path], tmp_path: Path) -> None:
@@ -88,7 +99,7 @@ def test_every_panel_query_returns_data(pipeline: tuple[Settings, Path], tmp_pat
     assert DASHBOARDS, "no dashboards under deploy/grafana/dashboards"
     status = TopicReader(settings, settings.kafka.topic_status)
     raw_clip(tmp_path / "clip.mkv", seconds=3).rename(drop / "camera.mkv")
-    status.wait_for(lambda es: any(isinstance(e, ev.IngestCompleted) for e in es), 60)
+    status.wait_for(lambda es: any(isinstance(e, ev.JobCompleted) for e in es), 120)
     status.close()
 
     queries = panel_queries()
@@ -105,4 +116,4 @@ def test_every_panel_query_returns_data(pipeline: tuple[Settings, Path], tmp_pat
             break
         time.sleep(2)
     assert not empty, "panels without data:\n" + "\n".join(empty)
-    assert len(queries) >= 8
+    assert len(queries) >= 16
