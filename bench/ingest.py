@@ -20,13 +20,12 @@ import time
 import uuid
 from pathlib import Path
 
-import msgspec
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from connectors.kafka import ensure_topics, flush_or_raise, make_producer, produce_event
-from connectors.storage import ensure_bucket, make_client
+from connectors.kafka import flush_or_raise, make_producer, produce_event
+from connectors.storage import make_client
 from tests.flows import FlowProcess, TopicReader
+from tests.isolation import isolated_copy
 from vidflow import events as ev
 from vidflow.settings import Settings, load_settings
 from vidflow.stack import ensure_up
@@ -49,20 +48,6 @@ def make_file(path: Path, size: int) -> None:
     with path.open("wb") as handle:
         for _ in range(size // block):
             handle.write(os.urandom(block))
-
-
-def isolated(base: Settings) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    kafka = msgspec.structs.replace(
-        base.kafka, topic_file_events=f"b{tag}.file-events", topic_uploads=f"b{tag}.uploads",
-        topic_jobs=f"b{tag}.jobs", topic_status=f"b{tag}.status", topic_dlq=f"b{tag}.dlq",
-    )  # fmt: skip
-    storage = msgspec.structs.replace(base.storage, bucket=f"bench-{tag}")
-    ingest = msgspec.structs.replace(base.ingest, stream_timeout=2.0)
-    settings = msgspec.structs.replace(base, kafka=kafka, storage=storage, ingest=ingest)
-    ensure_topics(settings.kafka)
-    ensure_bucket(make_client(settings.storage), settings.storage.bucket)
-    return settings
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -102,7 +87,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,4", help="file sizes in GiB, comma separated")
     args = parser.parse_args()
-    base = load_settings({**os.environ, "VIDFLOW_INGEST_CLOSE_IS_FINAL": "true"})
+    base = load_settings(
+        {
+            **os.environ,
+            "VIDFLOW_INGEST_CLOSE_IS_FINAL": "true",
+            "VIDFLOW_INGEST_STREAM_TIMEOUT": "2",
+        }
+    )
     ensure_up(base)
     rss: dict[int, int] = {}
     with tempfile.TemporaryDirectory(dir=Path(base.home).resolve()) as scratch:
@@ -110,7 +101,7 @@ def main() -> None:
             path = Path(scratch) / f"bench-{gib}g.bin"
             make_file(path, gib * GiB)
             size = path.stat().st_size
-            settings = isolated(base)
+            settings = isolated_copy(base, prefix="bench")
             if gib == 1:
                 started = time.perf_counter()
                 subprocess.run(["sha256sum", str(path)], check=True, capture_output=True)

@@ -25,36 +25,22 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.ffmpeg import ffmpeg_binary, probe
-from connectors.kafka import ensure_topics, flush_or_raise, make_producer, produce_event
-from connectors.storage import ensure_bucket, make_client
+from connectors.kafka import flush_or_raise, make_producer, produce_event
+from connectors.storage import make_client
 from dataflows.transcode.commands import encode_command
 from dataflows.transcode.ladder import plan_ladder
 from dataflows.transcode.profiles import DEFAULT_LADDER
 from tests.flows import FlowProcess, TopicReader
+from tests.isolation import isolated_copy
 from vidflow import events as ev
 from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings, load_settings
+from vidflow.settings import load_settings
 from vidflow.stack import ensure_up
 
 
 def emit(figure: str, value: float, unit: str, **extra: object) -> None:
     line = {"bench": "transcode", "figure": figure, "value": round(value, 3), "unit": unit, **extra}
     print(json.dumps(line), flush=True)
-
-
-def isolated(base: Settings, home: Path) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    kafka = msgspec.structs.replace(
-        base.kafka,
-        topic_jobs=f"b{tag}.jobs",
-        topic_status=f"b{tag}.status",
-        topic_dlq=f"b{tag}.dlq",
-    )
-    storage = msgspec.structs.replace(base.storage, bucket=f"bench-{tag}")
-    settings = msgspec.structs.replace(base, kafka=kafka, storage=storage, home=home)
-    ensure_topics(settings.kafka)
-    ensure_bucket(make_client(settings.storage), settings.storage.bucket)
-    return settings
 
 
 def timed(argv: list[str]) -> float:
@@ -72,12 +58,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         clip = work / "clip.mp4"
+        source = ["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
+                  "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]  # fmt: skip
+        encode = [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            "8M",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ]
         subprocess.run(
-            [ffmpeg_binary(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(args.seconds),
-             "-c:v", "libx264", "-preset", "veryfast", "-b:v", "8M", "-c:a", "aac", "-shortest", str(clip)],
+            [ffmpeg_binary(), "-v", "error", *source, "-t", str(args.seconds), *encode, str(clip)],
             check=True,
-        )  # fmt: skip
+        )
         found = probe(str(clip))
         planned = plan_ladder(found, DEFAULT_LADDER)
         preset = base.transcode.preset
@@ -90,7 +87,7 @@ def main() -> None:
         )
         emit("naive_one_ffmpeg_per_rung_seconds", naive, "s")
 
-        settings = isolated(base, work / "home")
+        settings = msgspec.structs.replace(isolated_copy(base, prefix="bench"), home=work / "home")
         data = clip.read_bytes()
         video_id = uuid.uuid4().hex
         key = ObjectLayout(settings.storage).source(video_id)

@@ -18,7 +18,7 @@ from connectors.metrics import start_metrics_server
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.store import ChunkStore
-from dataflows.kafka_io import Inbound, Outbound, read_events, write_events
+from dataflows.kafka_io import Inbound, read_events, write_results
 from vidflow import events as ev
 from vidflow.layout import ObjectLayout
 from vidflow.logs import configure_logging
@@ -52,8 +52,7 @@ def build_flow(settings: Settings) -> Dataflow:
     keyed = op.key_on("by-stream", read.oks, stream_key)
     results = op.stateful("ingest", keyed, lambda resumed: IngestLogic(ctx, resumed))
     produced = op.map("unkey", results, lambda key_and_item: key_and_item[1])
-    dead = op.map("to-dlq", read.errs, lambda letter: Outbound(k.topic_dlq, letter))
-    write_events("write", op.merge("all-out", produced, dead), k)
+    write_results("out", produced, read.errs, k)
     return flow
 
 

@@ -21,7 +21,7 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from vidflow.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
 from vidflow.settings import KafkaSettings
 
-__all__ = ["Inbound", "Outbound", "ReadResult", "read_events", "write_events"]
+__all__ = ["Inbound", "Outbound", "ReadResult", "read_events", "write_events", "write_results"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,12 @@ def write_events(step_id: str, up: Stream[Outbound], kafka: KafkaSettings) -> No
     messages = op.map("encode", up, _to_sink)
     sink = KafkaSink([kafka.bootstrap], None, add_config={"enable.idempotence": "true"})
     op.output("output", messages, sink)
+
+
+@operator
+def write_results(
+    step_id: str, produced: Stream[Outbound], errs: Stream[DeadLetter], kafka: KafkaSettings
+) -> None:
+    """A flow's events and its input's dead letters (to ``vidflow.dlq``), through one sink."""
+    dead = op.map("to_dlq", errs, lambda letter: Outbound(kafka.topic_dlq, letter))
+    write_events("write", op.merge("merge", produced, dead), kafka)

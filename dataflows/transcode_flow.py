@@ -16,7 +16,7 @@ from bytewax.dataflow import Dataflow
 from connectors.ffmpeg import ffmpeg_binary
 from connectors.metrics import start_metrics_server
 from connectors.storage import make_client, wait_for_storage
-from dataflows.kafka_io import Inbound, Outbound, read_events, write_events
+from dataflows.kafka_io import Inbound, read_events, write_results
 from dataflows.transcode.logic import TranscodeContext, TranscodeLogic
 from dataflows.transcode.profiles import load_profiles
 from vidflow.logs import configure_logging
@@ -45,8 +45,7 @@ def build_flow(settings: Settings) -> Dataflow:
     keyed = op.key_on("by-video", read.oks, _video_key)
     results = op.stateful("transcode", keyed, lambda resumed: TranscodeLogic(ctx, resumed))
     produced = op.map("unkey", results, lambda key_and_item: key_and_item[1])
-    dead = op.map("to-dlq", read.errs, lambda letter: Outbound(k.topic_dlq, letter))
-    write_events("write", op.merge("all-out", produced, dead), k)
+    write_results("out", produced, read.errs, k)
     return flow
 
 

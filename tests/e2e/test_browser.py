@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import msgspec
 import psycopg
 import pytest
@@ -23,7 +20,7 @@ from playwright.sync_api import sync_playwright
 
 from portal.migrate import upgrade
 from portal.projector import Projector
-from tests.flows import ROOT, FlowProcess
+from tests.flows import ROOT, FlowProcess, free_port, wait_http
 from tests.media import h264_clip
 from vidflow.settings import MiB, Settings, settings_environ
 from vidflow.submit import upload
@@ -39,12 +36,6 @@ CHROMIUM_ARGS = [
 PROFILES = json.dumps(
     {"small": [{"height": 240, "video_kbps": 400}, {"height": 144, "video_kbps": 150}]}
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -84,14 +75,7 @@ def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Setti
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "the portal did not start"
-            time.sleep(0.3)
+    wait_http(f"{base}/healthz")
     for flow in flows:
         flow.assert_running()
     try:

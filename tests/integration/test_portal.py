@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from portal.cli import replay_to_end
 from portal.migrate import upgrade
 from portal.models import PROJECTION_TABLES
 from portal.projector import Projector, drop_projection
-from tests.flows import ROOT
+from tests.flows import ROOT, free_port, wait_http
 from vidflow import events as ev
 from vidflow.settings import Settings, settings_environ
 
@@ -158,12 +157,6 @@ def test_pages_and_api(portal_settings: Settings) -> None:
         assert client.get(f"/videos/{ok}/files/../../etc/passwd").status_code == 404
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_a_status_event_reaches_the_browser_stream_without_polling(
     portal_settings: Settings,
 ) -> None:
@@ -179,13 +172,7 @@ def test_a_status_event_reaches_the_browser_stream_without_polling(
     worker.start()
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        wait_http(f"{base}/healthz")
         video_id = uuid.uuid4().hex
         with httpx.stream("GET", f"{base}/events", timeout=30) as stream:
             sent = time.monotonic()
