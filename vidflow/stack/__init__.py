@@ -17,7 +17,14 @@ from vidflow.logs import get_logger
 from vidflow.settings import Settings
 from vidflow.stack.errors import StackError
 from vidflow.stack.install import install_all
-from vidflow.stack.process import port_in_use, running_pid, start_detached, stop_pidfile, tail
+from vidflow.stack.process import (
+    exclusive,
+    port_in_use,
+    running_pid,
+    start_detached,
+    stop_pidfile,
+    tail,
+)
 from vidflow.stack.services import SERVICES, Service, StackPaths, split_host_port
 
 __all__ = ["ServiceHealth", "StackError", "ensure_up", "health", "init_resources", "stop"]
@@ -112,15 +119,19 @@ def init_resources(settings: Settings) -> None:
 def ensure_up(settings: Settings, *, init: bool = True) -> list[ServiceHealth]:
     """Install what is missing, start what is not running, wait until every service answers."""
     paths = _paths(settings)
-    pending = [s for s in SERVICES if _answers(s, settings) is not None]
-    if pending:
-        tools = install_all(Path(settings.cache_dir))
-        for service in pending:
-            if running_pid(paths.pidfile(service.name)) is None:
-                _start(service, settings, paths, tools)
-        for service in pending:
-            _wait_healthy(service, settings, paths)
-            log.info("healthy", service=service.name)
+    if any(_answers(s, settings) is not None for s in SERVICES):
+        with exclusive(paths.home / "run" / "stack.lock"):
+            # whoever held the lock before us may have started them meanwhile: look again
+            pending = [s for s in SERVICES if _answers(s, settings) is not None]
+            if pending:
+                with exclusive(Path(settings.cache_dir) / "install.lock"):
+                    tools = install_all(Path(settings.cache_dir))
+                for service in pending:
+                    if running_pid(paths.pidfile(service.name)) is None:
+                        _start(service, settings, paths, tools)
+                for service in pending:
+                    _wait_healthy(service, settings, paths)
+                    log.info("healthy", service=service.name)
     for service in SERVICES:
         service.after_start(settings, paths)
     if init:

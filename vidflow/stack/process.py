@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["port_in_use", "read_pid", "running_pid", "start_detached", "stop_pidfile", "tail"]
+__all__ = [
+    "exclusive",
+    "port_in_use",
+    "read_pid",
+    "running_pid",
+    "start_detached",
+    "stop_pidfile",
+    "tail",
+]
 
 # Services started by this process stay our children until it exits; keeping their Popen
 # objects lets us reap them (no zombies) and keeps Popen.__del__ from warning they still run.
 _children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@contextlib.contextmanager
+def exclusive(lockfile: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``lockfile``: two ``stack up`` at once (a test run beside
+    ``make up``) must not build MinIO twice or start a second Kafka on the same data."""
+    lockfile.parent.mkdir(parents=True, exist_ok=True)
+    with lockfile.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_pid(pidfile: Path) -> int | None:
