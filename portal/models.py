@@ -159,7 +159,7 @@ class Upload(Base):
 
     __tablename__ = "uploads"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(64), nullable=False)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     filename: Mapped[str] = mapped_column(Text, nullable=False)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     part_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -168,6 +168,7 @@ class Upload(Base):
     profile: Mapped[str] = mapped_column(String(64), nullable=False, default="default")
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="open")
     created_at: Mapped[datetime] = _now()
+    video_id: Mapped[str] = mapped_column(String(64), nullable=False, default="", server_default="")
 
 
 class ConsumerOffset(Base):

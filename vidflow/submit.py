@@ -26,7 +26,7 @@ from vidflow.layout import ObjectLayout
 from vidflow.progress import VideoSummary, apply_event
 from vidflow.settings import Settings, get_settings
 
-__all__ = ["follow", "submit_command", "upload"]
+__all__ = ["announce", "follow", "submit_command", "upload"]
 
 console = Console(stderr=True)
 
@@ -61,9 +61,26 @@ def upload(
         client.fput_object(
             settings.storage.bucket, key, str(path), progress=_PutProgress(progress, path.name)
         )
+    return announce(
+        settings, upload_id, key, size, filename=path.name, owner=owner, profile=profile
+    )
+
+
+def announce(
+    settings: Settings,
+    upload_id: str,
+    key: str,
+    size: int,
+    *,
+    filename: str,
+    owner: str,
+    profile: str,
+) -> tuple[str, float]:
+    """Produce ``upload.completed`` for an object already in the bucket; returns (video id, time
+    announced). The video id follows from where the event landed, so it is known at once."""
     event = ev.UploadCompleted(
         id=ev.event_id("upload.completed", upload_id), upload_id=upload_id,
-        bucket=settings.storage.bucket, key=key, size=size, filename=path.name,
+        bucket=settings.storage.bucket, key=key, size=size, filename=filename,
         owner=owner, profile=profile,
     )  # fmt: skip
     delivered: dict[str, Any] = {}

@@ -1,0 +1,242 @@
+"""Operations: lag per topic and partition, throughput, workers up, and dead letters to replay.
+
+Kafka says where each partition ends; the projector's position is in ``consumer_offsets``
+(committed with the projection); the flows keep theirs in Bytewax recovery and export their lag
+to Prometheus, which also knows throughput and which processes are up. Prometheus being down
+hides those figures, visibly, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from confluent_kafka import TopicPartition
+from litestar import get, post
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.plugins.htmx import HTMXTemplate
+from litestar.response import Template
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from connectors.kafka import flush_or_raise, make_consumer, make_producer
+from portal import queries
+from portal.auth import requires_admin
+from portal.models import ConsumerOffset, DeadLetterRow
+from vidflow.settings import KafkaSettings, Settings
+
+__all__ = [
+    "Operations",
+    "api_operations",
+    "api_replay_dead_letter",
+    "operations_page",
+    "replay_dead_letter",
+]
+
+PROMETHEUS_TIMEOUT = 2.0
+THROUGHPUT = {
+    "ingest bytes/s": "sum(rate(vidflow_ingest_bytes_read_total[1m]))",
+    "chunks stored/s": "sum(rate(vidflow_ingest_chunks_total[1m]))",
+    "watcher events/s": "sum(rate(vidflow_watcher_events_total[1m]))",
+    "encode units/min": "sum(rate(vidflow_transcode_units_total[5m])) * 60",
+    "jobs finished/min": "sum(rate(vidflow_transcode_jobs_total[5m])) * 60",
+}
+FLOW_LAG = "sum by (topic, partition) (bytewax_kafka_consumer_lag)"
+
+
+@dataclass
+class PartitionLag:
+    """One partition: its end, and how far behind each reader that reports a position is."""
+
+    topic: str
+    partition: int
+    end: int
+    projector_lag: int | None = None
+    flow_lag: float | None = None
+
+
+@dataclass
+class Operations:
+    """Everything the operations page shows; ``prometheus_error`` set when it did not answer."""
+
+    partitions: list[PartitionLag]
+    throughput: dict[str, float] = field(default_factory=dict)
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    prometheus_error: str = ""
+    kafka_error: str = ""
+    letters: list[DeadLetterRow] = field(default_factory=list)
+
+
+def _watermarks(
+    k: KafkaSettings, topics: list[str], timeout: float = 5.0
+) -> dict[str, dict[int, int]]:
+    """End offset of every partition of ``topics``, through one short-lived consumer."""
+    consumer = make_consumer(k, group_id="vidflow-portal-operations")
+    try:
+        metadata = consumer.list_topics(timeout=timeout).topics
+        ends: dict[str, dict[int, int]] = {}
+        for topic in topics:
+            if topic not in metadata:
+                continue
+            ends[topic] = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+                for p in sorted(metadata[topic].partitions)
+            }
+        return ends
+    finally:
+        consumer.close()
+
+
+async def _prometheus(settings: Settings, query: str, client: httpx.AsyncClient) -> list[Any]:
+    url = f"http://127.0.0.1:{settings.metrics.prometheus_port}/api/v1/query"
+    response = await client.get(url, params={"query": query})
+    response.raise_for_status()
+    result: list[Any] = response.json()["data"]["result"]
+    return result
+
+
+async def _from_prometheus(settings: Settings, ops: Operations) -> dict[tuple[str, int], float]:
+    """Fill throughput and workers; return the flows' lag per (topic, partition)."""
+    names = list(THROUGHPUT)
+    async with httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT) as client:
+        try:
+            answers = await asyncio.gather(
+                _prometheus(settings, "up", client),
+                _prometheus(settings, FLOW_LAG, client),
+                *(_prometheus(settings, THROUGHPUT[name], client) for name in names),
+            )
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            ops.prometheus_error = f"Prometheus unreachable: {type(exc).__name__}: {exc}"
+            return {}
+    up, lag, *rates = answers
+    ops.workers = sorted(
+        (
+            {
+                "job": s["metric"].get("job", ""),
+                "instance": s["metric"].get("instance", ""),
+                "up": s["value"][1] == "1",
+            }
+            for s in up
+        ),
+        key=lambda w: (w["job"], w["instance"]),
+    )
+    ops.throughput = {
+        name: float(result[0]["value"][1]) if result else 0.0
+        for name, result in zip(names, rates, strict=True)
+    }
+    return {
+        (s["metric"].get("topic", ""), int(s["metric"].get("partition", -1))): float(s["value"][1])
+        for s in lag
+    }
+
+
+async def gather(state: State) -> Operations:
+    """Read Kafka, the projection and Prometheus at once."""
+    settings: Settings = state.settings
+    maker: async_sessionmaker[AsyncSession] = state.sessions
+    topics = settings.kafka.topics()
+    ops = Operations(partitions=[])
+
+    async def kafka() -> dict[str, dict[int, int]]:
+        try:
+            return await asyncio.to_thread(_watermarks, settings.kafka, topics)
+        except Exception as exc:  # noqa: BLE001 - shown on the page instead
+            ops.kafka_error = f"Kafka unreachable: {type(exc).__name__}: {exc}"
+            return {}
+
+    async def projection() -> tuple[dict[tuple[str, int], int], list[DeadLetterRow]]:
+        async with maker() as session:
+            rows = await session.execute(select(ConsumerOffset))
+            offsets = {(r.topic, r.partition): r.next_offset for r in rows.scalars()}
+            return offsets, await queries.dead_letters(session)
+
+    ends, (offsets, ops.letters), flow_lag = await asyncio.gather(
+        kafka(), projection(), _from_prometheus(settings, ops)
+    )
+    projected = {settings.kafka.topic_status, settings.kafka.topic_dlq}
+    for topic in topics:
+        for partition, end in ends.get(topic, {}).items():
+            # The projector starts at the beginning: a partition it has not read is all lag.
+            start = 0 if topic in projected else None
+            next_offset = offsets.get((topic, partition), start)
+            ops.partitions.append(
+                PartitionLag(
+                    topic=topic,
+                    partition=partition,
+                    end=end,
+                    projector_lag=None if next_offset is None else max(0, end - next_offset),
+                    flow_lag=flow_lag.get((topic, partition)),
+                )
+            )
+    return ops
+
+
+def _letter_json(d: DeadLetterRow) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "source_topic": d.source_topic,
+        "partition": d.partition,
+        "offset": d.offset,
+        "key": d.original_key,
+        "stage": d.stage,
+        "error": d.error,
+        "bytes": len(d.raw),
+        "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
+    }
+
+
+@get("/operations", guards=[requires_admin], include_in_schema=False)
+async def operations_page(state: State) -> Template:
+    """Lag, throughput, workers and dead letters for whoever runs the pipeline."""
+    return Template(template_name="operations.html", context={"ops": await gather(state)})
+
+
+@get("/api/operations", guards=[requires_admin], tags=["operations"])
+async def api_operations(state: State) -> dict[str, Any]:
+    """The operations page as JSON."""
+    ops = await gather(state)
+    return {
+        "partitions": [vars(p) for p in ops.partitions],
+        "throughput": ops.throughput,
+        "workers": ops.workers,
+        "prometheus_error": ops.prometheus_error or None,
+        "kafka_error": ops.kafka_error or None,
+        "dead_letters": [_letter_json(d) for d in ops.letters],
+    }
+
+
+async def _replay(state: State, letter_id: str) -> DeadLetterRow:
+    """Produce the raw bytes again to their original topic with their original key."""
+    settings: Settings = state.settings
+    maker: async_sessionmaker[AsyncSession] = state.sessions
+    async with maker() as session, session.begin():
+        letter = await session.get(DeadLetterRow, letter_id, with_for_update=True)
+        if letter is None:
+            raise NotFoundException(f"no dead letter {letter_id}")
+        producer = make_producer(settings.kafka)
+        producer.produce(
+            letter.source_topic, key=letter.original_key.encode() or None, value=letter.raw
+        )
+        await asyncio.to_thread(flush_or_raise, producer)
+        letter.replayed_at = datetime.now(UTC)
+    return letter
+
+
+@post("/operations/dead-letters/{letter_id:str}/replay", guards=[requires_admin], status_code=200,
+      include_in_schema=False)  # fmt: skip
+async def replay_dead_letter(state: State, letter_id: FromPath[str]) -> Template:
+    """The replay button: the row comes back marked as replayed."""
+    letter = await _replay(state, letter_id)
+    return HTMXTemplate(template_name="_dead_letter_row.html", context={"d": letter})
+
+
+@post("/api/dead-letters/{letter_id:str}/replay", guards=[requires_admin], status_code=200,
+      tags=["operations"])  # fmt: skip
+async def api_replay_dead_letter(state: State, letter_id: FromPath[str]) -> dict[str, Any]:
+    """Replay a dead letter to its original topic."""
+    return _letter_json(await _replay(state, letter_id))

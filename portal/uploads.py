@@ -1,0 +1,352 @@
+"""Resumable uploads: the browser PUTs parts straight to the object store, the portal keeps state.
+
+The portal never carries the bytes. It starts an S3 multipart upload under a key made from a
+fresh id (``incoming/{id}/source``, never the file name), hands out a presigned URL per part,
+and answers "which parts are stored" from ListParts, so a dropped connection or a reloaded page
+resumes from what the store really holds. Completing checks the size against the declared one
+and the limit, composes the object and announces it with ``upload.completed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from functools import cache
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import State
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotFoundException,
+    ServiceUnavailableException,
+)
+from litestar.params import FromPath, JSONBody
+from litestar.response import Template
+from litestar.status_codes import HTTP_409_CONFLICT, HTTP_413_REQUEST_ENTITY_TOO_LARGE
+from minio import Minio
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from connectors import multipart
+from connectors.storage import make_client
+from dataflows.transcode.profiles import load_profiles
+from portal.auth import requires_uploader, viewer_of
+from portal.models import Upload
+from vidflow.layout import ObjectLayout
+from vidflow.settings import Settings, StorageSettings
+from vidflow.submit import announce
+
+__all__ = ["UploadApi", "upload_page"]
+
+PART_URL_TTL = timedelta(hours=1)
+MAX_URLS_PER_REQUEST = 100
+
+
+class UploadRequest(msgspec.Struct, frozen=True):
+    """A file the browser is about to send; ``size`` is checked against the limit up front."""
+
+    filename: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    size: Annotated[int, msgspec.Meta(gt=0)]
+    profile: str = ""
+
+
+class UploadCreated(msgspec.Struct, frozen=True):
+    """Where the browser stands: split the file into ``parts`` of ``part_size`` bytes."""
+
+    upload_id: str
+    part_size: int
+    parts: int
+
+
+class UploadState(msgspec.Struct, frozen=True):
+    """An upload as the object store sees it: ``stored`` are the part numbers already held."""
+
+    upload_id: str
+    filename: str
+    size: int
+    part_size: int
+    parts: int
+    profile: str
+    status: str
+    stored: list[int]
+    stored_bytes: int
+    video_id: str
+
+
+class PartsRequest(msgspec.Struct, frozen=True):
+    """Part numbers the browser wants URLs for."""
+
+    numbers: Annotated[list[int], msgspec.Meta(min_length=1, max_length=MAX_URLS_PER_REQUEST)]
+
+
+class PartUrl(msgspec.Struct, frozen=True):
+    """A presigned PUT for one part."""
+
+    number: int
+    url: str
+
+
+class PartUrls(msgspec.Struct, frozen=True):
+    """Presigned PUTs, valid for ``expires_in`` seconds."""
+
+    urls: list[PartUrl]
+    expires_in: int
+
+
+@cache
+def _client(storage: StorageSettings) -> Minio:
+    """One client (and HTTP pool) per process; presigning is local, the rest goes to threads."""
+    return make_client(storage)
+
+
+def _part_count(row: Upload) -> int:
+    return -(-row.size // row.part_size)
+
+
+def _expected_size(row: Upload, number: int) -> int:
+    """Every part is ``part_size`` but the last, which holds the rest."""
+    if number < _part_count(row):
+        return row.part_size
+    return row.size - (_part_count(row) - 1) * row.part_size
+
+
+def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
+    maker: async_sessionmaker[AsyncSession] = state.sessions
+    return maker
+
+
+async def _owned(session: AsyncSession, request: Request[Any, Any, Any], upload_id: str) -> Upload:
+    """The upload if it exists and this user may see it (admins see all); 404 otherwise."""
+    row = await session.get(Upload, upload_id)
+    if row is None or not viewer_of(request).sees(row.owner):
+        raise NotFoundException(f"no upload {upload_id}")
+    return row
+
+
+async def _stored(settings: Settings, row: Upload) -> list[multipart.StoredPart]:
+    if row.status != "open":
+        return []
+    client = _client(settings.storage)
+    bucket = settings.storage.bucket
+    return await asyncio.to_thread(multipart.list_stored, client, bucket, row.key, row.s3_upload_id)
+
+
+def _state(row: Upload, stored: list[multipart.StoredPart]) -> UploadState:
+    return UploadState(
+        upload_id=row.id,
+        filename=row.filename,
+        size=row.size,
+        part_size=row.part_size,
+        parts=_part_count(row),
+        profile=row.profile,
+        status=row.status,
+        stored=[p.number for p in stored],
+        stored_bytes=sum(p.size for p in stored),
+        video_id=row.video_id,
+    )
+
+
+def _too_large(size: int, limit: int) -> ClientException:
+    return ClientException(
+        f"{size} bytes is over the upload limit of {limit} bytes",
+        status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+class _Refused(ClientException):
+    """More bytes than declared or allowed: the upload is dropped, not resumable."""
+
+    status_code = HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+class UploadApi(Controller):
+    """``/api/uploads``: create, resume (stored parts), presign parts, complete, abort."""
+
+    path = "/api/uploads"
+    guards = [requires_uploader]  # noqa: RUF012 - Litestar's declared attribute
+    tags = ["uploads"]  # noqa: RUF012
+
+    @post("/")
+    async def create(
+        self, request: Request[Any, Any, Any], state: State, data: JSONBody[UploadRequest]
+    ) -> UploadCreated:
+        """Start an upload; a declared size over the limit is refused before any byte moves."""
+        settings: Settings = state.settings
+        limit = settings.portal.max_upload_bytes
+        if data.size > limit:
+            raise _too_large(data.size, limit)
+        profile = data.profile or settings.transcode.default_profile
+        if profile not in load_profiles(settings.transcode.profiles_json):
+            raise ClientException(f"unknown profile {profile!r}")
+        upload_id = uuid.uuid4().hex
+        key = ObjectLayout(settings.storage).incoming(upload_id)
+        client = _client(settings.storage)
+        s3_id = await asyncio.to_thread(multipart.create, client, settings.storage.bucket, key)
+        row = Upload(
+            id=upload_id,
+            owner=viewer_of(request).username,
+            filename=data.filename,
+            size=data.size,
+            part_size=multipart.part_size_for(data.size),
+            key=key,
+            s3_upload_id=s3_id,
+            profile=profile,
+            status="open",
+        )
+        async with _sessions(state)() as session, session.begin():
+            session.add(row)
+        return UploadCreated(upload_id=upload_id, part_size=row.part_size, parts=_part_count(row))
+
+    @get("/{upload_id:str}")
+    async def read(
+        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[str]
+    ) -> UploadState:
+        """The upload and the parts the object store already holds: where a resume starts."""
+        async with _sessions(state)() as session:
+            row = await _owned(session, request, upload_id)
+        return _state(row, await _stored(state.settings, row))
+
+    @post("/{upload_id:str}/parts", status_code=200)
+    async def presign(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        upload_id: FromPath[str],
+        data: JSONBody[PartsRequest],
+    ) -> PartUrls:
+        """A presigned PUT URL for each asked part number."""
+        settings: Settings = state.settings
+        async with _sessions(state)() as session:
+            row = await _owned(session, request, upload_id)
+        if row.status != "open":
+            raise ClientException(f"upload is {row.status}", status_code=HTTP_409_CONFLICT)
+        count = _part_count(row)
+        if any(n < 1 or n > count for n in data.numbers):
+            raise ClientException(f"part numbers run from 1 to {count}")
+        client = _client(settings.storage)
+        urls = [
+            PartUrl(
+                number=n,
+                url=multipart.presign_part(
+                    client, settings.storage.bucket, row.key, row.s3_upload_id, n, PART_URL_TTL
+                ),
+            )
+            for n in sorted(set(data.numbers))
+        ]
+        return PartUrls(urls=urls, expires_in=int(PART_URL_TTL.total_seconds()))
+
+    @post("/{upload_id:str}/complete", status_code=200)
+    async def complete(
+        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[str]
+    ) -> UploadState:
+        """Check every part is there with the declared size, compose, and announce the video.
+
+        More bytes than declared (or than the limit) abort the upload; a missing or short part
+        leaves it open so the browser can send that part again. Completing twice is harmless.
+        """
+        settings: Settings = state.settings
+        told: HTTPException | None = None
+        async with _sessions(state)() as session, session.begin():
+            row = await _owned(session, request, upload_id)
+            await session.refresh(row, with_for_update=True)  # one completion at a time
+            if row.status == "completed":
+                return _state(row, [])
+            if row.status not in ("open", "composed"):
+                raise ClientException(f"upload is {row.status}", status_code=HTTP_409_CONFLICT)
+            try:
+                await self._finish(settings, row)
+            except (_Refused, ServiceUnavailableException) as exc:
+                told = exc  # the new status (refused, composed) is committed, then told
+        if told is not None:
+            raise told
+        return _state(row, [])
+
+    @classmethod
+    async def _finish(cls, settings: Settings, row: Upload) -> None:
+        if row.status == "open":
+            stored = await _stored(settings, row)
+            total = sum(p.size for p in stored)
+            if total > row.size or total > settings.portal.max_upload_bytes:
+                await cls._abort(settings, row)
+                raise _Refused(
+                    f"{total} bytes stored for a declared {row.size} bytes "
+                    f"(limit {settings.portal.max_upload_bytes}): upload refused"
+                )
+            have = {p.number: p.size for p in stored}
+            count = _part_count(row)
+            wrong = [n for n in range(1, count + 1) if have.get(n) != _expected_size(row, n)]
+            if wrong:
+                raise ClientException(
+                    "parts missing or of the wrong size",
+                    status_code=HTTP_409_CONFLICT,
+                    extra={"parts": wrong},
+                )
+            await cls._compose(settings, row, stored)
+            row.status = "composed"
+        try:
+            row.video_id, _ = await asyncio.to_thread(
+                announce, settings, row.id, row.key, row.size,
+                filename=row.filename, owner=row.owner, profile=row.profile,
+            )  # fmt: skip
+        except Exception as exc:  # Kafka down: the object stays, completing again announces
+            raise ServiceUnavailableException(f"could not announce the upload: {exc}") from exc
+        row.status = "completed"
+
+    @staticmethod
+    async def _compose(settings: Settings, row: Upload, stored: list[multipart.StoredPart]) -> None:
+        """Compose on the store, then check the object itself (the truth) against the size."""
+        client = _client(settings.storage)
+        bucket = settings.storage.bucket
+        await asyncio.to_thread(
+            multipart.complete, client, bucket, row.key, row.s3_upload_id, stored
+        )
+        stat = await asyncio.to_thread(client.stat_object, bucket, row.key)
+        if stat.size != row.size:
+            await asyncio.to_thread(client.remove_object, bucket, row.key)
+            row.status = "refused"
+            raise _Refused(f"composed object has {stat.size} bytes, {row.size} were declared")
+
+    @staticmethod
+    async def _abort(settings: Settings, row: Upload) -> None:
+        client = _client(settings.storage)
+        bucket = settings.storage.bucket
+        await asyncio.to_thread(multipart.abort, client, bucket, row.key, row.s3_upload_id)
+        row.status = "refused"
+
+    @delete("/{upload_id:str}")
+    async def abort(
+        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[str]
+    ) -> None:
+        """Give up an open upload; the store drops its parts."""
+        async with _sessions(state)() as session, session.begin():
+            row = await _owned(session, request, upload_id)
+            if row.status != "open":
+                raise ClientException(f"upload is {row.status}", status_code=HTTP_409_CONFLICT)
+            await self._abort(state.settings, row)
+            row.status = "aborted"
+
+
+@get("/upload", guards=[requires_uploader], include_in_schema=False)
+async def upload_page(request: Request[Any, Any, Any], state: State) -> Template:
+    """The upload form (``static/upload.js`` does the work) and this user's recent uploads."""
+    settings: Settings = state.settings
+    async with _sessions(state)() as session:
+        rows = await session.execute(
+            select(Upload)
+            .where(Upload.owner == viewer_of(request).username)
+            .order_by(Upload.created_at.desc())
+            .limit(20)
+        )
+    return Template(
+        template_name="upload.html",
+        context={
+            "uploads": list(rows.scalars()),
+            "profiles": list(load_profiles(settings.transcode.profiles_json)),
+            "default_profile": settings.transcode.default_profile,
+            "max_bytes": settings.portal.max_upload_bytes,
+        },
+    )
