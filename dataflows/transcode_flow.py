@@ -3,12 +3,24 @@
 Wiring only; the logic lives in ``dataflows/transcode/``. Run it with::
 
     python -m bytewax.run dataflows.transcode_flow:flow -r RECOVERY_DIR -s 5 -b 30
+    # a cluster: the same with -i 0 / -i 1 and -a "host0:2101;host1:2101" (one per process)
 
-    jobs ─ decode ─ key by video ─ TranscodeLogic (FFmpeg children, polled) ─┬─▶ status
-           └─ undecodable ─▶ dlq                       failed requests ─▶ dlq ─┘
+    jobs ─ decode ─ key by video ─ plan ─┬─ unit tasks/cancels ─ key by unit ─ encode ─┐
+           │                            └─ job opened/closed ─┐      status ◀─────────┤
+           │                                                  ▼                       │
+           │                         key by video ─ collect ◀─ unit outcomes ◀────────┘
+           │                                          └─▶ status, dlq, jobs (stop units)
+           └─ undecodable ─▶ dlq
+
+``plan`` spreads a job's units over every worker of the cluster; ``unit_mode=auto`` picks
+``ladder`` (one decode for many rungs) on one process and ``rung`` across several.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -16,10 +28,21 @@ from bytewax.dataflow import Dataflow
 from connectors.ffmpeg import ffmpeg_binary
 from connectors.metrics import start_metrics_server
 from connectors.storage import make_client, wait_for_storage
-from dataflows.kafka_io import Inbound, read_events, write_results
-from dataflows.transcode.logic import TranscodeContext, TranscodeLogic
+from dataflows.kafka_io import Inbound, Outbound, read_events, write_results
+from dataflows.transcode.cluster import choose_unit_mode, cluster_shape
+from dataflows.transcode.collect import CollectLogic
+from dataflows.transcode.context import TranscodeContext
+from dataflows.transcode.encode import EncodeLogic
+from dataflows.transcode.messages import (
+    JobClosed,
+    JobOpened,
+    UnitCancel,
+    UnitOutcome,
+    UnitTask,
+)
+from dataflows.transcode.plan import PlanLogic
 from dataflows.transcode.profiles import load_profiles
-from vidflow.logs import configure_logging
+from vidflow.logs import configure_logging, get_logger
 from vidflow.settings import Settings, get_settings
 
 __all__ = ["build_flow", "flow"]
@@ -29,22 +52,70 @@ def _video_key(item: Inbound) -> str:
     return item.event.partition_key
 
 
+def _value(key_and_item: tuple[str, Any]) -> Any:
+    return key_and_item[1]
+
+
+def _for_encode(item: Any) -> tuple[str, UnitTask | UnitCancel] | None:
+    return (item.key, item) if isinstance(item, UnitTask | UnitCancel) else None
+
+
+def _for_collect(item: Any) -> tuple[str, JobOpened | JobClosed | UnitOutcome] | None:
+    if isinstance(item, JobOpened | UnitOutcome):
+        return item.plan.video_id, item
+    if isinstance(item, JobClosed):
+        return item.video_id, item
+    return None
+
+
+def _for_kafka(item: Any) -> Outbound | None:
+    return item if isinstance(item, Outbound) else None
+
+
 def build_flow(settings: Settings) -> Dataflow:
-    """The transcode dataflow for ``settings``."""
+    """The transcode dataflow for ``settings``, shaped for the cluster it is started on."""
     configure_logging(settings.log_level, settings.log_format)
     ffmpeg_binary()  # fail at start-up, not on the first job, when FFmpeg is missing
     wait_for_storage(settings.storage, timeout=120)
-    start_metrics_server(settings.metrics.transcode_port)
+    shape = cluster_shape(sys.argv[1:], os.environ)
+    port = settings.metrics.transcode_port
+    start_metrics_server(port + shape.process_id if port > 0 else 0)
+    mode = choose_unit_mode(settings.transcode.unit_mode, shape)
+    get_logger("vidflow.transcode").info(
+        "transcode flow", processes=shape.processes, workers=shape.workers,
+        process=shape.process_id, unit_mode=mode,
+    )  # fmt: skip
     ctx = TranscodeContext(
-        settings, make_client(settings.storage), load_profiles(settings.transcode.profiles_json)
+        settings,
+        make_client(settings.storage),
+        load_profiles(settings.transcode.profiles_json),
+        shape,
+        mode,
     )
     k = settings.kafka
 
     flow = Dataflow("vidflow-transcode")
     read = read_events("read", flow, k, [k.topic_jobs], expect="jobs")
     keyed = op.key_on("by-video", read.oks, _video_key)
-    results = op.stateful("transcode", keyed, lambda resumed: TranscodeLogic(ctx, resumed))
-    produced = op.map("unkey", results, lambda key_and_item: key_and_item[1])
+    planned = op.map("plan-out", op.stateful("plan", keyed, lambda r: PlanLogic(ctx, r)), _value)
+
+    units = op.filter_map("to-encode", planned, _for_encode)
+    encoded = op.map(
+        "encode-out", op.stateful("encode", units, lambda r: EncodeLogic(ctx, r)), _value
+    )
+
+    to_collect = op.merge(
+        "to-collect",
+        op.filter_map("plan-to-collect", planned, _for_collect),
+        op.filter_map("encode-to-collect", encoded, _for_collect),
+    )
+    collected = op.stateful("collect", to_collect, lambda r: CollectLogic(ctx, r))
+
+    produced = op.merge(
+        "produced",
+        op.filter_map("encode-to-kafka", encoded, _for_kafka),
+        op.map("collect-out", collected, _value),
+    )
     write_results("out", produced, read.errs, k)
     return flow
 

@@ -240,9 +240,15 @@ class TranscodeRequested(_JobEvent, frozen=True, kw_only=True, tag="transcode.re
 
 
 class TranscodeCancel(_JobEvent, frozen=True, kw_only=True, tag="transcode.cancel"):
-    """Stop the running job of a video (or only ``job_id`` when given)."""
+    """Stop the running job of a video (or only ``job_id`` when given).
+
+    ``plan`` is set only by the transcode flow itself when a unit failed for good: it stops the
+    job's other units in that one planning of the job, so replaying the topic never cancels a
+    later run of the same job.
+    """
 
     job_id: str | None = None
+    plan: str | None = None
 
 
 # ---------------------------------------------------------------- vidflow.status

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dataflows.transcode.progress import ProgressParser, ProgressReading
 
-__all__ = ["FFmpegRun", "classify_failure"]
+__all__ = ["ChildTask", "FFmpegRun", "classify_failure"]
 
 _PR_SET_PDEATHSIG = 1
 _DETERMINISTIC = (
@@ -116,3 +116,38 @@ class FFmpegRun:
         if self.process.stdout is not None and not self.process.stdout.closed:
             self.process.stdout.close()
         self._stderr.close()
+
+
+class ChildTask:
+    """A Python child (``python -m dataflows.transcode.tasks``) followed without blocking.
+
+    Used for the work around an encode that would otherwise hold a worker: the HLS remux and
+    uploads of a finished unit, and the poster and sprite of a finished job.
+    """
+
+    def __init__(self, argv: list[str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        with log.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        self.started = time.monotonic()
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def output_tail(self, limit: int = 2000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-limit:].strip()
+        except FileNotFoundError:
+            return ""
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(5)

@@ -1,4 +1,4 @@
-"""The per-video state of the transcode flow: picklable facts, never processes or handles."""
+"""State of the transcode flow's steps: picklable facts, never processes or handles."""
 
 from __future__ import annotations
 
@@ -7,49 +7,87 @@ from typing import Literal
 
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
-from vidflow.events import Rendition, TranscodeRequested
+from dataflows.transcode.messages import JobPlan, UnitTask
+from vidflow.events import Rendition
 
-__all__ = ["JobState", "UnitState", "group_units"]
+__all__ = ["CollectState", "EncodeState", "PlanState", "UnitSpec", "group_units"]
 
-UnitStatus = Literal["pending", "running", "done", "failed"]
+UnitStatus = Literal["pending", "encoding", "publishing", "done"]
 
 
-@dataclass
-class UnitState:
+@dataclass(frozen=True)
+class UnitSpec:
     """One FFmpeg run making one or several rungs."""
 
     unit_id: str
-    labels: list[int]
-    attempt: int = 0
-    status: UnitStatus = "pending"
-    not_before: float = 0.0
-    error: str = ""
+    labels: tuple[int, ...]
+
+
+def group_units(planned: list[PlannedRendition], mode: str) -> list[UnitSpec]:
+    """The units of a ladder, lowest rung first.
+
+    ``rung``: one run per rung (most parallel across a cluster). ``ladder``: one run decodes the
+    source once for every rung (least CPU); with three rungs or more the lowest rung runs alone
+    first, so the video is playable within seconds, at the price of one more decode, which is
+    cheap next to the encodes.
+    """
+    labels = tuple(p.label for p in sorted(planned, key=lambda p: p.label))
+    if mode == "rung":
+        return [UnitSpec(f"{label}p", (label,)) for label in labels]
+    if len(labels) >= 3:
+        return [UnitSpec(f"{labels[0]}p", labels[:1]), UnitSpec("ladder", labels[1:])]
+    return [UnitSpec("ladder", labels)] if labels else []
 
 
 @dataclass
-class JobState:
-    """A video's current job: its request, plan, units and what is done."""
+class PlanState:
+    """The video's latest job as planned: enough to skip a duplicate and forward a cancel."""
 
-    request: TranscodeRequested
-    position: tuple[str, int, int]  # topic, partition, offset of the request (for the DLQ)
-    planned: list[PlannedRendition]
-    units: list[UnitState]
-    renditions: dict[int, Rendition] = field(default_factory=dict)
-    entries: dict[int, MasterEntry] = field(default_factory=dict)
+    plan: JobPlan
+    unit_keys: dict[str, str]  # unit id -> routing key
+
+
+@dataclass
+class EncodeState:
+    """One unit: its task, attempts and where it is (``seq`` orders its own status run)."""
+
+    task: UnitTask
+    status: UnitStatus = "pending"
+    attempt: int = 0
+    not_before: float = 0.0
     seq: int = 0
+
+    @property
+    def run(self) -> str:
+        return f"{self.task.plan.job_id}:{self.task.unit_id}"
 
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
-    def planned_for(self, label: int) -> PlannedRendition:
-        return next(p for p in self.planned if p.label == label)
 
+@dataclass
+class CollectState:
+    """A video's job as its units land; ``closed`` remembers the last jobs that ended."""
 
-def group_units(planned: list[PlannedRendition], mode: str) -> list[UnitState]:
-    """``ladder``: one run decodes once for every rung (least CPU, fastest on few cores);
-    ``rung``: one run per rung, lowest first (most parallel across a cluster)."""
-    labels = [p.label for p in sorted(planned, key=lambda p: p.label)]
-    if mode == "rung":
-        return [UnitState(unit_id=f"{label}p", labels=[label]) for label in labels]
-    return [UnitState(unit_id="ladder", labels=labels)]
+    plan: JobPlan | None = None
+    seq: int = 0
+    done_units: set[str] = field(default_factory=set)
+    renditions: dict[int, Rendition] = field(default_factory=dict)
+    entries: dict[int, MasterEntry] = field(default_factory=dict)
+    previewing: bool = False
+    closed: list[str] = field(default_factory=list)
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def close(self) -> None:
+        if self.plan is not None:
+            self.closed = [*self.closed, self.plan.job_id][-8:]
+        self.plan = None
+        self.seq = 0
+        self.done_units = set()
+        self.renditions = {}
+        self.entries = {}
+        self.previewing = False

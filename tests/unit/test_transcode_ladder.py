@@ -76,7 +76,13 @@ def test_profiles_from_json() -> None:
 
 def test_units_ladder_or_one_per_rung() -> None:
     planned = plan_ladder(probe(1280, 720), DEFAULT_LADDER)
-    ladder = group_units(planned, "ladder")
-    assert len(ladder) == 1 and ladder[0].labels == [144, 240, 360, 480, 720]
+    ladder = group_units(planned, "ladder")  # lowest rung alone first: playable soonest
+    assert [(u.unit_id, u.labels) for u in ladder] == [
+        ("144p", (144,)),
+        ("ladder", (240, 360, 480, 720)),
+    ]
     rungs = group_units(planned, "rung")
-    assert [u.labels for u in rungs] == [[144], [240], [360], [480], [720]]
+    assert [u.labels for u in rungs] == [(144,), (240,), (360,), (480,), (720,)]
+    assert [u.unit_id for u in rungs] == ["144p", "240p", "360p", "480p", "720p"]
+    two = plan_ladder(probe(426, 240), DEFAULT_LADDER)
+    assert [u.labels for u in group_units(two, "ladder")] == [(144, 240)]  # one decode

@@ -1,0 +1,87 @@
+"""What every step of the transcode flow on one process shares."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, TypeVar
+
+from minio import Minio
+
+from dataflows.kafka_io import Outbound
+from dataflows.transcode import metrics
+from dataflows.transcode.cluster import ClusterShape, UnitMode
+from dataflows.transcode.profiles import Rung
+from vidflow import events as ev
+from vidflow.layout import ObjectLayout
+from vidflow.settings import Settings
+
+__all__ = ["Sequenced", "TranscodeContext"]
+
+S = TypeVar("S", bound=ev.StatusBase)
+
+
+class TranscodeContext:
+    """Settings, storage client, profiles, the cluster and the encode slots of each worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: Minio,
+        profiles: dict[str, tuple[Rung, ...]],
+        shape: ClusterShape,
+        unit_mode: UnitMode,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.profiles = profiles
+        self.shape = shape
+        self.unit_mode = unit_mode
+        self.layout = ObjectLayout(settings.storage)
+        self.workroot = Path(settings.home).resolve() / "work" / "transcode"
+        self._slots: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take_slot(self) -> bool:
+        """One of this worker's encode slots, if free (a worker is a thread, and every key of a
+        step on a worker runs on that thread)."""
+        with self._lock:
+            worker = threading.get_ident()
+            if self._slots.get(worker, 0) >= self.settings.transcode.max_encodes_per_worker:
+                return False
+            self._slots[worker] = self._slots.get(worker, 0) + 1
+            metrics.RUNNING.inc()
+            return True
+
+    def give_slot(self) -> None:
+        with self._lock:
+            worker = threading.get_ident()
+            self._slots[worker] = max(0, self._slots.get(worker, 0) - 1)
+            metrics.RUNNING.dec()
+
+
+class Sequenced:
+    """Status events of one ``run`` with their own sequence (the portal orders per run)."""
+
+    def __init__(self, ctx: TranscodeContext) -> None:
+        self.ctx = ctx
+
+    def status(
+        self,
+        cls: type[S],
+        *,
+        video_id: str,
+        run: str,
+        seq: int,
+        stable_id: str = "",
+        id_scope: str = "",
+        **fields: Any,
+    ) -> Outbound:
+        """``stable_id``: a milestone whose id comes from what it says (``id_scope`` + it), so a
+        replay after a crash repeats the same id; otherwise the id is (run, seq, type)."""
+        tag = str(cls.__struct_config__.tag)
+        event_id = (
+            ev.event_id(id_scope or run, stable_id) if stable_id else ev.event_id(run, seq, tag)
+        )
+        event = cls(id=event_id, video_id=video_id, run=run, seq=seq, **fields)
+        return Outbound(self.ctx.settings.kafka.topic_status, event)

@@ -1,0 +1,314 @@
+"""The ``encode`` step (key: one unit's routing key): one FFmpeg run, then its publication.
+
+Never blocks its worker: FFmpeg and the publishing (HLS remux and uploads) run as child
+processes this logic starts and then polls on Bytewax timers (``notify_at``) for progress and
+exit, so other units on the worker, other steps and recovery snapshots go on meanwhile. At most
+``max_encodes_per_worker`` FFmpeg encodes run per worker; a unit waits for a slot. A resumed
+unit that was running starts again (its children died with the old process).
+
+Its status events form their own run, ``{job_id}:{unit_id}``, with their own sequence, since
+the units of a job run on different workers.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bytewax.operators import StatefulLogic
+
+from connectors.ffmpeg import ffmpeg_binary
+from dataflows.kafka_io import Outbound
+from dataflows.transcode import metrics
+from dataflows.transcode.commands import encode_command
+from dataflows.transcode.context import Sequenced, TranscodeContext
+from dataflows.transcode.messages import EncodeMessage, UnitOutcome, UnitTask
+from dataflows.transcode.progress import ProgressThrottle
+from dataflows.transcode.runner import ChildTask, FFmpegRun, classify_failure
+from dataflows.transcode.state import EncodeState
+from dataflows.transcode.tasks import (
+    PublishResult,
+    PublishSpec,
+    child_argv,
+    read_result,
+    write_spec,
+)
+from vidflow import events as ev
+from vidflow.logs import get_logger
+
+__all__ = ["EncodeLogic", "EncodeOut"]
+
+log = get_logger("vidflow.transcode")
+
+EncodeOut = Outbound | UnitOutcome
+
+
+class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
+    """Run, follow, retry and publish one encode unit."""
+
+    def __init__(self, ctx: TranscodeContext, resumed: EncodeState | None) -> None:
+        self.ctx = ctx
+        self.events = Sequenced(ctx)
+        self.state = resumed
+        self.ffmpeg: FFmpegRun | None = None
+        self.child: ChildTask | None = None
+        self.throttle = ProgressThrottle(1.0)
+        if resumed is not None and resumed.status in ("encoding", "publishing"):
+            resumed.status = "pending"  # its children died with the old process: run it again
+
+    # ---------------------------------------------------------------- bytewax callbacks
+
+    def on_item(self, value: EncodeMessage) -> tuple[list[EncodeOut], bool]:
+        out: list[EncodeOut] = []
+        try:
+            if isinstance(value, UnitTask):
+                if self.state is None:
+                    self.state = EncodeState(value)
+            elif self.state is not None and self.state.task.plan.job_id == value.job_id:
+                log.info("unit cancelled", video=self.state.task.plan.video_id, unit=value.key)
+                self._stop()
+                self._cleanup()
+                self.state = None
+            out += self._tick()
+        except Exception as exc:  # noqa: BLE001 - a bug or an outage fails the unit, not the flow
+            out += self._crashed(exc)
+        return out, self._retain()
+
+    def on_notify(self) -> tuple[list[EncodeOut], bool]:
+        try:
+            out = self._tick()
+        except Exception as exc:  # noqa: BLE001 - as above
+            out = self._crashed(exc)
+        return out, self._retain()
+
+    def on_eof(self) -> tuple[list[EncodeOut], bool]:
+        return [], self._retain()
+
+    def notify_at(self) -> datetime | None:
+        if self.state is None:
+            return None
+        return datetime.now(UTC) + timedelta(seconds=self.ctx.settings.transcode.poll_interval)
+
+    def snapshot(self) -> EncodeState:
+        assert self.state is not None
+        return copy.deepcopy(self.state)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _retain(self) -> bool:
+        return StatefulLogic.RETAIN if self.state is not None else StatefulLogic.DISCARD
+
+    def _status(self, cls: type[ev.StatusBase], stable_id: str = "", **fields: Any) -> Outbound:
+        state = self.state
+        assert state is not None
+        plan = state.task.plan
+        return self.events.status(
+            cls,
+            video_id=plan.video_id,
+            run=state.run,
+            seq=state.next_seq(),
+            stable_id=stable_id,
+            id_scope=plan.job_id,
+            job_id=plan.job_id,
+            **fields,
+        )
+
+    def _workdir(self) -> Path:
+        assert self.state is not None
+        task = self.state.task
+        return self.ctx.workroot / task.plan.video_id / task.plan.job_id / task.unit_id
+
+    def _cleanup(self) -> None:
+        shutil.rmtree(self._workdir(), ignore_errors=True)
+
+    def _stop(self) -> None:
+        if self.ffmpeg is not None:
+            self.ffmpeg.kill()
+            self.ffmpeg = None
+            self.ctx.give_slot()
+        if self.child is not None:
+            self.child.kill()
+            self.child = None
+
+    def _crashed(self, exc: Exception) -> list[EncodeOut]:
+        log.exception("encode step failed", unit=self.state.run if self.state else "")
+        if self.state is None:
+            return []
+        self._stop()
+        return self._failed("transient", f"internal error: {type(exc).__name__}: {exc}")
+
+    # ---------------------------------------------------------------- the unit's life
+
+    def _tick(self) -> list[EncodeOut]:
+        state = self.state
+        if state is None:
+            return []
+        if state.status == "pending" and state.not_before <= time.time():
+            if self.ctx.take_slot():
+                return self._start()
+        elif state.status == "encoding":
+            return self._follow()
+        elif state.status == "publishing":
+            return self._published()
+        return []
+
+    def _start(self) -> list[EncodeOut]:
+        state = self.state
+        assert state is not None
+        task, plan = state.task, state.task.plan
+        workdir = self._workdir()
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        source = self.ctx.client.presigned_get_object(
+            plan.request.source.bucket, plan.request.source.key, expires=timedelta(hours=12)
+        )
+        argv = encode_command(
+            ffmpeg_binary(),
+            source,
+            plan.request.probe,
+            [plan.planned_for(label) for label in task.labels],
+            workdir,
+            self.ctx.settings.transcode.preset,
+        )
+        state.attempt += 1
+        state.status = "encoding"
+        if state.attempt > 1:
+            metrics.RETRIES.inc()
+        self.ffmpeg = FFmpegRun(argv, plan.request.probe.duration, workdir / "ffmpeg.log")
+        self.throttle = ProgressThrottle(1.0)
+        log.info(
+            "unit started",
+            video=plan.video_id,
+            job=plan.job_id,
+            unit=task.unit_id,
+            attempt=state.attempt,
+            process=self.ctx.shape.process_id,
+        )
+        return [
+            self._status(
+                ev.UnitStarted, unit=task.unit_id, heights=list(task.labels), attempt=state.attempt
+            )
+        ]
+
+    def _follow(self) -> list[EncodeOut]:
+        state, run = self.state, self.ffmpeg
+        assert state is not None and run is not None
+        out: list[EncodeOut] = []
+        for reading in run.readings():
+            metrics.SPEED.set(reading.speed)
+            if self.throttle.allow(reading, time.monotonic()):
+                out.append(
+                    self._status(
+                        ev.UnitProgress,
+                        unit=state.task.unit_id,
+                        percent=round(reading.percent, 2),
+                        fps=reading.fps,
+                        speed=reading.speed,
+                    )
+                )
+        code = run.exit_code()
+        detail = run.stderr_tail() if code else ""
+        if code is None:
+            if run.stalled_for() <= self.ctx.settings.transcode.stall_timeout:
+                return out
+            log.warning("encode stalled, killing it", unit=state.run)
+            detail = f"FFmpeg made no progress for {run.stalled_for():.0f}s (stalled); killed"
+            code = run.kill()
+        run.close()
+        self.ffmpeg = None
+        self.ctx.give_slot()
+        if code != 0:
+            kind = classify_failure(code, detail or f"exit code {code}", run.killed)
+            return out + self._failed(kind, detail or f"exit code {code}")
+        seconds = time.monotonic() - run.started
+        metrics.ENCODE_SECONDS.labels(rung=str(max(state.task.labels))).observe(seconds)
+        return out + self._publish()
+
+    def _publish(self) -> list[EncodeOut]:
+        state = self.state
+        assert state is not None
+        plan, workdir = state.task.plan, self._workdir()
+        spec = PublishSpec(
+            video_id=plan.video_id,
+            bucket=plan.request.source.bucket,
+            workdir=str(workdir),
+            planned=[plan.planned_for(label) for label in state.task.labels],
+        )
+        write_spec(spec, workdir / "publish.json")
+        (workdir / "published.json").unlink(missing_ok=True)
+        self.child = ChildTask(
+            child_argv(workdir / "publish.json", workdir / "published.json"),
+            workdir / "publish.log",
+        )
+        state.status = "publishing"
+        return []
+
+    def _published(self) -> list[EncodeOut]:
+        state, child = self.state, self.child
+        assert state is not None and child is not None
+        code = child.exit_code()
+        if code is None:
+            return []
+        self.child = None
+        if code != 0:
+            return self._failed("transient", f"publishing failed: {child.output_tail()}")
+        result = read_result(self._workdir() / "published.json", PublishResult)
+        task = state.task
+        out: list[EncodeOut] = [
+            self._status(
+                ev.RenditionCompleted,
+                stable_id=f"rendition.completed:{rung.entry.label}",
+                rendition=rung.rendition,
+            )
+            for rung in result.rungs
+        ]
+        out.append(
+            UnitOutcome(
+                task.plan,
+                task.unit_id,
+                renditions={r.entry.label: r.rendition for r in result.rungs},
+                entries={r.entry.label: r.entry for r in result.rungs},
+            )
+        )
+        metrics.UNITS.labels(outcome="completed").inc()
+        log.info("unit completed", unit=state.run, process=self.ctx.shape.process_id)
+        self._cleanup()
+        self.state = None
+        return out
+
+    def _failed(self, kind: str, error: str) -> list[EncodeOut]:
+        state = self.state
+        assert state is not None
+        settings = self.ctx.settings.transcode
+        final = kind == "deterministic" or state.attempt >= settings.retries
+        out: list[EncodeOut] = [
+            self._status(
+                ev.RenditionFailed,
+                height=label,
+                error=error[-1000:],
+                attempt=state.attempt,
+                final=final,
+            )
+            for label in state.task.labels
+        ]
+        metrics.UNITS.labels(outcome="failed" if final else "retried").inc()
+        if not final:
+            state.status = "pending"
+            state.not_before = time.time() + settings.retry_backoff * 2 ** (state.attempt - 1)
+            return out
+        task = state.task
+        rungs = "/".join(f"{x}p" for x in task.labels)
+        reason = f"rung {rungs} failed after {state.attempt} attempt(s)"
+        last_line = error.strip().splitlines()[-1] if error.strip() else ""
+        out.append(
+            UnitOutcome(
+                task.plan, task.unit_id, error=f"{reason}: {last_line}" if last_line else reason
+            )
+        )
+        self._cleanup()
+        self.state = None
+        return out

@@ -1,0 +1,105 @@
+"""What the transcode flow's three stateful steps send each other (picklable, no handles).
+
+``plan`` (key: video) sends :class:`UnitTask` / :class:`UnitCancel` to ``encode`` (key: the
+unit's routing key) and :class:`JobOpened` / :class:`JobClosed` to ``collect`` (key: video);
+``encode`` sends :class:`UnitOutcome` to ``collect``. Anything bound for Kafka is an
+:class:`~dataflows.kafka_io.Outbound`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dataflows.kafka_io import Outbound
+from dataflows.transcode.hls import MasterEntry
+from dataflows.transcode.ladder import PlannedRendition
+from vidflow.events import Rendition, TranscodeRequested
+
+__all__ = [
+    "CollectMessage",
+    "EncodeMessage",
+    "JobClosed",
+    "JobOpened",
+    "JobPlan",
+    "Routed",
+    "UnitCancel",
+    "UnitOutcome",
+    "UnitTask",
+]
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A job as planned: its request, where it was read, its renditions and its units."""
+
+    request: TranscodeRequested
+    position: tuple[str, int, int]  # topic, partition, offset of the request (for the DLQ)
+    planned: tuple[PlannedRendition, ...]
+    units: tuple[str, ...]  # unit ids
+    nonce: str  # this planning of the job (a replayed request is planned anew)
+    error: str = ""  # the job cannot run at all (unknown profile)
+
+    @property
+    def video_id(self) -> str:
+        return self.request.video_id
+
+    @property
+    def job_id(self) -> str:
+        return self.request.job_id
+
+    def planned_for(self, label: int) -> PlannedRendition:
+        return next(p for p in self.planned if p.label == label)
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """Run one encode unit of ``plan``."""
+
+    plan: JobPlan
+    unit_id: str
+    labels: tuple[int, ...]
+    key: str  # the routing key this unit is keyed by
+
+
+@dataclass(frozen=True)
+class UnitCancel:
+    """Stop the unit of ``job_id`` keyed ``key`` (it may have finished already)."""
+
+    job_id: str
+    key: str
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    """A unit finished: its renditions, or the reason it finally failed."""
+
+    plan: JobPlan
+    unit_id: str
+    renditions: dict[int, Rendition] = field(default_factory=dict)
+    entries: dict[int, MasterEntry] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+@dataclass(frozen=True)
+class JobOpened:
+    """``plan`` has fanned out this job's units."""
+
+    plan: JobPlan
+
+
+@dataclass(frozen=True)
+class JobClosed:
+    """The job was cancelled (on request or superseded): stop collecting it."""
+
+    video_id: str
+    job_id: str
+    reason: str
+
+
+EncodeMessage = UnitTask | UnitCancel
+CollectMessage = JobOpened | JobClosed | UnitOutcome
+Routed = Outbound | EncodeMessage | CollectMessage

@@ -1,0 +1,105 @@
+"""The ``plan`` step (key: video): a request becomes encode units spread over the workers.
+
+It owns which job is a video's current one: a request for a new job supersedes the running one,
+a replayed duplicate of the running job is dropped, and a cancel is forwarded to every unit and
+to ``collect``. It never touches FFmpeg or storage, so it never holds a worker.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from bytewax.operators import StatefulLogic
+
+from dataflows.kafka_io import Inbound
+from dataflows.transcode.cluster import unit_routing_keys
+from dataflows.transcode.context import TranscodeContext
+from dataflows.transcode.ladder import plan_ladder
+from dataflows.transcode.messages import (
+    JobClosed,
+    JobOpened,
+    JobPlan,
+    Routed,
+    UnitCancel,
+    UnitTask,
+)
+from dataflows.transcode.state import PlanState, group_units
+from vidflow import events as ev
+from vidflow.logs import get_logger
+
+__all__ = ["PlanLogic", "make_plan"]
+
+log = get_logger("vidflow.transcode")
+
+
+def make_plan(
+    ctx: TranscodeContext, request: ev.TranscodeRequested, position: tuple[str, int, int]
+) -> tuple[JobPlan, list[UnitTask], dict[str, str]]:
+    """The plan of ``request``, its unit tasks and their routing keys."""
+    profile = ctx.profiles.get(request.profile)
+    nonce = uuid.uuid4().hex
+    if profile is None:
+        known = ", ".join(ctx.profiles)
+        error = f"unknown profile {request.profile!r} (known: {known})"
+        return JobPlan(request, position, (), (), nonce, error), [], {}
+    planned = plan_ladder(request.probe, profile)
+    units = group_units(planned, ctx.unit_mode)
+    plan = JobPlan(request, position, tuple(planned), tuple(u.unit_id for u in units), nonce)
+    keys = unit_routing_keys(f"{request.video_id}/{request.job_id}", plan.units, ctx.shape.workers)
+    tasks = [UnitTask(plan, u.unit_id, u.labels, keys[u.unit_id]) for u in units]
+    return plan, tasks, keys
+
+
+class PlanLogic(StatefulLogic[Inbound, Routed, PlanState]):
+    """Plans, supersedes and cancels one video's jobs."""
+
+    def __init__(self, ctx: TranscodeContext, resumed: PlanState | None) -> None:
+        self.ctx = ctx
+        self.state = resumed
+
+    def on_item(self, value: Inbound) -> tuple[list[Routed], bool]:
+        event = value.event
+        out: list[Routed] = []
+        if isinstance(event, ev.TranscodeRequested):
+            if self.state is not None and self.state.plan.job_id == event.job_id:
+                return out, StatefulLogic.RETAIN  # a duplicate of the current job
+            if self.state is not None:
+                out += self._close("superseded by a newer job")
+            plan, tasks, keys = make_plan(
+                self.ctx, event, (value.topic, value.partition, value.offset)
+            )
+            self.state = PlanState(plan, keys)
+            log.info(
+                "job planned",
+                video=event.video_id,
+                job=event.job_id,
+                mode=self.ctx.unit_mode,
+                units={t.unit_id: list(t.labels) for t in tasks},
+            )
+            out.append(JobOpened(plan))
+            out += tasks
+        elif isinstance(event, ev.TranscodeCancel) and self._applies(event):
+            out += self._close("cancelled on request" if event.plan is None else "job failed")
+        return out, StatefulLogic.RETAIN
+
+    def _applies(self, cancel: ev.TranscodeCancel) -> bool:
+        """A cancel names the current job (or any); the flow's own cancel after a unit failed
+        names the planning too, so a replayed one never stops a later planning of the job."""
+        if self.state is None or cancel.job_id not in (None, self.state.plan.job_id):
+            return False
+        return cancel.plan is None or cancel.plan == self.state.plan.nonce
+
+    def _close(self, reason: str) -> list[Routed]:
+        state = self.state
+        assert state is not None
+        plan = state.plan
+        out: list[Routed] = [UnitCancel(plan.job_id, key) for key in state.unit_keys.values()]
+        out.append(JobClosed(plan.video_id, plan.job_id, reason))
+        return out
+
+    def on_eof(self) -> tuple[list[Routed], bool]:
+        return [], StatefulLogic.RETAIN
+
+    def snapshot(self) -> PlanState:
+        assert self.state is not None
+        return self.state

@@ -1,0 +1,119 @@
+"""Work around an encode that runs in a child process, so no worker waits for it.
+
+``python -m dataflows.transcode.tasks SPEC RESULT`` reads a :class:`PublishSpec` or
+:class:`PreviewSpec` (JSON) from ``SPEC``, does it, and writes the JSON result to ``RESULT``
+(atomically, by rename); a non-zero exit and the output are the failure. Settings come from the
+environment like the flow's. Every write goes to keys derived from ids, so a task run twice
+overwrites the same objects with the same content.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from connectors.storage import make_client
+from dataflows.transcode.hls import MasterEntry
+from dataflows.transcode.ladder import PlannedRendition
+from dataflows.transcode.outputs import RenditionStore
+from vidflow.events import Rendition
+from vidflow.layout import ObjectLayout
+from vidflow.settings import get_settings
+
+__all__ = [
+    "PreviewResult",
+    "PreviewSpec",
+    "PublishResult",
+    "PublishSpec",
+    "child_argv",
+    "read_result",
+    "write_spec",
+]
+
+
+class PublishSpec(msgspec.Struct, kw_only=True, frozen=True, tag="publish"):
+    """Remux and upload the MP4s an encode unit left in ``workdir``."""
+
+    video_id: str
+    bucket: str
+    workdir: str
+    planned: list[PlannedRendition]
+
+
+class PublishedRung(msgspec.Struct, kw_only=True, frozen=True):
+    rendition: Rendition
+    entry: MasterEntry
+
+
+class PublishResult(msgspec.Struct, kw_only=True, frozen=True):
+    rungs: list[PublishedRung]
+
+
+class PreviewSpec(msgspec.Struct, kw_only=True, frozen=True, tag="previews"):
+    """Poster, sprite and WebVTT from the top rendition ``key``."""
+
+    video_id: str
+    bucket: str
+    workdir: str
+    key: str
+    duration: float
+    width: int
+    height: int
+
+
+class PreviewResult(msgspec.Struct, kw_only=True, frozen=True):
+    poster: str
+    sprite: str
+    vtt: str
+
+
+Spec = PublishSpec | PreviewSpec
+T = TypeVar("T")
+
+
+def write_spec(spec: Spec, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(msgspec.json.encode(spec))
+
+
+def child_argv(spec_path: Path, result_path: Path) -> list[str]:
+    return [sys.executable, "-m", "dataflows.transcode.tasks", str(spec_path), str(result_path)]
+
+
+def read_result(path: Path, kind: type[T]) -> T:
+    return msgspec.json.decode(path.read_bytes(), type=kind)
+
+
+def _run(spec: Spec) -> PublishResult | PreviewResult:
+    settings = get_settings()
+    store = RenditionStore(
+        make_client(settings.storage), spec.bucket, ObjectLayout(settings.storage), spec.video_id
+    )
+    workdir = Path(spec.workdir)
+    if isinstance(spec, PublishSpec):
+        rungs = []
+        for planned in spec.planned:
+            rendition, entry = store.publish(planned, workdir)
+            rungs.append(PublishedRung(rendition=rendition, entry=entry))
+        return PublishResult(rungs=rungs)
+    local = workdir / "preview-source.mp4"
+    store.client.fget_object(spec.bucket, spec.key, str(local))
+    previews = store.previews(local, spec.duration, spec.width, spec.height, workdir)
+    return PreviewResult(poster=previews.poster, sprite=previews.sprite, vtt=previews.vtt)
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path = Path(argv[0]), Path(argv[1])
+    spec = msgspec.json.decode(spec_path.read_bytes(), type=Spec)
+    result = _run(spec)
+    partial = result_path.with_suffix(".partial")
+    partial.write_bytes(msgspec.json.encode(result))
+    partial.replace(result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
