@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import psycopg
 
@@ -24,6 +25,8 @@ class NotifyHub:
     def __init__(self, pg: PostgresSettings) -> None:
         self.pg = pg
         self.subscribers: set[asyncio.Queue[str]] = set()
+        # told of a change before any subscriber (a shared render cache drops its stale entry)
+        self.listeners: list[Callable[[str], None]] = []
         self._task: asyncio.Task[None] | None = None
 
     def subscribe(self) -> asyncio.Queue[str]:
@@ -35,6 +38,8 @@ class NotifyHub:
         self.subscribers.discard(queue)
 
     def publish(self, video_id: str) -> None:
+        for listener in self.listeners:
+            listener(video_id)
         for queue in list(self.subscribers):
             with contextlib.suppress(asyncio.QueueFull):  # a stuck client misses updates, not us
                 queue.put_nowait(video_id)
