@@ -55,12 +55,16 @@ class FlowProcess:
         workers: int = 1,
         extra_env: dict[str, str] | None = None,
         snapshot_seconds: int = 1,
+        process_id: int | None = None,
+        addresses: list[str] | None = None,
     ) -> None:
         self.module = module
         self.workdir = workdir
         self.recovery = workdir / "recovery"
         self.log = workdir / f"{module.rsplit('.', 1)[-1]}.log"
         self.workers = workers
+        self.process_id = process_id
+        self.addresses = addresses
         self.snapshot_seconds = snapshot_seconds
         no_metrics = {"VIDFLOW_METRICS_INGEST_PORT": "0", "VIDFLOW_METRICS_TRANSCODE_PORT": "0"}
         self.env = {**os.environ, **settings_environ(settings), **no_metrics, **(extra_env or {})}
@@ -78,6 +82,8 @@ class FlowProcess:
             "-w", str(self.workers), "-r", str(self.recovery),
             "-s", str(self.snapshot_seconds), "-b", "0",
         ]  # fmt: skip
+        if self.process_id is not None and self.addresses:
+            argv += ["-i", str(self.process_id), "-a", ";".join(self.addresses)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -114,6 +120,33 @@ class FlowProcess:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def flow_cluster(
+    module: str, settings: Settings, workdir: Path, processes: int = 2, **options: object
+) -> list[FlowProcess]:
+    """One flow as a cluster of ``processes`` on loopback (``-i N -a ...``), not started.
+
+    As Bytewax's recovery docs have it for a cluster, the partitions are made once, together,
+    and spread out: process ``i`` keeps ``part-i`` in a recovery directory of its own.
+    """
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
+    made = workdir / "partitions"
+    made.mkdir(parents=True)
+    subprocess.run(
+        [sys.executable, "-m", "bytewax.recovery", str(made), str(processes)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    flows = []
+    for i in range(processes):
+        flow = FlowProcess(
+            module, settings, workdir / f"process-{i}", process_id=i, addresses=addresses,
+            **options,  # type: ignore[arg-type]
+        )  # fmt: skip
+        flow.recovery.mkdir(parents=True)
+        (made / f"part-{i}.sqlite3").rename(flow.recovery / f"part-{i}.sqlite3")
+        flows.append(flow)
+    return flows
 
 
 class TopicReader:

@@ -10,10 +10,12 @@ import hashlib
 import io
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import msgspec
@@ -22,7 +24,7 @@ import pytest
 from connectors.ffmpeg import ffprobe_binary, probe
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
-from tests.flows import FlowProcess, TopicReader
+from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import h264_clip
 from vidflow import events as ev
 from vidflow.layout import ObjectLayout
@@ -294,3 +296,96 @@ def test_sigkill_during_an_encode_and_resume(
         if isinstance(e, ev.RenditionCompleted):
             per_rung.setdefault(e.rendition.height, set()).add(e.id)
     assert per_rung and all(len(ids) == 1 for ids in per_rung.values())  # no rendition twice
+
+
+def test_one_second_clip(
+    tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    clip = h264_clip(tmp_path / "one.mp4", seconds=1, size="320x240")
+    source_duration = probe(str(clip)).duration
+    request = request_for(tc_settings, clip)
+    status.wait_for(finished(request.video_id), 120, flow)
+    done = next(e for e in of(status.events, request.video_id) if isinstance(e, ev.JobCompleted))
+    assert [(r.width, r.height) for r in done.renditions] == [(320, 240), (192, 144)]
+    for rendition in done.renditions:
+        report = ffprobe_url(tc_settings, rendition.key)
+        video = next(s for s in report["streams"] if s["codec_type"] == "video")  # type: ignore[attr-defined, index]
+        assert video["codec_name"] == "h264"
+        assert (video["width"], video["height"]) == (rendition.width, rendition.height)
+        duration = float(report["format"]["duration"])  # type: ignore[index]
+        assert duration == pytest.approx(source_duration, abs=0.1)
+    assert len(assert_master_complete(tc_settings, done.master)) == 2
+
+
+def _encode_snapshot_epoch(recovery: Path) -> int:
+    """The latest epoch at which the encode step's state was snapshotted."""
+    epochs = []
+    for part in recovery.glob("part-*.sqlite3"):
+        with closing(sqlite3.connect(f"file:{part}?mode=ro", uri=True, timeout=5)) as db:
+            row = db.execute(
+                "SELECT MAX(snap_epoch) FROM snaps WHERE step_id LIKE '%encode%'"
+            ).fetchone()
+            epochs.append(int(row[0] or 0))
+    return max(epochs, default=0)
+
+
+def _running(video_id: str) -> bool:
+    found = subprocess.run(
+        ["pgrep", "-f", f"ffmpeg.*{video_id}"], capture_output=True, text=True, check=False
+    )
+    return bool(found.stdout.strip())
+
+
+def test_short_job_finishes_while_a_long_encode_runs_on_the_same_worker(
+    tc_settings: Settings, status: TopicReader, tmp_path: Path
+) -> None:
+    two_slots = msgspec.structs.replace(tc_settings.transcode, max_encodes_per_worker=2)
+    settings = msgspec.structs.replace(tc_settings, transcode=two_slots)
+    long_clip = h264_clip(tmp_path / "long.mp4", seconds=90, size="640x360")
+    with FlowProcess("dataflows.transcode_flow", settings, tmp_path / "flow") as flow:
+        long = request_for(settings, long_clip)
+        status.wait_for(
+            lambda es: any(isinstance(e, ev.UnitProgress) and e.video_id == long.video_id
+                           for e in es), 60, flow,
+        )  # fmt: skip
+        epoch_before = _encode_snapshot_epoch(flow.recovery)
+        short = request_for(settings, h264_clip(tmp_path / "short.mp4", seconds=1))
+        status.wait_for(finished(short.video_id), 60, flow)
+        assert _running(long.video_id), "the long encode should still be running"
+        assert not any(isinstance(e, TERMINAL) for e in of(status.events, long.video_id))
+        assert any(isinstance(e, ev.JobCompleted) for e in of(status.events, short.video_id))
+        assert _encode_snapshot_epoch(flow.recovery) > epoch_before  # snapshots went on
+        producer = make_producer(settings.kafka)  # done: spare the shared cores the rest
+        produce_event(
+            producer, settings.kafka.topic_jobs,
+            ev.TranscodeCancel(id=uuid.uuid4().hex, video_id=long.video_id),
+        )  # fmt: skip
+        flush_or_raise(producer)
+        status.wait_for(finished(long.video_id), 30, flow)
+
+
+def test_two_process_cluster_encodes_one_video_on_both_processes(
+    tc_settings: Settings, status: TopicReader, tmp_path: Path
+) -> None:
+    processes = flow_cluster("dataflows.transcode_flow", tc_settings, tmp_path / "cluster")
+    for process in processes:
+        process.start()
+    try:
+        request = request_for(tc_settings, h264_clip(tmp_path / "c.mp4", seconds=2, size="480x270"))
+        status.wait_for(finished(request.video_id), 180, processes[0])
+    finally:
+        for process in processes:
+            process.stop()
+    events = of(status.events, request.video_id)
+    done = next(e for e in events if isinstance(e, ev.JobCompleted))
+    assert sorted(r.height for r in done.renditions) == [144, 240]
+    assert assert_master_complete(tc_settings, done.master) == [
+        "240p/index.m3u8",
+        "144p/index.m3u8",
+    ]
+    started = [e for e in events if isinstance(e, ev.UnitStarted)]
+    assert sorted(e.unit for e in started) == ["144p", "240p"]  # auto: one rung per unit
+    assert len({e.run for e in started}) == 2  # each unit its own run
+    for process in processes:  # each process encoded one of the video's units
+        lines = [line for line in process.log.read_text().splitlines() if "unit started" in line]
+        assert any(request.video_id in line for line in lines), process.output()
