@@ -3,7 +3,7 @@
 A portal and a projector run as real processes on isolated topics and their own database. The
 bench opens ``--clients`` server-sent-event streams on ``/events`` (plain sockets: a browser's
 EventSource costs the portal the same and the bench far less than an HTTP library would),
-requests pages and API listings from ``--page-workers`` loops, and produces one
+requests pages and API listings at ``--page-rate`` per second (open loop), and produces one
 ``unit.progress`` event per video at ``--rate`` per second. Prints one JSON line per figure:
 page latency p50/p99, and the delay from producing a status event to Kafka to each client
 receiving the row it caused (p50/p99/max), with the targets beside them.
@@ -113,19 +113,31 @@ def born(settings: Settings, videos: list[str]) -> None:
     flush_or_raise(producer)
 
 
-async def pages(base: str, token: str, videos: list[str], stop: asyncio.Event) -> list[float]:
-    """Request the videos page, a video page and the API listing in turn until ``stop``."""
+async def pages(
+    base: str, token: str, videos: list[str], rate: float, stop: asyncio.Event
+) -> list[float]:
+    """Open loop: a page request every 1/``rate`` s (the videos page, a video page, the API
+    listing in turn) whether or not earlier ones have answered, like independent people."""
     latencies: list[float] = []
     paths = ["/", "/api/videos", *(f"/videos/{v}" for v in videos[:20])]
     headers = {"authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-        i = 0
-        while not stop.is_set():
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, timeout=30, limits=limits
+    ) as client:
+
+        async def one(path: str) -> None:
             started = time.perf_counter()
-            response = await client.get(paths[i % len(paths)])
+            response = await client.get(path)
             latencies.append(time.perf_counter() - started)
             response.raise_for_status()
-            i += 1
+
+        requests: list[asyncio.Task[None]] = []
+        started = time.monotonic()
+        while not stop.is_set():
+            requests.append(asyncio.create_task(one(paths[len(requests) % len(paths)])))
+            await asyncio.sleep(max(0.0, started + len(requests) / rate - time.monotonic()))
+        await asyncio.gather(*requests)
     return latencies
 
 
@@ -138,9 +150,7 @@ async def measure(
     await asyncio.sleep(1.0)
     stop = asyncio.Event()
     base = f"http://127.0.0.1:{port}"
-    loaders = [
-        asyncio.create_task(pages(base, token, videos, stop)) for _ in range(args.page_workers)
-    ]
+    loader = asyncio.create_task(pages(base, token, videos, args.page_rate, stop))
     producer = make_producer(settings.kafka, **{"linger.ms": 0})
     sent: dict[str, float] = {}
 
@@ -163,14 +173,15 @@ async def measure(
     while time.monotonic() < deadline and any(len(c.received) < len(videos) for c in clients):
         await asyncio.sleep(0.2)
     stop.set()
-    latencies = [x for batch in await asyncio.gather(*loaders) for x in batch]
+    latencies = await loader
     for stream in streams:
         stream.cancel()
     await asyncio.gather(*streams, return_exceptions=True)
 
     delays = [c.received[v] - sent[v] for c in clients for v in videos if v in c.received]
     missing = len(clients) * len(videos) - len(delays)
-    common = {"clients": args.clients, "events": len(videos), "rate_per_s": args.rate}
+    common = {"clients": args.clients, "events": len(videos), "events_per_s": args.rate,
+              "pages_per_s": args.page_rate}  # fmt: skip
     emit("page_latency_p50_ms", percentile(latencies, 0.5) * 1000, "ms",
          requests=len(latencies), **common)  # fmt: skip
     emit("page_latency_p99_ms", percentile(latencies, 0.99) * 1000, "ms", target="< 100",
@@ -186,7 +197,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--rate", type=float, default=10.0, help="status events per second")
-    parser.add_argument("--page-workers", type=int, default=4)
+    parser.add_argument("--page-rate", type=float, default=20.0, help="page requests per second")
     args = parser.parse_args()
     base = load_settings()
     ensure_up(base)
