@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import msgspec
 import prometheus_client
-from litestar import Litestar, MediaType, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest, HTMXTemplate
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -33,8 +34,21 @@ from connectors.db import async_engine
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
 from portal import queries
+from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
+from portal.fanout import Rendered, SharedRenders
+from portal.health import readyz
 from portal.live import NotifyHub
+from portal.login import login, login_page, logout, send_to_login
 from portal.models import Video
+from portal.operations import (
+    api_operations,
+    api_replay_dead_letter,
+    operations_page,
+    replay_dead_letter,
+)
+from portal.security import csrf_middleware, rate_limit_middleware, security_headers
+from portal.sessions import SESSION_STORE, session_config, session_store
+from portal.uploads import UploadApi, upload_page
 from vidflow import events as ev
 from vidflow.settings import Settings, get_settings
 
@@ -57,6 +71,15 @@ def _render(name: str, **context: Any) -> str:
 _APP_TEMPLATES: dict[str, Any] = {}
 
 
+async def _visible(state: State, request: Request[Any, Any, Any], video_id: str) -> Video:
+    """The video if the user may see it; someone else's is as missing as an unknown one."""
+    async with _session(state) as session:
+        row = await queries.visible_video(session, video_id, viewer_of(request).owner_scope)
+    if row is None:
+        raise NotFoundException(f"no video {video_id}")
+    return row
+
+
 @get("/")
 async def videos(
     request: HTMXRequest,
@@ -67,7 +90,9 @@ async def videos(
 ) -> Template:
     """Every video with live progress; an HTMX request gets only the table body."""
     async with _session(state) as session:
-        listing = await queries.video_page(session, status, q.strip(), page)
+        listing = await queries.video_page(
+            session, status, q.strip(), page, viewer_of(request).owner_scope
+        )
     context = {"listing": listing, "status": status, "q": q, "statuses": STATUSES}
     if request.htmx:
         return HTMXTemplate(template_name="_video_table.html", context=context)
@@ -78,7 +103,7 @@ async def videos(
 async def video(request: HTMXRequest, state: State, video_id: FromPath[str]) -> Template:
     """A video: probe, source, manifest, renditions, player, timeline."""
     async with _session(state) as session:
-        detail = await queries.video_detail(session, video_id)
+        detail = await queries.video_detail(session, video_id, viewer_of(request).owner_scope)
     if detail is None:
         raise NotFoundException(f"no video {video_id}")
     settings: Settings = state.settings
@@ -89,12 +114,15 @@ async def video(request: HTMXRequest, state: State, video_id: FromPath[str]) -> 
 
 
 @get("/videos/{video_id:str}/files/{key:path}")
-async def video_file(state: State, video_id: FromPath[str], key: FromPath[str]) -> Stream:
+async def video_file(
+    request: Request[Any, Any, Any], state: State, video_id: FromPath[str], key: FromPath[str]
+) -> Stream:
     """Objects of a video (HLS playlists and segments, MP4s, previews) served same-origin."""
     key = key.lstrip("/")
     allowed = (f"hls/{video_id}/", f"renditions/{video_id}/", f"thumbs/{video_id}/")
     if ".." in key or not key.startswith(allowed):
         raise NotFoundException("no such file")
+    await _visible(state, request, video_id)
     settings: Settings = state.settings
     client = make_client(settings.storage)
     try:
@@ -115,33 +143,44 @@ async def video_file(state: State, video_id: FromPath[str], key: FromPath[str]) 
 
 
 async def _row_events(
-    hub: NotifyHub, state: State, only: str | None
+    hub: NotifyHub, state: State, viewer: Viewer, only: str | None
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
     """Re-rendered HTML for each changed video; a video born after the page loaded is sent as
     ``video-new`` once (the page prepends it), later changes as ``video-<id>`` (swapped)."""
     queue = hub.subscribe()
     connected = time.time()
     announced: set[str] = set()
+    renders: SharedRenders = state.renders
     try:
         while True:
             video_id = await queue.get()
             if only is not None and video_id != only:
                 continue
-            async with _session(state) as session:
-                row = await session.get(Video, video_id)
-            if row is None:
+            row = await renders.get(video_id, "_video_row.html" if only is None else "_status.html")
+            if row is None or not viewer.sees(row.owner):
                 continue
             if only is not None:
-                yield ServerSentEventMessage(data=_one_line("_status.html", v=row), event="status")
-                continue
-            html = _one_line("_video_row.html", v=row)
-            if row.created_ts >= connected - 1 and video_id not in announced:
+                yield ServerSentEventMessage(data=row.html, event="status")
+            elif row.created_ts >= connected - 1 and video_id not in announced:
                 announced.add(video_id)
-                yield ServerSentEventMessage(data=html, event="video-new")
+                yield ServerSentEventMessage(data=row.html, event="video-new")
             else:
-                yield ServerSentEventMessage(data=html, event=f"video-{video_id}")
+                yield ServerSentEventMessage(data=row.html, event=f"video-{video_id}")
     finally:
         hub.unsubscribe(queue)
+
+
+def _renderer(state: State) -> SharedRenders:
+    """Loads a changed video once and renders its row (or status block) once for all clients."""
+
+    async def load(video_id: str, template: str) -> Rendered | None:
+        async with _session(state) as session:
+            row = await session.get(Video, video_id)
+        if row is None:
+            return None
+        return Rendered(row.owner, row.created_ts, _one_line(template, v=row))
+
+    return SharedRenders(load)
 
 
 def _one_line(template: str, **context: Any) -> str:
@@ -150,20 +189,26 @@ def _one_line(template: str, **context: Any) -> str:
 
 
 @get("/events")
-async def all_events(state: State) -> ServerSentEvent:
-    """Server-sent events: a re-rendered row whenever any video changes."""
-    return ServerSentEvent(_row_events(state.hub, state, None))
+async def all_events(request: Request[Any, Any, Any], state: State) -> ServerSentEvent:
+    """Server-sent events: a re-rendered row whenever a video the user may see changes."""
+    return ServerSentEvent(_row_events(state.hub, state, viewer_of(request), None))
 
 
 @get("/videos/{video_id:str}/events")
-async def video_events(state: State, video_id: FromPath[str]) -> ServerSentEvent:
+async def video_events(
+    request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
+) -> ServerSentEvent:
     """Server-sent events: the status block of one video whenever it changes."""
-    return ServerSentEvent(_row_events(state.hub, state, video_id))
+    await _visible(state, request, video_id)
+    return ServerSentEvent(_row_events(state.hub, state, viewer_of(request), video_id))
 
 
-@post("/videos/{video_id:str}/cancel")
-async def cancel(state: State, video_id: FromPath[str]) -> Response[str]:
+@post("/videos/{video_id:str}/cancel", guards=[requires_uploader])
+async def cancel(
+    request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
+) -> Response[str]:
     """Ask the transcode flow to stop this video's job."""
+    await _visible(state, request, video_id)
     settings: Settings = state.settings
     producer = make_producer(settings.kafka)
     event = ev.TranscodeCancel(id=ev.event_id("cancel", video_id, ev.now()), video_id=video_id)
@@ -172,18 +217,20 @@ async def cancel(state: State, video_id: FromPath[str]) -> Response[str]:
     return Response("cancel requested", media_type=MediaType.TEXT)
 
 
-@post("/videos/{video_id:str}/reprocess")
+@post("/videos/{video_id:str}/reprocess", guards=[requires_uploader])
 async def reprocess(
-    state: State, video_id: FromPath[str], profile: FromQuery[str] = "default"
+    request: Request[Any, Any, Any],
+    state: State,
+    video_id: FromPath[str],
+    profile: FromQuery[str] = "default",
 ) -> Response[str]:
     """Run the ladder again from the verified source (optionally with another profile)."""
-    async with _session(state) as session:
-        row = await session.get(Video, video_id)
-    if row is None or not row.source_key or row.probe is None:
+    row = await _visible(state, request, video_id)
+    if not row.source_key or row.probe is None:
         raise NotFoundException("this video has no verified source yet")
     settings: Settings = state.settings
     stamp = ev.now()
-    request = ev.TranscodeRequested(
+    requested = ev.TranscodeRequested(
         id=ev.event_id("reprocess", video_id, stamp),
         video_id=video_id,
         job_id=ev.event_id("job", video_id, "reprocess", stamp),
@@ -197,18 +244,24 @@ async def reprocess(
         owner=row.owner,
     )
     producer = make_producer(settings.kafka)
-    produce_event(producer, settings.kafka.topic_jobs, request)
+    produce_event(producer, settings.kafka.topic_jobs, requested)
     await asyncio.to_thread(flush_or_raise, producer)
     return Response("reprocess requested", media_type=MediaType.TEXT)
 
 
 @get("/api/videos")
 async def api_videos(
-    state: State, status: FromQuery[str] = "", q: FromQuery[str] = "", page: FromQuery[int] = 1
+    request: Request[Any, Any, Any],
+    state: State,
+    status: FromQuery[str] = "",
+    q: FromQuery[str] = "",
+    page: FromQuery[int] = 1,
 ) -> dict[str, Any]:
     """Videos as JSON (same filters as the page)."""
     async with _session(state) as session:
-        listing = await queries.video_page(session, status, q.strip(), page)
+        listing = await queries.video_page(
+            session, status, q.strip(), page, viewer_of(request).owner_scope
+        )
     return {
         "total": listing.total,
         "page": listing.page,
@@ -218,10 +271,12 @@ async def api_videos(
 
 
 @get("/api/videos/{video_id:str}")
-async def api_video(state: State, video_id: FromPath[str]) -> dict[str, Any]:
+async def api_video(
+    request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
+) -> dict[str, Any]:
     """One video as JSON, with its renditions."""
     async with _session(state) as session:
-        detail = await queries.video_detail(session, video_id)
+        detail = await queries.video_detail(session, video_id, viewer_of(request).owner_scope)
     if detail is None:
         raise NotFoundException(f"no video {video_id}")
     return {
@@ -264,7 +319,7 @@ def metrics() -> Response[bytes]:
     )
 
 
-@get("/dead-letters")
+@get("/dead-letters", guards=[requires_admin])
 async def dead_letter_page(state: State) -> Template:
     """Messages no flow could use, with their errors."""
     async with _session(state) as session:
@@ -276,8 +331,17 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+@jinja2.pass_context
+def _current_viewer(context: jinja2.runtime.Context) -> Viewer | None:
+    """The logged-in user for the page header; None on public pages such as the login form."""
+    request = context.get("request")
+    user = request.scope.get("user") if request is not None else None
+    return user if isinstance(user, Viewer) else None
+
+
 def _add_filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["when"] = _when
+    engine.engine.globals["current_viewer"] = _current_viewer
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -293,6 +357,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await hub.stop()
+            # Pooled connections belong to this event loop; left open they outlive it.
+            await engine.dispose()
 
     template_config = TemplateConfig(
         directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_add_filters
@@ -311,8 +377,29 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             metrics,
             dead_letter_page,
+            login_page,
+            login,
+            logout,
+            readyz,
+            UploadApi,
+            upload_page,
+            operations_page,
+            api_operations,
+            replay_dead_letter,
+            api_replay_dead_letter,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
         ],
+        # Order matters: the session is loaded before anyone is authenticated, and CSRF and
+        # the per-user upload limit need to know who (and how: session or token) is asking.
+        middleware=[
+            session_config(resolved).middleware,
+            auth_middleware(),
+            csrf_middleware(resolved),
+            *rate_limit_middleware(),
+        ],
+        stores={SESSION_STORE: session_store(resolved)},
+        before_send=[security_headers(resolved)],
+        exception_handlers={NotAuthorizedException: send_to_login},
         template_config=template_config,
         plugins=[HTMXPlugin()],
         request_class=HTMXRequest,
@@ -325,5 +412,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             }
         ),
     )
+    app.state.renders = _renderer(app.state)
+    hub.listeners.append(app.state.renders.changed)
     _APP_TEMPLATES["engine"] = template_config.engine_instance
     return app

@@ -9,7 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.models import Chunk, DeadLetterRow, Rendition, TimelineEvent, Video
 
-__all__ = ["PAGE_SIZE", "VideoDetail", "VideoPage", "dead_letters", "video_detail", "video_page"]
+__all__ = [
+    "PAGE_SIZE",
+    "VideoDetail",
+    "VideoPage",
+    "dead_letters",
+    "video_detail",
+    "video_page",
+    "visible_video",
+]
 
 PAGE_SIZE = 25
 
@@ -34,9 +42,13 @@ class VideoDetail:
     timeline: list[TimelineEvent]
 
 
-async def video_page(session: AsyncSession, status: str, search: str, page: int) -> VideoPage:
-    """Videos newest first, filtered by status and a name search."""
+async def video_page(
+    session: AsyncSession, status: str, search: str, page: int, owner: str | None = None
+) -> VideoPage:
+    """Videos newest first, filtered by status and a name search (and ``owner`` unless None)."""
     query = select(Video)
+    if owner is not None:
+        query = query.where(Video.owner == owner)
     if status:
         query = query.where(Video.status == status)
     if search:
@@ -52,9 +64,22 @@ async def video_page(session: AsyncSession, status: str, search: str, page: int)
     return VideoPage(list(rows.scalars()), total, page, pages)
 
 
-async def video_detail(session: AsyncSession, video_id: str) -> VideoDetail | None:
-    """The video with its manifest, renditions and timeline; None if unknown."""
+async def visible_video(session: AsyncSession, video_id: str, owner: str | None) -> Video | None:
+    """The video if it exists and belongs to ``owner`` (any owner if None).
+
+    Someone else's video is reported exactly like a missing one, so ids cannot be probed.
+    """
     video = await session.get(Video, video_id)
+    if video is None or (owner is not None and video.owner != owner):
+        return None
+    return video
+
+
+async def video_detail(
+    session: AsyncSession, video_id: str, owner: str | None = None
+) -> VideoDetail | None:
+    """The video with its manifest, renditions and timeline; None if unknown (or not owner's)."""
+    video = await visible_video(session, video_id, owner)
     if video is None:
         return None
     chunks = await session.execute(

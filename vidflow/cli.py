@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "watch": "vidflow.watch:watch_command",
     "submit": "vidflow.submit:submit_command",
     "portal": "portal.cli:portal",
+    "user": "portal.user_cli:user",
     "up": "vidflow.pipeline:up_command",
     "down": "vidflow.pipeline:down_command",
 }
@@ -30,6 +31,7 @@ _HELP: dict[str, str] = {
     "watch": "Watch directories and turn file writes into Kafka events.",
     "submit": "Upload a video file and (optionally) follow it to the end.",
     "portal": "Serve the web portal, run its projector, rebuild its projection.",
+    "user": "Create portal users and API tokens for producers.",
     "up": "Start everything: services, dataflows, watcher and portal.",
     "down": "Stop everything `vidflow up` started (data is kept).",
 }

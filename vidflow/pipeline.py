@@ -24,7 +24,14 @@ from vidflow.stack import StackError, ensure_up
 from vidflow.stack import stop as stop_stack
 from vidflow.stack.process import running_pid, start_detached, stop_pidfile, tail
 
-__all__ = ["AppProcess", "app_processes", "down_command", "start_pipeline", "up_command"]
+__all__ = [
+    "AppProcess",
+    "app_processes",
+    "down_command",
+    "ensure_portal_login",
+    "start_pipeline",
+    "up_command",
+]
 
 console = Console(stderr=True)
 SNAPSHOT_SECONDS = "5"
@@ -108,7 +115,23 @@ def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProces
     return processes
 
 
-def _summary(settings: Settings, processes: list[AppProcess], watch_dirs: list[Path]) -> Table:
+def ensure_portal_login(settings: Settings) -> str:
+    """Make sure the settings' admin can log in to the portal; say how, for the summary."""
+    if importlib.util.find_spec("portal.accounts") is None:
+        return ""
+    from portal.accounts import ensure_admin
+
+    portal = settings.portal
+    if not ensure_admin(settings):
+        return f"{portal.admin_user} (password changed since; `vidflow user create` for another)"
+    if settings.env == "production":  # the password is the operator's own: do not echo it
+        return f"{portal.admin_user} / VIDFLOW_PORTAL_ADMIN_PASSWORD"
+    return f"{portal.admin_user} / {portal.admin_password.reveal()}"
+
+
+def _summary(
+    settings: Settings, processes: list[AppProcess], watch_dirs: list[Path], login: str
+) -> Table:
     s = settings
     table = Table(title="vidflow is up", show_header=False)
     table.add_column("what")
@@ -116,6 +139,8 @@ def _summary(settings: Settings, processes: list[AppProcess], watch_dirs: list[P
     for process in processes:
         if process.url:
             table.add_row(process.name, process.url)
+        if process.name == "portal" and login:
+            table.add_row("portal login", login)
     table.add_row("watched directories", ", ".join(map(str, watch_dirs)))
     table.add_row("prometheus", f"http://127.0.0.1:{s.metrics.prometheus_port}/")
     host, _, port = s.storage.endpoint.rpartition(":")
@@ -138,10 +163,11 @@ def up_command(watch_dirs: tuple[Path, ...]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     try:
         ensure_up(settings)
+        login = ensure_portal_login(settings)
         processes = start_pipeline(settings, dirs)
     except StackError as exc:
         raise click.ClickException(str(exc)) from None
-    Console().print(_summary(settings, processes, dirs))
+    Console().print(_summary(settings, processes, dirs, login))
 
 
 @click.command("down")

@@ -166,6 +166,8 @@ class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):
     max_upload_bytes: int = 1024 * MiB
     admin_user: str = "admin"
     admin_password: Secret = Secret("vidflow-admin")
+    # Served over HTTPS (directly or behind a TLS proxy): session and CSRF cookies get Secure.
+    tls: bool = False
 
 
 class MetricsSettings(msgspec.Struct, kw_only=True, frozen=True):

@@ -7,50 +7,28 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
-import psycopg
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
 
 from connectors.kafka import flush_or_raise, make_producer, produce_event
+from portal.accounts import create_user, issue_token
 from portal.app import create_app
 from portal.cli import replay_to_end
-from portal.migrate import upgrade
 from portal.models import PROJECTION_TABLES
 from portal.projector import Projector, drop_projection
 from tests.flows import ROOT, free_port, wait_http
+from tests.portal_login import PASSWORD, log_in
 from vidflow import events as ev
 from vidflow.settings import Settings, settings_environ
 
 pytestmark = pytest.mark.integration
 
 SHA = "ab" * 32
-
-
-@pytest.fixture
-def portal_settings(isolated_settings: Settings) -> Iterator[Settings]:
-    """Isolated topics plus a database of its own, migrated."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect(isolated_settings.postgres.dsn, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    settings = msgspec.structs.replace(
-        isolated_settings,
-        postgres=msgspec.structs.replace(isolated_settings.postgres, database=name),
-    )
-    upgrade(settings)
-    yield settings
-    from connectors.db import async_engine, engine
-
-    engine(settings.postgres).dispose()
-    async_engine.cache_clear()
-    engine.cache_clear()
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def life_of(video_id: str, filename: str, fail: bool = False) -> list[ev.Event]:
@@ -137,6 +115,7 @@ def test_pages_and_api(portal_settings: Settings) -> None:
     produce(portal_settings, life_of(ok, "holiday <b>.mp4") + life_of(bad, "broken.mp4", fail=True))
     replay_to_end(Projector(portal_settings))
     with TestClient(app=create_app(portal_settings)) as client:
+        log_in(client, portal_settings, "ops", "admin")  # the events carry no owner
         page = client.get("/")
         assert page.status_code == 200
         assert "holiday &lt;b&gt;.mp4" in page.text  # names are escaped, never markup
@@ -170,15 +149,17 @@ def test_a_status_event_reaches_the_browser_stream_without_polling(
     projector = Projector(portal_settings)
     worker = threading.Thread(target=projector.run, kwargs={"stop": stop}, daemon=True)
     worker.start()
+    create_user(portal_settings, "ops", PASSWORD, "admin")
+    auth = {"Authorization": f"Bearer {issue_token(portal_settings, 'ops', 'test')}"}
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/healthz")
         video_id = uuid.uuid4().hex
-        with httpx.stream("GET", f"{base}/events", timeout=30) as stream:
+        with httpx.stream("GET", f"{base}/events", headers=auth, timeout=30) as stream:
             sent = time.monotonic()
             produce(portal_settings, life_of(video_id, "live.mp4")[:1])
             for line in stream.iter_lines():
-                if line.startswith("event:") and video_id in line:
+                if video_id in line:  # the row arrives as `video-new` (its data names the id)
                     break
             assert time.monotonic() - sent < 10
     finally:

@@ -1,0 +1,117 @@
+"""Logging in and out, and sending a browser without a session to the login page."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import msgspec
+from litestar import MediaType, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import Body, FromQuery
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_401_UNAUTHORIZED
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portal.auth import SESSION_USER_KEY, dummy_hash, hash_password, needs_rehash, verify_password
+from portal.models import User
+from portal.sessions import rotate_session
+
+__all__ = ["LoginForm", "login", "login_page", "logout", "send_to_login"]
+
+
+class LoginForm(msgspec.Struct):
+    """The login form's fields."""
+
+    username: str
+    password: str
+    next: str = "/"
+
+
+def safe_next(target: str) -> str:
+    """Only a path on this site: ``//evil.example`` or ``https://...`` would be an open redirect."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@get("/login")
+async def login_page(next: FromQuery[str] = "/") -> Template:
+    """The login form."""
+    return Template(template_name="login.html", context={"next": safe_next(next), "error": ""})
+
+
+async def _check_password(state: State, username: str, password: str) -> int | None:
+    """The user's id if the password matches; argon2 runs off the event loop."""
+    maker: async_sessionmaker[AsyncSession] = state.sessions
+    async with maker() as session, session.begin():
+        user = await session.scalar(select(User).where(User.username == username))
+        stored = user.password_hash if user is not None else dummy_hash()
+        ok = await asyncio.to_thread(verify_password, stored, password)
+        if user is None or not ok:
+            return None
+        if needs_rehash(user.password_hash):
+            user.password_hash = await asyncio.to_thread(hash_password, password)
+        return user.id
+
+
+@post("/login", status_code=HTTP_303_SEE_OTHER)
+async def login(
+    request: Request[Any, Any, Any],
+    state: State,
+    data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    """Start a session (under a fresh id) and go where the user was heading."""
+    user_id = await _check_password(state, data.username, data.password)
+    if user_id is None:
+        return Template(
+            template_name="login.html",
+            context={"next": safe_next(data.next), "error": "Wrong username or password."},
+            status_code=HTTP_401_UNAUTHORIZED,
+        )
+    rotate_session(request)
+    request.set_session({SESSION_USER_KEY: user_id})
+    return Redirect(safe_next(data.next), status_code=HTTP_303_SEE_OTHER)
+
+
+@post("/logout", status_code=HTTP_303_SEE_OTHER)
+async def logout(request: Request[Any, Any, Any]) -> Redirect:
+    """End the session (its server-side data is deleted)."""
+    request.clear_session()
+    return Redirect("/login", status_code=HTTP_303_SEE_OTHER)
+
+
+def _wants_page(request: Request[Any, Any, Any]) -> bool:
+    """A browser navigating (not a script, an API client or an event stream)."""
+    path = request.url.path
+    return (
+        request.method == "GET"
+        and not path.startswith("/api/")
+        and "authorization" not in request.headers
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def send_to_login(request: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Any]:
+    """Exception handler for 401: a browser goes to the login page, anyone else gets 401."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.headers.get("hx-request") == "true":
+        # Come back to the page, not to the fragment it was fetching.
+        page = urlsplit(request.headers.get("hx-current-url", "/"))
+        target = page.path + (f"?{page.query}" if page.query else "")
+    login_url = f"/login?next={quote(safe_next(target), safe='')}"
+    if request.headers.get("hx-request") == "true":
+        # HTMX would swap a redirect's body into the page; it follows HX-Redirect instead.
+        return Response("", status_code=HTTP_401_UNAUTHORIZED, headers={"HX-Redirect": login_url})
+    if _wants_page(request):
+        return Redirect(login_url, status_code=HTTP_303_SEE_OTHER)
+    return Response(
+        {"status_code": HTTP_401_UNAUTHORIZED, "detail": exc.detail},
+        status_code=HTTP_401_UNAUTHORIZED,
+        media_type=MediaType.JSON,
+        headers={"WWW-Authenticate": 'Bearer realm="vidflow"'},
+    )
