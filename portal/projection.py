@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy import Connection, Float, case, delete, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from portal.models import Chunk, DeadLetterRow, Rendition, RunProgress, TimelineEvent, Video
@@ -20,6 +21,7 @@ from vidflow import events as ev
 __all__ = ["NOTIFY_CHANNEL", "apply", "summary_of"]
 
 NOTIFY_CHANNEL = "vidflow_status"
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
 def summary_of(event: ev.Event) -> str:
@@ -92,6 +94,7 @@ def _video_changes(event: ev.Event) -> dict[str, Any]:
             return {"status": "transcoding", "progress": event.percent}
         case ev.JobCompleted():
             return {
+                "job_id": event.job_id,
                 "status": "completed",
                 "progress": 100.0,
                 "master": event.master,
@@ -102,9 +105,43 @@ def _video_changes(event: ev.Event) -> dict[str, Any]:
         case ev.JobFailed():
             return {"status": "failed", "error": event.reason, "stage": event.stage}
         case ev.JobCancelled():
-            return {"status": "cancelled"}
+            return {"status": "cancelled", "job_id": event.job_id}
         case _:
             return {}
+
+
+def _unit_percents(conn: Connection, video_id: str, job_id: str) -> list[float]:
+    """The latest percent of each started unit of a job (0 for a unit started again)."""
+    unit = TimelineEvent.body["unit"].astext
+    percent = case(
+        (TimelineEvent.type == "unit.progress", TimelineEvent.body["percent"].astext.cast(Float)),
+        else_=0.0,
+    )
+    latest = (
+        select(unit.label("unit"), percent.label("percent"))
+        .where(
+            TimelineEvent.video_id == video_id,
+            TimelineEvent.body["job_id"].astext == job_id,
+            TimelineEvent.type.in_(("unit.started", "unit.progress")),
+        )
+        .ext(distinct_on(unit))
+        .order_by(unit, TimelineEvent.seq.desc(), TimelineEvent.type.desc())
+    )
+    return [float(row.percent) for row in conn.execute(latest)]
+
+
+def _unit_changes(
+    conn: Connection, event: ev.UnitStarted | ev.UnitProgress
+) -> dict[str, Any] | None:
+    """A job's units run on several workers, each its own run: the video's progress is the mean
+    of its started units' latest percent, and a late unit event never reopens a finished job."""
+    row = conn.execute(select(Video.status, Video.job_id).where(Video.id == event.video_id)).first()
+    if row is not None and row.job_id == event.job_id and row.status in TERMINAL_STATUSES:
+        return None  # leave the finished video as it is
+    if isinstance(event, ev.UnitStarted):
+        return {}
+    percents = _unit_percents(conn, event.video_id, event.job_id)
+    return {"progress": sum(percents) / len(percents) if percents else event.percent}
 
 
 def _apply_status(conn: Connection, event: ev.StatusBase) -> bool:
@@ -143,6 +180,9 @@ def _apply_status(conn: Connection, event: ev.StatusBase) -> bool:
         .on_conflict_do_nothing(index_elements=["id"])
     )
     changes = {**_video_changes(event), "updated_ts": event.ts}
+    if isinstance(event, ev.UnitStarted | ev.UnitProgress):
+        unit = _unit_changes(conn, event)
+        changes = {"updated_ts": event.ts} if unit is None else {**changes, **unit}
     conn.execute(update(Video).where(Video.id == event.video_id).values(**changes))
     if isinstance(event, ev.ChunkStored):
         c = event.chunk
