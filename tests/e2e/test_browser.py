@@ -18,10 +18,12 @@ import psycopg
 import pytest
 from playwright.sync_api import sync_playwright
 
+from portal.accounts import create_user
 from portal.migrate import upgrade
 from portal.projector import Projector
 from tests.flows import ROOT, FlowProcess, free_port, wait_http
 from tests.media import h264_clip
+from tests.portal_login import PASSWORD
 from vidflow.settings import MiB, Settings, settings_environ
 from vidflow.submit import upload
 
@@ -101,7 +103,17 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.goto(base + "/")
+            refused: list[str] = []  # anything the content security policy blocked
+            page.on(
+                "console",
+                lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            create_user(settings, "e2e", PASSWORD, "uploader")  # the owner `upload` records
+            page.goto(base + "/")  # no session: the login form first, then back here
+            page.fill("input[name=username]", "e2e")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("form.login button")
+            page.wait_for_url(base + "/")
             page.wait_for_function("document.querySelector('[sse-connect]') !== null")
             page.wait_for_timeout(500)  # the event stream is open
             video_id, _ = upload(settings, clip, "small", "e2e", quiet=True)
@@ -122,5 +134,6 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
             )
             page.wait_for_function(playing, timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "video-playing.png"), full_page=True)
+            assert refused == []
         finally:
             browser.close()
