@@ -9,20 +9,22 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import psycopg
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, Route, sync_playwright
 
 from portal.accounts import create_user
 from portal.migrate import upgrade
 from portal.projector import Projector
 from tests.flows import ROOT, FlowProcess, free_port, wait_http
-from tests.media import h264_clip
+from tests.media import h264_clip, raw_clip
 from tests.portal_login import PASSWORD
 from vidflow.settings import MiB, Settings, settings_environ
 from vidflow.submit import upload
@@ -135,5 +137,95 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
             page.wait_for_function(playing, timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "video-playing.png"), full_page=True)
             assert refused == []
+        finally:
+            browser.close()
+
+
+def _log_in(page: Page, base: str, settings: Settings, username: str) -> None:
+    """An uploader created for the test, logged in through the login form."""
+    create_user(settings, username, PASSWORD, "uploader")
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.login button")
+    page.wait_for_url(f"{base}/")
+
+
+def _upload_through_the_page(page: Page, base: str, clip: Path) -> str:
+    """Choose the file on /upload, press Upload, wait for the link to the new video."""
+    page.goto(f"{base}/upload")
+    page.set_input_files("#upload-file", str(clip))
+    page.click("#upload-start")
+    link = page.locator("#upload-video")
+    link.wait_for(timeout=120_000)
+    video_id = link.get_attribute("data-video-id")
+    assert video_id
+    return video_id
+
+
+def _part_number(url: str) -> int:
+    return int(parse_qs(urlsplit(url).query)["partNumber"][0])
+
+
+def test_upload_page_resumes_after_a_lost_connection_and_a_reload(
+    running: tuple[Settings, str], tmp_path: Path
+) -> None:
+    settings, base = running
+    first = raw_clip(tmp_path / "first take.mkv", seconds=4)  # ~11 MiB: three 5 MiB parts
+    second = raw_clip(tmp_path / "second take.mkv", seconds=4.4)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            _log_in(page, base, settings, "e2e-uploader")
+            video_id = _upload_through_the_page(page, base, first)
+            page.goto(f"{base}/")
+            page.locator(f"#video-{video_id} .badge.completed").wait_for(timeout=120_000)
+
+            # The connection drops after the first part: every later part PUT fails.
+            let_through: list[int] = []
+
+            def cut_after_first_part(route: Route) -> None:
+                if route.request.method != "PUT":
+                    route.continue_()
+                elif not let_through:
+                    let_through.append(_part_number(route.request.url))
+                    route.continue_()
+                else:
+                    route.abort("internetdisconnected")
+
+            page.route("**/incoming/**", cut_after_first_part)
+            page.goto(f"{base}/upload")
+            page.set_input_files("#upload-file", str(second))
+            page.click("#upload-start")
+            deadline = time.monotonic() + 60
+            while not (upload_id := page.evaluate("Object.values(localStorage)[0] || ''")):
+                assert time.monotonic() < deadline, "the upload never started"
+                page.wait_for_timeout(100)
+            while (
+                page.request.get(f"{base}/api/uploads/{upload_id}").json()["stored"] != let_through
+            ):
+                assert time.monotonic() < deadline, "the first part never arrived"
+                page.wait_for_timeout(250)
+            page.locator("#upload-status", has_text="retrying").wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "upload-interrupted.png"), full_page=True)
+
+            # Back online, the page is reloaded and the same file chosen again: it resumes.
+            page.unroute("**/incoming/**")
+            sent: list[int] = []
+            page.on(
+                "request",
+                lambda r: (
+                    sent.append(_part_number(r.url))
+                    if r.method == "PUT" and "/incoming/" in r.url
+                    else None
+                ),
+            )
+            page.reload()
+            video_id = _upload_through_the_page(page, base, second)
+            assert sorted(sent) == [n for n in (1, 2, 3) if n not in let_through]  # no part twice
+            page.goto(f"{base}/")
+            page.locator(f"#video-{video_id} .badge.completed").wait_for(timeout=120_000)
+            page.screenshot(path=str(ARTIFACTS / "upload-resumed-completed.png"), full_page=True)
         finally:
             browser.close()
