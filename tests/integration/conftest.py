@@ -10,6 +10,7 @@ import msgspec
 import psycopg
 import pytest
 
+from connectors.db import dispose_engine
 from portal.migrate import upgrade
 from vidflow.settings import Settings
 
@@ -27,10 +28,6 @@ def portal_settings(isolated_settings: Settings, tmp_path: Path) -> Iterator[Set
     )
     upgrade(settings)
     yield settings
-    from connectors.db import async_engine, engine
-
-    engine(settings.postgres).dispose()
-    async_engine.cache_clear()
-    engine.cache_clear()
+    dispose_engine(settings.postgres)
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
