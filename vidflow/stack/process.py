@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -26,6 +27,16 @@ __all__ = [
 # Services started by this process stay our children until it exits; keeping their Popen
 # objects lets us reap them (no zombies) and keeps Popen.__del__ from warning they still run.
 _children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@atexit.register
+def _release_children() -> None:
+    """Services outlive the process that started them, by design: disown them on exit, so
+    ``Popen.__del__`` neither warns that they still run nor queues them to be reaped."""
+    for child in _children.values():
+        if child.poll() is None:
+            child.returncode = 0
+    _children.clear()
 
 
 @contextlib.contextmanager
