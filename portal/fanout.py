@@ -51,5 +51,7 @@ class SharedRenders:
         task = renders.get(template)
         if task is None or (task.done() and (task.cancelled() or task.exception())):  # retry
             task = renders[template] = asyncio.ensure_future(self._load(video_id, template))
+        if task.done():  # the common case once the first client has asked: no waiting at all
+            return task.result()
         # shield: one client going away must not cancel the render the others await
         return await asyncio.shield(task)
