@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import msgspec
 import prometheus_client
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
@@ -37,6 +36,7 @@ from portal import queries
 from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
 from portal.fanout import Rendered, SharedRenders
 from portal.health import readyz
+from portal.jobs import api_create_job, request_job
 from portal.live import NotifyHub
 from portal.login import login, login_page, logout, send_to_login
 from portal.models import Video
@@ -225,27 +225,7 @@ async def reprocess(
     profile: FromQuery[str] = "default",
 ) -> Response[str]:
     """Run the ladder again from the verified source (optionally with another profile)."""
-    row = await _visible(state, request, video_id)
-    if not row.source_key or row.probe is None:
-        raise NotFoundException("this video has no verified source yet")
-    settings: Settings = state.settings
-    stamp = ev.now()
-    requested = ev.TranscodeRequested(
-        id=ev.event_id("reprocess", video_id, stamp),
-        video_id=video_id,
-        job_id=ev.event_id("job", video_id, "reprocess", stamp),
-        source=ev.SourceRef(
-            bucket=settings.storage.bucket, key=row.source_key, size=row.size, sha256=row.sha256
-        ),
-        probe=msgspec.convert(row.probe, ev.Probe),
-        profile=profile,
-        reason="reprocess",
-        filename=row.filename,
-        owner=row.owner,
-    )
-    producer = make_producer(settings.kafka)
-    produce_event(producer, settings.kafka.topic_jobs, requested)
-    await asyncio.to_thread(flush_or_raise, producer)
+    await request_job(state.settings, await _visible(state, request, video_id), profile)
     return Response("reprocess requested", media_type=MediaType.TEXT)
 
 
@@ -374,6 +354,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             reprocess,
             api_videos,
             api_video,
+            api_create_job,
             healthz,
             metrics,
             dead_letter_page,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
 import httpx
 import msgspec
@@ -23,6 +24,7 @@ from portal.app import create_app
 from portal.cli import replay_to_end
 from portal.projector import Projector
 from tests.flows import TopicReader, free_port
+from tests.integration.test_portal import life_of, produce
 from tests.portal_login import csrf_headers, log_in
 from vidflow import events as ev
 from vidflow.settings import Settings
@@ -144,6 +146,7 @@ def test_readyz_and_openapi(portal_settings: Settings) -> None:
             "/api/uploads/{upload_id}/complete",
             "/api/videos",
             "/api/operations",
+            "/api/videos/{video_id}/jobs",
             "/readyz",
         ):
             assert path in paths, path
@@ -206,3 +209,24 @@ def test_operations_show_lag_and_replay_dead_letters(portal_settings: Settings) 
         page = client.get("/operations", headers=token)
         assert page.status_code == 200 and "Prometheus unreachable" in page.text
         assert "not a JSON object" in page.text  # the rest of the page still works
+
+
+def test_a_job_is_created_through_the_api(portal_settings: Settings) -> None:
+    video_id = uuid.uuid4().hex
+    produce(portal_settings, life_of(video_id, "again.mp4"))
+    replay_to_end(Projector(portal_settings))
+    jobs = TopicReader(portal_settings, portal_settings.kafka.topic_jobs)
+    with TestClient(app=create_app(portal_settings)) as client:
+        admin = bearer(portal_settings, "root", "admin")
+        created = client.post(f"/api/videos/{video_id}/jobs", json={}, headers=admin)
+        assert created.status_code == 202, created.text
+        assert created.json()["profile"] == portal_settings.transcode.default_profile
+        unknown = client.post(f"/api/videos/{video_id}/jobs", json={"profile": "x"}, headers=admin)
+        assert unknown.status_code == 400
+        missing = client.post(f"/api/videos/{uuid.uuid4().hex}/jobs", json={}, headers=admin)
+        assert missing.status_code == 404
+    [request] = jobs.wait_for(lambda es: len(es) >= 1, timeout=30)
+    jobs.close()
+    assert isinstance(request, ev.TranscodeRequested)
+    assert request.job_id == created.json()["job_id"] and request.reason == "reprocess"
+    assert request.source.key == f"sources/{video_id}/source"

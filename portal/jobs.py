@@ -1,0 +1,91 @@
+"""Creating a transcode job for a video already ingested: its verified source, another ladder.
+
+The page's Reprocess button and ``POST /api/videos/{id}/jobs`` both end here, so a job asked
+for by a person or by a program is the same ``transcode.requested`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import Request, post
+from litestar.datastructures import State
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_202_ACCEPTED
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from connectors.kafka import flush_or_raise, make_producer, produce_event
+from dataflows.transcode.profiles import load_profiles
+from portal import queries
+from portal.auth import requires_uploader, viewer_of
+from portal.models import Video
+from vidflow import events as ev
+from vidflow.settings import Settings
+
+__all__ = ["JobCreated", "JobRequest", "api_create_job", "request_job"]
+
+
+class JobRequest(msgspec.Struct, frozen=True):
+    """Which ladder to make (the default profile when empty)."""
+
+    profile: str = ""
+
+
+class JobCreated(msgspec.Struct, frozen=True):
+    """The job the transcode flow was asked to run."""
+
+    video_id: str
+    job_id: str
+    profile: str
+
+
+async def request_job(settings: Settings, row: Video, profile: str) -> ev.TranscodeRequested:
+    """Produce ``transcode.requested`` (reason ``reprocess``) for ``row``'s verified source."""
+    if not row.source_key or row.probe is None:
+        raise NotFoundException("this video has no verified source yet")
+    chosen = profile or settings.transcode.default_profile
+    if chosen not in load_profiles(settings.transcode.profiles_json):
+        raise ClientException(f"unknown profile {chosen!r}")
+    stamp = ev.now()
+    requested = ev.TranscodeRequested(
+        id=ev.event_id("reprocess", row.id, stamp),
+        video_id=row.id,
+        job_id=ev.event_id("job", row.id, "reprocess", stamp),
+        source=ev.SourceRef(
+            bucket=settings.storage.bucket, key=row.source_key, size=row.size, sha256=row.sha256
+        ),
+        probe=msgspec.convert(row.probe, ev.Probe),
+        profile=chosen,
+        reason="reprocess",
+        filename=row.filename,
+        owner=row.owner,
+    )
+    producer = make_producer(settings.kafka)
+    produce_event(producer, settings.kafka.topic_jobs, requested)
+    await asyncio.to_thread(flush_or_raise, producer)
+    return requested
+
+
+@post(
+    "/api/videos/{video_id:str}/jobs",
+    guards=[requires_uploader],
+    status_code=HTTP_202_ACCEPTED,
+    tags=["videos"],
+)
+async def api_create_job(
+    request: Request[Any, Any, Any],
+    state: State,
+    video_id: FromPath[str],
+    data: JSONBody[JobRequest],
+) -> JobCreated:
+    """Make a video's ladder again (optionally with another profile) from its verified source."""
+    maker: async_sessionmaker[AsyncSession] = state.sessions
+    async with maker() as session:
+        row = await queries.visible_video(session, video_id, viewer_of(request).owner_scope)
+    if row is None:
+        raise NotFoundException(f"no video {video_id}")
+    requested = await request_job(state.settings, row, data.profile)
+    return JobCreated(video_id=video_id, job_id=requested.job_id, profile=requested.profile)
