@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import quote
 
 from minio import Minio
 from minio.datatypes import Part
@@ -19,6 +20,7 @@ __all__ = [
     "StoredPart",
     "abort",
     "complete",
+    "copy_part",
     "create",
     "list_stored",
     "part_size_for",
@@ -64,6 +66,16 @@ def presign_part(
         expires=expires,
         extra_query_params={"uploadId": upload_id, "partNumber": str(number)},
     )
+
+
+def copy_part(
+    client: Minio, bucket: str, key: str, upload_id: str, number: int, source_key: str, size: int
+) -> StoredPart:
+    """Make part ``number`` a server-side copy of ``source_key`` (same bucket; no bytes here)."""
+    etag, _ = client._upload_part_copy(
+        bucket, key, upload_id, number, {"x-amz-copy-source": quote(f"/{bucket}/{source_key}")}
+    )
+    return StoredPart(number, size, etag)
 
 
 def list_stored(client: Minio, bucket: str, key: str, upload_id: str) -> list[StoredPart]:

@@ -10,9 +10,10 @@ is kept for finished streams.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
@@ -52,6 +53,8 @@ class IngestContext:
         self.jobs_topic = settings.kafka.topic_jobs
         # reads, hashes (hashlib releases the GIL) and puts of several chunks overlap
         self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="ingest-io")
+        # one thread feeds each stream's whole-file SHA-256 in chunk order, beside the puts
+        self.file_hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-sha")
 
     def with_storage_retry(self, what: str, call: Callable[[], T]) -> T:
         """Storage that goes away is waited for, not crashed on (bounded, with backoff)."""
@@ -81,6 +84,12 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         self.state = resumed
         self.deadline = time.time() + ctx.settings.ingest.stream_timeout
         self.done = False
+        # The file's SHA-256 as its bytes go by. Not state (hash objects do not pickle): a
+        # stream resumed past its first byte verifies by reading its source back instead.
+        self.file_sha: Any = None
+        self.file_sha_fed: Future[None] | None = None
+        if resumed is None or resumed.next_offset == 0:
+            self._restart_file_sha()
 
     # ---------------------------------------------------------------- bytewax callbacks
 
@@ -141,8 +150,35 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         )  # fmt: skip
         return Outbound(self.ctx.status_topic, event)
 
+    def _restart_file_sha(self) -> None:
+        self.file_sha, self.file_sha_fed = hashlib.sha256(), None
+
+    def _feed_file_sha(self, data: bytes) -> None:
+        if self.file_sha is not None:
+            self.file_sha_fed = self.ctx.file_hashing.submit(self.file_sha.update, data)
+
+    def _file_sha_hex(self) -> str | None:
+        """The file's SHA-256 once every byte has been fed, or None after a resume."""
+        if self.file_sha is None:
+            return None
+        if self.file_sha_fed is not None:
+            self.file_sha_fed.result()
+        return str(self.file_sha.hexdigest())
+
+    def _abandon_source(self, state: StreamState) -> None:
+        """Best effort: an unfinished multipart source of a restarted or failed stream."""
+        if not state.source_upload:
+            return
+        try:
+            self.ctx.store.abandon_source(state.video_id, state.source_upload)
+        except (HTTPError, OSError, S3Error) as exc:
+            log.warning("could not abort a multipart source", video=state.video_id, error=str(exc))
+        state.source_upload, state.part_etags = "", []
+
     def _failed(self, stage: str, reason: str) -> Outbound:
         self.done = True
+        if self.state is not None:
+            self._abandon_source(self.state)
         metrics.STREAMS.labels(outcome="failed").inc()
         log.warning("ingest failed", video=self.state.video_id if self.state else "", reason=reason)
         return self._status(ev.JobFailed, reason=reason, stage=stage)
@@ -156,6 +192,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             if replaced or shrunk:
                 why = "the file was replaced" if replaced else "the file shrank"
                 out.append(self._status(ev.IngestRestarted, reason=f"{why}; starting over"))
+                self._abandon_source(state)
+                self._restart_file_sha()
                 state = None
         if state is None:
             state = StreamState(
@@ -218,35 +256,84 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         out: list[Outbound] = []
         try:
             batch = ranges[:CHUNKS_PER_ACTIVATION]
+            if batch and not state.source_upload and not state.chunks:
+                upload = self.ctx.with_storage_retry(
+                    "begin", lambda: self.ctx.store.begin_source(state.video_id)
+                )
+                state.source_upload = upload
+            first = len(state.chunks)
             # all I/O of the batch is done before the state changes: a snapshot never records a
             # chunk whose put is still in flight
-            stored = list(self.ctx.io.map(lambda r: self._read_and_store(*r), batch))
-            for (offset, length), (digest, deduplicated) in zip(batch, stored, strict=True):
-                out.append(self._record_chunk(offset, length, digest, deduplicated))
+            stored = list(
+                self.ctx.io.map(
+                    lambda job: self._read_and_store(first + job[0], *job[1]), enumerate(batch)
+                )
+            )
+            for (offset, length), (digest, deduplicated, etag, data) in zip(
+                batch, stored, strict=True
+            ):
+                self._feed_file_sha(data)
+                out.append(self._record_chunk(offset, length, digest, deduplicated, etag))
             if state.final and state.next_offset >= state.known_size:
                 out += self._complete()
         except (SourceVanished, VerificationError) as exc:
             out.append(self._failed("ingest", str(exc)))
         return out
 
-    def _read_and_store(self, offset: int, length: int) -> tuple[str, bool]:
-        """Read, hash and store one chunk (runs on an I/O thread; touches no state)."""
+    def _read_and_store(self, index: int, offset: int, length: int) -> tuple[str, bool, str, bytes]:
+        """Read, hash and store one chunk, and copy it into the source being composed (runs on
+        an I/O thread; touches no state): (digest, deduplicated, part ETag, the bytes)."""
         state = self.state
         assert state is not None
         started = time.perf_counter()
-        store = self.ctx.store
-        data = self.ctx.with_storage_retry(
-            "read", lambda: read_range(state, store.client, offset, length)
-        )
-        digest, deduplicated = self.ctx.with_storage_retry("put", lambda: store.put_chunk(data))
+        store, retry = self.ctx.store, self.ctx.with_storage_retry
+        data = retry("read", lambda: read_range(state, store.client, offset, length))
+        digest, deduplicated = retry("put", lambda: store.put_chunk(data))
+        etag = ""
+        if state.source_upload and len(state.part_etags) == len(state.chunks):
+            chunk = ev.ChunkRef(index=index, offset=offset, size=length, sha256=digest)
+            etag = retry(
+                "copy",
+                lambda: store.copy_chunk_into_source(state.video_id, state.source_upload, chunk),
+            )
         metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
-        return digest, deduplicated
+        return digest, deduplicated, etag, data
 
-    def _record_chunk(self, offset: int, length: int, digest: str, deduplicated: bool) -> Outbound:
+    def _compose_source(self, state: StreamState) -> str:
+        """Finish the source composed while chunks arrived, or compose it now in one go (after
+        a resume lost track of the parts, or when the store no longer knows the upload)."""
+        store, retry = self.ctx.store, self.ctx.with_storage_retry
+        if state.source_upload and len(state.part_etags) == len(state.chunks):
+            upload, etags = state.source_upload, state.part_etags
+            try:
+                return retry("finish", lambda: store.finish_source(state.video_id, upload, etags))
+            except S3Error as exc:
+                if exc.code != "NoSuchUpload":
+                    raise
+                log.info("multipart source gone, composing it again", video=state.video_id)
+        else:
+            self._abandon_source(state)
+        return retry("compose", lambda: store.compose(state.video_id, state.chunks))
+
+    def _verify_source(self, state: StreamState, key: str) -> str:
+        """The source's SHA-256, after checking every byte of it against the chunks' digests."""
+        store, retry = self.ctx.store, self.ctx.with_storage_retry
+        file_sha = self._file_sha_hex()
+        if file_sha is None:
+            return retry("verify", lambda: store.verify(key, state.chunks))
+        retry("verify", lambda: store.verify_chunks(key, state.chunks, self.ctx.io.map))
+        # every byte equals the file's byte at the same offset, so their digests agree
+        return file_sha
+
+    def _record_chunk(
+        self, offset: int, length: int, digest: str, deduplicated: bool, etag: str
+    ) -> Outbound:
         state = self.state
         assert state is not None
         chunk = ev.ChunkRef(index=len(state.chunks), offset=offset, size=length, sha256=digest)
         state.chunks.append(chunk)
+        if etag:
+            state.part_etags.append(etag)
         state.next_offset = offset + length
         metrics.BYTES_READ.inc(length)
         metrics.CHUNKS.labels(result="deduplicated" if deduplicated else "stored").inc()
@@ -259,9 +346,9 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         assert state is not None
         if not state.chunks:
             return [self._failed("ingest", "the file is empty (0 bytes): nothing to process")]
+        key = self._compose_source(state)
+        sha256 = self._verify_source(state, key)
         store, retry = self.ctx.store, self.ctx.with_storage_retry
-        key = retry("compose", lambda: store.compose(state.video_id, state.chunks))
-        sha256 = retry("verify", lambda: store.verify(key, state.chunks))
         manifest = retry(
             "manifest", lambda: store.write_manifest(state.video_id, key, state.chunks, sha256)
         )

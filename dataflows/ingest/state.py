@@ -36,6 +36,8 @@ class StreamState:
     known_size: int = 0
     next_offset: int = 0
     chunks: list[ChunkRef] = field(default_factory=list)
+    source_upload: str = ""  # the multipart upload the source is composed in, chunk by chunk
+    part_etags: list[str] = field(default_factory=list)  # of the chunks copied into it so far
     seq: int = 0
     final: bool = False  # the size will not change any more (closed file, finished upload)
 
