@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, Route, sync_playwright
 
+from connectors.db import dispose_engine
 from portal.accounts import create_user
 from portal.migrate import upgrade
 from portal.projector import Projector
@@ -91,6 +92,7 @@ def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Setti
         projector.join(10)
         for flow in flows:
             flow.stop()
+        dispose_engine(settings.postgres)
         admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         admin.close()
 
@@ -110,12 +112,8 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
                 "console",
                 lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
             )
-            create_user(settings, "e2e", PASSWORD, "uploader")  # the owner `upload` records
-            page.goto(base + "/")  # no session: the login form first, then back here
-            page.fill("input[name=username]", "e2e")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("form.login button")
-            page.wait_for_url(base + "/")
+            _log_in(page, base, settings, "e2e")  # the owner `upload` below records
+            page.goto(base + "/")
             page.wait_for_function("document.querySelector('[sse-connect]') !== null")
             page.wait_for_timeout(500)  # the event stream is open
             video_id, _ = upload(settings, clip, "small", "e2e", quiet=True)
