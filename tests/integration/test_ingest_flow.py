@@ -19,7 +19,7 @@ import pytest
 
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
-from tests.flows import FlowProcess, TopicReader
+from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import raw_clip
 from vidflow import events as ev
 from vidflow.layout import ObjectLayout
@@ -43,11 +43,22 @@ def ingest_settings(isolated_settings: Settings) -> Settings:
 def flow(
     request: pytest.FixtureRequest, ingest_settings: Settings, tmp_path: Path
 ) -> Iterator[FlowProcess]:
-    workers = getattr(request, "param", 1)
-    with FlowProcess(
-        "dataflows.ingest_flow", ingest_settings, tmp_path, workers=workers
-    ) as running:
-        yield running
+    """The flow on one worker, ``N`` workers (``param=N``) or two processes (``"cluster"``);
+    a cluster yields its first process, and every process must still run at the end."""
+    shape = getattr(request, "param", 1)
+    if shape == "cluster":
+        processes = flow_cluster("dataflows.ingest_flow", ingest_settings, tmp_path / "cluster")
+    else:
+        processes = [FlowProcess("dataflows.ingest_flow", ingest_settings, tmp_path, workers=shape)]
+    for process in processes:
+        process.start()
+    try:
+        yield processes[0]
+        for process in processes:
+            process.assert_running()
+    finally:
+        for process in processes:
+            process.stop()
 
 
 @pytest.fixture
@@ -163,7 +174,9 @@ def test_file_written_in_seven_pieces_becomes_one_source(
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 
-@pytest.mark.parametrize("flow", [1, 2], indirect=True, ids=["1-worker", "2-workers"])
+@pytest.mark.parametrize(
+    "flow", [1, 2, "cluster"], indirect=True, ids=["1-worker", "2-workers", "2-processes"]
+)
 def test_two_files_written_interleaved(
     ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
 ) -> None:
