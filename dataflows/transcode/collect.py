@@ -26,7 +26,7 @@ from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.context import Sequenced, TranscodeContext
 from dataflows.transcode.messages import CollectMessage, JobClosed, JobOpened, JobPlan, UnitOutcome
-from dataflows.transcode.outputs import RenditionStore
+from dataflows.transcode.outputs import RenditionStore, preview_inputs
 from dataflows.transcode.runner import ChildTask
 from dataflows.transcode.state import CollectState
 from dataflows.transcode.tasks import (
@@ -166,13 +166,16 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             return []
         workdir = self._workdir(plan)
         if self.child is None:  # start it (again, after a resume)
-            top = max(self.state.renditions)
+            renditions = self.state.renditions
+            top = max(renditions)
             planned = plan.planned_for(top)
+            poster, sprite = preview_inputs({label: r.width for label, r in renditions.items()})
             spec = PreviewSpec(
                 video_id=plan.video_id,
                 bucket=plan.request.source.bucket,
                 workdir=str(workdir),
-                key=self.state.renditions[top].key,
+                poster_key=renditions[poster].key,
+                sprite_key=renditions[sprite].key,
                 duration=plan.request.probe.duration,
                 width=planned.width,
                 height=planned.height,

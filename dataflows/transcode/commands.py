@@ -78,8 +78,9 @@ def hls_command(ffmpeg: str, mp4: Path, playlist: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def poster_command(ffmpeg: str, mp4: Path, at_seconds: float, out: Path) -> list[str]:
-    """One frame at ``at_seconds`` as a JPEG, never wider than 1280 pixels."""
+def poster_command(ffmpeg: str, mp4: str | Path, at_seconds: float, out: Path) -> list[str]:
+    """One frame at ``at_seconds`` as a JPEG, never wider than 1280 pixels (``-ss`` before
+    ``-i`` seeks, so over HTTP only the bytes around that frame are read)."""
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-y", "-v", "error", "-ss", f"{at_seconds:.3f}",
         "-i", str(mp4), "-frames:v", "1", "-vf", "scale='min(1280,iw)':-2", "-q:v", "3", str(out),
@@ -87,7 +88,7 @@ def poster_command(ffmpeg: str, mp4: Path, at_seconds: float, out: Path) -> list
 
 
 def sprite_command(
-    ffmpeg: str, mp4: Path, interval: float, columns: int, rows: int, width: int, out: Path
+    ffmpeg: str, mp4: str | Path, interval: float, columns: int, rows: int, width: int, out: Path
 ) -> list[str]:
     """A sheet of thumbnails, one every ``interval`` seconds, ``columns`` x ``rows``."""
     return [

@@ -22,10 +22,11 @@ from dataflows.transcode.ladder import PlannedRendition
 from vidflow.events import Rendition
 from vidflow.layout import ObjectLayout
 
-__all__ = ["Previews", "RenditionStore"]
+__all__ = ["Previews", "RenditionStore", "preview_inputs"]
 
 SPRITE_COLUMNS = 10
 SPRITE_WIDTH = 160
+POSTER_MAX_RUNG = 720  # the poster is at most 1280 pixels wide
 
 
 class Previews:
@@ -52,6 +53,16 @@ def _video_facts(mp4: Path) -> tuple[str, int, int]:
     stream = (report.get("streams") or [{}])[0]
     bit_rate = int(report.get("format", {}).get("bit_rate") or 0)
     return str(stream.get("profile", "High")), int(stream.get("level") or 40), bit_rate
+
+
+def preview_inputs(widths: dict[int, int]) -> tuple[int, int]:
+    """Which rungs (by label, from label -> width) the poster and the sprite are made from:
+    the poster from the best rung up to 720p, the sprite from the smallest rung at least as
+    wide as a thumbnail."""
+    labels = sorted(widths)
+    poster = max((label for label in labels if label <= POSTER_MAX_RUNG), default=labels[0])
+    sprite = next((label for label in labels if widths[label] >= SPRITE_WIDTH), labels[-1])
+    return poster, sprite
 
 
 class RenditionStore:
@@ -105,21 +116,28 @@ class RenditionStore:
         return key
 
     def previews(
-        self, mp4: Path, duration: float, width: int, height: int, workdir: Path
+        self,
+        poster_from: str,
+        sprite_from: str,
+        duration: float,
+        width: int,
+        height: int,
+        workdir: Path,
     ) -> Previews:
-        """Poster at 10% of the video, a sprite of up to 100 thumbnails, and its WebVTT track."""
+        """Poster at 10% of the video, a sprite of up to 100 thumbnails, and its WebVTT track.
+
+        The inputs are URLs of renditions picked by :func:`preview_inputs`: decoding the top
+        rung for 160-pixel thumbnails would cost as much as a decode of the source.
+        """
         poster, sprite = workdir / "poster.jpg", workdir / "sprite.jpg"
-        _run(
-            poster_command(
-                ffmpeg_binary(), mp4, min(duration * 0.1, max(duration - 0.1, 0)), poster
-            )
-        )
+        at = min(duration * 0.1, max(duration - 0.1, 0))
+        _run(poster_command(ffmpeg_binary(), poster_from, at, poster))
         interval = max(1.0, duration / 100)
         count = max(1, math.ceil(duration / interval))
         rows = math.ceil(count / SPRITE_COLUMNS)
         _run(
             sprite_command(
-                ffmpeg_binary(), mp4, interval, SPRITE_COLUMNS, rows, SPRITE_WIDTH, sprite
+                ffmpeg_binary(), sprite_from, interval, SPRITE_COLUMNS, rows, SPRITE_WIDTH, sprite
             )
         )
         thumb_h = max(2, round(SPRITE_WIDTH * height / width / 2) * 2)

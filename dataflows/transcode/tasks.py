@@ -10,6 +10,7 @@ overwrites the same objects with the same content.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -53,12 +54,14 @@ class PublishResult(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class PreviewSpec(msgspec.Struct, kw_only=True, frozen=True, tag="previews"):
-    """Poster, sprite and WebVTT from the top rendition ``key``."""
+    """Poster, sprite and WebVTT from the renditions ``poster_key`` and ``sprite_key``; the
+    size is the top rendition's (the thumbnails keep its aspect)."""
 
     video_id: str
     bucket: str
     workdir: str
-    key: str
+    poster_key: str
+    sprite_key: str
     duration: float
     width: int
     height: int
@@ -99,9 +102,14 @@ def _run(spec: Spec) -> PublishResult | PreviewResult:
             rendition, entry = store.publish(planned, workdir)
             rungs.append(PublishedRung(rendition=rendition, entry=entry))
         return PublishResult(rungs=rungs)
-    local = workdir / "preview-source.mp4"
-    store.client.fget_object(spec.bucket, spec.key, str(local))
-    previews = store.previews(local, spec.duration, spec.width, spec.height, workdir)
+    poster_from, sprite_from = (
+        store.client.presigned_get_object(spec.bucket, key, expires=timedelta(hours=1))
+        for key in (spec.poster_key, spec.sprite_key)
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    previews = store.previews(
+        poster_from, sprite_from, spec.duration, spec.width, spec.height, workdir
+    )
     return PreviewResult(poster=previews.poster, sprite=previews.sprite, vtt=previews.vtt)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from dataflows.transcode.commands import encode_command, hls_command
 from dataflows.transcode.hls import MasterEntry, avc1_codec, master_playlist, sprite_vtt
 from dataflows.transcode.ladder import plan_ladder
+from dataflows.transcode.outputs import preview_inputs
 from dataflows.transcode.profiles import DEFAULT_LADDER
 from dataflows.transcode.progress import ProgressParser, ProgressThrottle
 from dataflows.transcode.runner import classify_failure
@@ -70,6 +71,14 @@ def test_sprite_vtt_points_into_the_sheet() -> None:
     assert vtt.startswith("WEBVTT")
     assert "00:00:00.000 --> 00:00:10.000\ns.jpg#xywh=0,0,160,90" in vtt
     assert "00:00:20.000 --> 00:00:25.000\ns.jpg#xywh=0,90,160,90" in vtt
+
+
+def test_previews_come_from_small_rungs_not_the_top_one() -> None:
+    ladder = {144: 256, 240: 426, 360: 640, 720: 1280, 1080: 1920}
+    assert preview_inputs(ladder) == (720, 144)  # poster <= 720p; sprite >= 160 px wide
+    assert preview_inputs({144: 256}) == (144, 144)
+    assert preview_inputs({96: 128}) == (96, 96)  # nothing wide enough: the widest there is
+    assert preview_inputs({1080: 1920, 2160: 3840}) == (1080, 1080)
 
 
 def test_encode_command_decodes_once_for_every_rung(tmp_path: Path) -> None:
