@@ -133,6 +133,16 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
                 "() => { const v = document.getElementById('player'); return v.currentTime > 0.5; }"
             )
             page.wait_for_function(playing, timeout=30_000)
+            poster = page.get_attribute("#player", "poster") or ""
+            assert poster.endswith("/poster.jpg")
+            bar = page.locator(".scrub")  # scrub previews from the sprite sheet
+            box = bar.bounding_box()
+            assert box is not None
+            page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
+            thumb = page.locator(".scrub-thumb")
+            thumb.wait_for(state="visible", timeout=5_000)
+            style = thumb.get_attribute("style") or ""
+            assert "sprite.jpg" in style and "background-position" in style
             page.screenshot(path=str(ARTIFACTS / "video-playing.png"), full_page=True)
             assert refused == []
         finally:
