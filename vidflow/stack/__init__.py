@@ -73,12 +73,13 @@ def health(settings: Settings) -> list[ServiceHealth]:
 
 
 def _start(service: Service, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> None:
-    host, port = split_host_port(service.address(settings))
-    if port_in_use(host, port):
-        raise StackError(
-            f"{service.name}: port {port} on {host} is taken by another program "
-            f"(not answering as {service.name}); stop it or point {service.setting} elsewhere"
-        )
+    host, _ = split_host_port(service.address(settings))
+    for port in service.ports(settings):
+        if port_in_use(host, port):
+            raise StackError(
+                f"{service.name}: port {port} on {host} is taken by another program "
+                f"(not answering as {service.name}); stop it or point {service.setting} elsewhere"
+            )
     service.prepare(settings, paths, tools)
     launch = service.launch(settings, paths, tools)
     pid = start_detached(

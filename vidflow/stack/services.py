@@ -62,6 +62,10 @@ class Service:
     def address(self, settings: Settings) -> str:
         raise NotImplementedError
 
+    def ports(self, settings: Settings) -> list[int]:
+        """Every port the service listens on (the address's, and any beside it)."""
+        return [split_host_port(self.address(settings))[1]]
+
     def prepare(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> None:
         """One-time initialisation of the data directory (idempotent)."""
 
@@ -90,6 +94,10 @@ class Kafka(Service):
 
     def address(self, settings: Settings) -> str:
         return settings.kafka.bootstrap.split(",")[0]
+
+    def ports(self, settings: Settings) -> list[int]:
+        port = split_host_port(self.address(settings))[1]
+        return [port, port + 1]  # the KRaft controller listens right above the broker
 
     def _config(self, settings: Settings, paths: StackPaths) -> Path:
         host, port = split_host_port(self.address(settings))
@@ -182,6 +190,10 @@ class MinIO(Service):
 
     def address(self, settings: Settings) -> str:
         return settings.storage.endpoint
+
+    def ports(self, settings: Settings) -> list[int]:
+        port = split_host_port(self.address(settings))[1]
+        return [port, port + 1]  # the console listens right above the S3 API
 
     def launch(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> Launch:
         host, port = split_host_port(self.address(settings))
