@@ -38,6 +38,7 @@ from dataflows.transcode.messages import (
     JobOpened,
     UnitCancel,
     UnitOutcome,
+    UnitStopped,
     UnitTask,
 )
 from dataflows.transcode.plan import PlanLogic
@@ -60,10 +61,12 @@ def _for_encode(item: Any) -> tuple[str, UnitTask | UnitCancel] | None:
     return (item.key, item) if isinstance(item, UnitTask | UnitCancel) else None
 
 
-def _for_collect(item: Any) -> tuple[str, JobOpened | JobClosed | UnitOutcome] | None:
+def _for_collect(
+    item: Any,
+) -> tuple[str, JobOpened | JobClosed | UnitOutcome | UnitStopped] | None:
     if isinstance(item, JobOpened | UnitOutcome):
         return item.plan.video_id, item
-    if isinstance(item, JobClosed):
+    if isinstance(item, JobClosed | UnitStopped):
         return item.video_id, item
     return None
 

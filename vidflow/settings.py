@@ -150,6 +150,12 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     retries: int = 3
     retry_backoff: float = 2.0
     stall_timeout: float = 60.0
+    # A publishing or previews child (remux, uploads, poster, sprite) still running after this
+    # many seconds is hung: killed, and the unit retried like a transient failure.
+    child_timeout: float = 900.0
+    # How long a finished video's tombstone (its last job id) is kept to drop a replayed
+    # duplicate request before the step's state for the video is discarded.
+    state_ttl: float = 3600.0
     unit_mode: Literal["auto", "rung", "ladder"] = "auto"
     default_profile: str = "default"
     profiles_json: str = ""

@@ -7,15 +7,20 @@ the job's end: ``job.completed``, ``job.failed`` (+ the request to ``vidflow.dlq
 other workers, by writing a ``transcode.cancel`` naming this planning to ``vidflow.jobs``: the
 dataflow has no cycles, so the way round is through Kafka.
 
-The master playlist is the one write done here on the worker thread: one small text object,
-written as a rung lands; a cancel's clean-up of unfinished rungs is the other. Both are a few
-bounded requests to the object store, nothing like an encode or a remux.
+Nothing here calls the object store on the worker thread, where an outage would stall every key
+and snapshot of the worker: the master playlist is (re)written by a small polled child as rungs
+land (and by the previews child at the end, before ``job.completed``); a cancel is reported once
+every unit is stopped, each unit having removed its own partial uploads (``encode``).
+
+With no job running, a video's state is a tombstone (the last job ids), discarded ``state_ttl``
+after the job ended (a ``notify_at`` timer).
 """
 
 from __future__ import annotations
 
 import copy
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,11 +30,19 @@ from bytewax.operators import StatefulLogic
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.context import Sequenced, TranscodeContext
-from dataflows.transcode.messages import CollectMessage, JobClosed, JobOpened, JobPlan, UnitOutcome
-from dataflows.transcode.outputs import RenditionStore, preview_inputs
+from dataflows.transcode.messages import (
+    CollectMessage,
+    JobClosed,
+    JobOpened,
+    JobPlan,
+    UnitOutcome,
+    UnitStopped,
+)
+from dataflows.transcode.outputs import preview_inputs
 from dataflows.transcode.runner import ChildTask
-from dataflows.transcode.state import CollectState
+from dataflows.transcode.state import Cancelling, CollectState
 from dataflows.transcode.tasks import (
+    MasterSpec,
     PreviewResult,
     PreviewSpec,
     child_argv,
@@ -43,6 +56,8 @@ __all__ = ["CollectLogic"]
 
 log = get_logger("vidflow.transcode")
 
+CANCEL_GIVE_UP = 60.0  # seconds to wait for units to report stopped before job.cancelled anyway
+
 
 class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
     """Gather one video's unit outcomes into the job's end."""
@@ -52,36 +67,100 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.events = Sequenced(ctx)
         self.state = resumed or CollectState()
         self.child: ChildTask | None = None
+        self.master_child: ChildTask | None = None
         # previews that were being made when the old process died are made again (on_notify)
+        if self.state.plan is not None and self.state.entries and not self.state.previewing:
+            self.state.master_dirty = True  # its writer may have died with the old process
 
     # ---------------------------------------------------------------- bytewax callbacks
 
     def on_item(self, value: CollectMessage) -> tuple[list[Outbound], bool]:
         try:
             out = self._on_item(value)
+            out += self._tick()
         except Exception as exc:  # noqa: BLE001 - a bug or an outage fails the job, not the flow
             out = self._crashed(exc)
-        return out, StatefulLogic.RETAIN
+        return out, self._retain()
 
     def on_notify(self) -> tuple[list[Outbound], bool]:
         try:
-            out = self._previews_tick()
+            out = self._tick()
         except Exception as exc:  # noqa: BLE001 - as above
             out = self._crashed(exc)
-        return out, StatefulLogic.RETAIN
+        return out, self._retain()
 
     def on_eof(self) -> tuple[list[Outbound], bool]:
-        return [], StatefulLogic.RETAIN
+        return [], self._retain()
 
     def notify_at(self) -> datetime | None:
-        if not self.state.previewing:
-            return None
+        state = self.state
+        if state.idle and self.master_child is None:
+            return datetime.fromtimestamp(state.ended_at + self._ttl(), UTC)
         return datetime.now(UTC) + timedelta(seconds=self.ctx.settings.transcode.poll_interval)
 
     def snapshot(self) -> CollectState:
         return copy.deepcopy(self.state)
 
     # ---------------------------------------------------------------- helpers
+
+    def _ttl(self) -> float:
+        return self.ctx.settings.transcode.state_ttl
+
+    def _retain(self) -> bool:
+        state = self.state
+        if state.idle and self.master_child is None and state.ended_at + self._ttl() <= time.time():
+            return StatefulLogic.DISCARD
+        return StatefulLogic.RETAIN
+
+    def _tick(self) -> list[Outbound]:
+        out = self._master_tick()
+        out += self._cancels_tick()
+        return out + self._previews_tick()
+
+    def _child_deadline(self) -> float:
+        return self.ctx.settings.transcode.child_timeout
+
+    def _master_tick(self) -> list[Outbound]:
+        """Rewrite the master playlist in a child when rungs landed since the last write (the
+        previews child writes the final one); a failed or hung write is tried again."""
+        child = self.master_child
+        if child is not None:
+            code = child.exit_code()
+            if code is None and not child.overdue():
+                return []
+            if code != 0:
+                log.warning("master playlist write failed", output=child.output_tail()[-300:])
+                self.state.master_dirty = self.state.plan is not None
+            child.kill()
+            self.master_child = None
+        plan = self.state.plan
+        if plan is None or not self.state.master_dirty or self.state.previewing:
+            return []
+        workdir = self.ctx.workroot / plan.video_id / plan.job_id / "master"
+        spec = MasterSpec(
+            video_id=plan.video_id, job_id=plan.job_id, bucket=plan.request.source.bucket,
+            entries=list(self.state.entries.values()),
+        )  # fmt: skip
+        write_spec(spec, workdir / "master.json")
+        self.master_child = ChildTask(
+            child_argv(workdir / "master.json", workdir / "mastered.json"),
+            workdir / "master.log",
+            self._child_deadline(),
+        )
+        self.state.master_dirty = False
+        return []
+
+    def _cancels_tick(self) -> list[Outbound]:
+        out: list[Outbound] = []
+        now = time.time()
+        for job_id, cancelling in list(self.state.cancelling.items()):
+            if cancelling.pending and now - cancelling.since < CANCEL_GIVE_UP:
+                continue
+            if cancelling.pending:
+                log.warning("units did not report stopped", job=job_id, units=cancelling.pending)
+            del self.state.cancelling[job_id]
+            out.append(self._cancelled(cancelling))
+        return out
 
     def _status(self, cls: type[ev.StatusBase], stable_id: str, **fields: Any) -> Outbound:
         plan = self.state.plan
@@ -95,11 +174,6 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             **fields,
         )
 
-    def _store(self, plan: JobPlan) -> RenditionStore:
-        return RenditionStore(
-            self.ctx.client, plan.request.source.bucket, self.ctx.layout, plan.video_id
-        )
-
     def _workdir(self, plan: JobPlan) -> Path:
         return self.ctx.workroot / plan.video_id / plan.job_id / "collect"
 
@@ -110,6 +184,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         if self.state.plan is not None:
             shutil.rmtree(self._workdir(self.state.plan), ignore_errors=True)
         self.state.close()
+        self.state.ended_at = time.time()
 
     def _crashed(self, exc: Exception) -> list[Outbound]:
         log.exception("collect step failed")
@@ -131,6 +206,11 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
     # ---------------------------------------------------------------- the job's life
 
     def _on_item(self, value: CollectMessage) -> list[Outbound]:
+        if isinstance(value, UnitStopped):
+            cancelling = self.state.cancelling.get(value.job_id)
+            if cancelling is not None:
+                cancelling.pending.discard(value.unit_id)
+            return []
         if isinstance(value, JobClosed):
             plan = self.state.plan
             if plan is None or plan.job_id != value.job_id:
@@ -154,10 +234,10 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.state.done_units.add(outcome.unit_id)
         self.state.renditions.update(outcome.renditions)
         self.state.entries.update(outcome.entries)
-        self._store(plan).write_master(list(self.state.entries.values()))
         if set(plan.units) <= self.state.done_units and not self.state.previewing:
-            self.state.previewing = True
-            return self._previews_tick()
+            self.state.previewing = True  # the previews child writes the final master
+        else:
+            self.state.master_dirty = True
         return []
 
     def _previews_tick(self) -> list[Outbound]:
@@ -172,6 +252,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             poster, sprite = preview_inputs({label: r.width for label, r in renditions.items()})
             spec = PreviewSpec(
                 video_id=plan.video_id,
+                job_id=plan.job_id,
                 bucket=plan.request.source.bucket,
                 workdir=str(workdir),
                 poster_key=renditions[poster].key,
@@ -179,18 +260,24 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
                 duration=plan.request.probe.duration,
                 width=planned.width,
                 height=planned.height,
+                entries=list(self.state.entries.values()),
             )
             shutil.rmtree(workdir, ignore_errors=True)
             write_spec(spec, workdir / "previews.json")
             self.child = ChildTask(
                 child_argv(workdir / "previews.json", workdir / "previewed.json"),
                 workdir / "previews.log",
+                self._child_deadline(),
             )
             return []
         code = self.child.exit_code()
-        if code is None:
+        if code is None and not self.child.overdue():
             return []
         child, self.child = self.child, None
+        if code is None:
+            child.kill()
+            seconds = self._child_deadline()
+            return self._fail(f"previews did not finish in {seconds:.0f}s; killed")
         if code != 0:
             return self._fail(f"previews failed: {child.output_tail()[-500:]}")
         previews = read_result(workdir / "previewed.json", PreviewResult)
@@ -199,7 +286,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
     def _complete(self, previews: PreviewResult) -> list[Outbound]:
         plan = self.state.plan
         assert plan is not None
-        master = self._store(plan).write_master(list(self.state.entries.values()))
+        master = previews.master
         renditions = sorted(self.state.renditions.values(), key=lambda r: -r.height)
         out = [
             self._status(
@@ -256,12 +343,24 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         return out
 
     def _cancel(self, reason: str) -> list[Outbound]:
+        """Wait for every unit to be stopped (its children dead, its partial uploads removed),
+        then report ``job.cancelled`` (``_cancels_tick``)."""
         plan = self.state.plan
         assert plan is not None
-        unfinished = [p.label for p in plan.planned if p.label not in self.state.renditions]
-        self._store(plan).remove_unfinished(unfinished)
-        out = [self._status(ev.JobCancelled, stable_id="job.cancelled", job_id=plan.job_id)]
-        metrics.JOBS.labels(status="cancelled").inc()
-        log.info("job cancelled", video=plan.video_id, reason=reason)
+        self.state.cancelling[plan.job_id] = Cancelling(
+            plan, self.state.seq, set(plan.units), reason, time.time()
+        )
         self._end()
+        return []
+
+    def _cancelled(self, cancelling: Cancelling) -> Outbound:
+        plan = cancelling.plan
+        cancelling.seq += 1
+        out = self.events.status(
+            ev.JobCancelled, video_id=plan.video_id, run=plan.job_id, seq=cancelling.seq,
+            stable_id="job.cancelled", job_id=plan.job_id,
+        )  # fmt: skip
+        metrics.JOBS.labels(status="cancelled").inc()
+        log.info("job cancelled", video=plan.video_id, reason=cancelling.reason)
+        self.state.ended_at = time.time()
         return out

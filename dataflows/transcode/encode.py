@@ -26,11 +26,12 @@ from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.commands import encode_command
 from dataflows.transcode.context import Sequenced, TranscodeContext
-from dataflows.transcode.messages import EncodeMessage, UnitOutcome, UnitTask
+from dataflows.transcode.messages import EncodeMessage, UnitOutcome, UnitStopped, UnitTask
 from dataflows.transcode.progress import ProgressThrottle
 from dataflows.transcode.runner import ChildTask, FFmpegRun, classify_failure
 from dataflows.transcode.state import EncodeState
 from dataflows.transcode.tasks import (
+    CleanupSpec,
     PublishResult,
     PublishSpec,
     child_argv,
@@ -44,7 +45,7 @@ __all__ = ["EncodeLogic", "EncodeOut"]
 
 log = get_logger("vidflow.transcode")
 
-EncodeOut = Outbound | UnitOutcome
+EncodeOut = Outbound | UnitOutcome | UnitStopped
 
 
 class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
@@ -59,6 +60,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self.throttle = ProgressThrottle(1.0)
         if resumed is not None and resumed.status in ("encoding", "publishing"):
             resumed.status = "pending"  # its children died with the old process: run it again
+        # "cleaning": the clean-up child died with the old process; _tick starts it again
 
     # ---------------------------------------------------------------- bytewax callbacks
 
@@ -69,10 +71,9 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 if self.state is None:
                     self.state = EncodeState(value)
             elif self.state is not None and self.state.task.plan.job_id == value.job_id:
-                log.info("unit cancelled", video=self.state.task.plan.video_id, unit=value.key)
-                self._stop()
-                self._cleanup()
-                self.state = None
+                out += self._cancelled()
+            else:  # finished already, or never got here: nothing of it runs
+                out.append(UnitStopped(value.video_id, value.job_id, value.unit_id))
             out += self._tick()
         except Exception as exc:  # noqa: BLE001 - a bug or an outage fails the unit, not the flow
             out += self._crashed(exc)
@@ -125,6 +126,51 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
     def _cleanup(self) -> None:
         shutil.rmtree(self._workdir(), ignore_errors=True)
 
+    def _cancelled(self) -> list[EncodeOut]:
+        """Kill the children now (SIGKILL, waited for), then remove this job's uploads of this
+        unit's rungs in a child (never on the worker thread), then report the unit stopped."""
+        state = self.state
+        assert state is not None
+        log.info("unit cancelled", video=state.task.plan.video_id, unit=state.run)
+        self._stop()
+        if not state.published:  # nothing of it reached the bucket: FFmpeg writes locally
+            return self._stopped()
+        state.status = "cleaning"
+        return self._cleaning()
+
+    def _stopped(self) -> list[EncodeOut]:
+        state = self.state
+        assert state is not None
+        task = state.task
+        self._cleanup()
+        self.state = None
+        return [UnitStopped(task.plan.video_id, task.plan.job_id, task.unit_id)]
+
+    def _cleaning(self) -> list[EncodeOut]:
+        state = self.state
+        assert state is not None
+        plan, workdir = state.task.plan, self._workdir()
+        if self.child is None:
+            spec = CleanupSpec(
+                video_id=plan.video_id, job_id=plan.job_id,
+                bucket=plan.request.source.bucket, labels=list(state.task.labels),
+            )  # fmt: skip
+            write_spec(spec, workdir / "cleanup.json")
+            self.child = ChildTask(
+                child_argv(workdir / "cleanup.json", workdir / "cleaned.json"),
+                workdir / "cleanup.log",
+                self.ctx.settings.transcode.child_timeout,
+            )
+            return []
+        code = self.child.exit_code()
+        if code is None and not self.child.overdue():
+            return []
+        if code != 0:  # logged, not retried: the job is over, and the unit must not hang on
+            log.warning("clean-up failed", unit=state.run, output=self.child.output_tail()[-500:])
+        self.child.kill()
+        self.child = None
+        return self._stopped()
+
     def _stop(self) -> None:
         if self.ffmpeg is not None:
             self.ffmpeg.kill()
@@ -139,6 +185,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         if self.state is None:
             return []
         self._stop()
+        if self.state.status == "cleaning":
+            return self._stopped()
         return self._failed("transient", f"internal error: {type(exc).__name__}: {exc}")
 
     # ---------------------------------------------------------------- the unit's life
@@ -154,31 +202,40 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return self._follow()
         elif state.status == "publishing":
             return self._published()
+        elif state.status == "cleaning":
+            return self._cleaning()
         return []
 
     def _start(self) -> list[EncodeOut]:
+        """Start FFmpeg in the slot just taken; a failure to start gives the slot back and is
+        a transient failure of the attempt (retried with backoff)."""
         state = self.state
         assert state is not None
         task, plan = state.task, state.task.plan
-        workdir = self._workdir()
-        shutil.rmtree(workdir, ignore_errors=True)
-        workdir.mkdir(parents=True)
-        source = self.ctx.client.presigned_get_object(
-            plan.request.source.bucket, plan.request.source.key, expires=timedelta(hours=12)
-        )
-        argv = encode_command(
-            ffmpeg_binary(),
-            source,
-            plan.request.probe,
-            [plan.planned_for(label) for label in task.labels],
-            workdir,
-            self.ctx.settings.transcode.preset,
-        )
         state.attempt += 1
-        state.status = "encoding"
         if state.attempt > 1:
             metrics.RETRIES.inc()
-        self.ffmpeg = FFmpegRun(argv, plan.request.probe.duration, workdir / "ffmpeg.log")
+        try:
+            workdir = self._workdir()
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            source = self.ctx.client.presigned_get_object(
+                plan.request.source.bucket, plan.request.source.key, expires=timedelta(hours=12)
+            )
+            argv = encode_command(
+                ffmpeg_binary(),
+                source,
+                plan.request.probe,
+                [plan.planned_for(label) for label in task.labels],
+                workdir,
+                self.ctx.settings.transcode.preset,
+            )
+            self.ffmpeg = FFmpegRun(argv, plan.request.probe.duration, workdir / "ffmpeg.log")
+        except Exception as exc:  # a full disk, a missing binary, a failed fork
+            self.ctx.give_slot()
+            log.exception("unit could not start", unit=state.run)
+            return self._failed("transient", f"could not start FFmpeg: {type(exc).__name__}: {exc}")
+        state.status = "encoding"
         self.throttle = ProgressThrottle(1.0)
         log.info(
             "unit started",
@@ -234,6 +291,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         plan, workdir = state.task.plan, self._workdir()
         spec = PublishSpec(
             video_id=plan.video_id,
+            job_id=plan.job_id,
             bucket=plan.request.source.bucket,
             workdir=str(workdir),
             planned=[plan.planned_for(label) for label in state.task.labels],
@@ -243,8 +301,10 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self.child = ChildTask(
             child_argv(workdir / "publish.json", workdir / "published.json"),
             workdir / "publish.log",
+            self.ctx.settings.transcode.child_timeout,
         )
         state.status = "publishing"
+        state.published = True
         return []
 
     def _published(self) -> list[EncodeOut]:
@@ -252,7 +312,13 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         assert state is not None and child is not None
         code = child.exit_code()
         if code is None:
-            return []
+            if not child.overdue():
+                return []
+            log.warning("publishing hung, killing it", unit=state.run)
+            child.kill()
+            self.child = None
+            seconds = self.ctx.settings.transcode.child_timeout
+            return self._failed("transient", f"publishing did not finish in {seconds:.0f}s; killed")
         self.child = None
         if code != 0:
             return self._failed("transient", f"publishing failed: {child.output_tail()}")

@@ -24,6 +24,7 @@ __all__ = [
     "Routed",
     "UnitCancel",
     "UnitOutcome",
+    "UnitStopped",
     "UnitTask",
 ]
 
@@ -63,10 +64,22 @@ class UnitTask:
 
 @dataclass(frozen=True)
 class UnitCancel:
-    """Stop the unit of ``job_id`` keyed ``key`` (it may have finished already)."""
+    """Stop the unit ``unit_id`` of ``job_id`` keyed ``key`` (it may have finished already)."""
 
     job_id: str
     key: str
+    video_id: str = ""
+    unit_id: str = ""
+
+
+@dataclass(frozen=True)
+class UnitStopped:
+    """``encode`` stopped a unit on request: its children are dead and what it had uploaded for
+    its unfinished rungs is removed (``collect`` reports ``job.cancelled`` once every unit is)."""
+
+    video_id: str
+    job_id: str
+    unit_id: str
 
 
 @dataclass(frozen=True)
@@ -101,5 +114,5 @@ class JobClosed:
 
 
 EncodeMessage = UnitTask | UnitCancel
-CollectMessage = JobOpened | JobClosed | UnitOutcome
+CollectMessage = JobOpened | JobClosed | UnitOutcome | UnitStopped
 Routed = Outbound | EncodeMessage | CollectMessage

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from minio import Minio
+from minio.error import S3Error
 
 from connectors.ffmpeg import ffmpeg_binary, ffprobe_binary
 from dataflows.transcode.commands import hls_command, poster_command, sprite_command
@@ -22,7 +23,9 @@ from dataflows.transcode.ladder import PlannedRendition
 from vidflow.events import Rendition
 from vidflow.layout import ObjectLayout
 
-__all__ = ["Previews", "RenditionStore", "preview_inputs"]
+__all__ = ["JOB_METADATA", "Previews", "RenditionStore", "preview_inputs"]
+
+JOB_METADATA = "vidflow-job"  # user metadata (x-amz-meta-vidflow-job): the job that wrote it
 
 SPRITE_COLUMNS = 10
 SPRITE_WIDTH = 160
@@ -68,8 +71,14 @@ def preview_inputs(widths: dict[int, int]) -> tuple[int, int]:
 class RenditionStore:
     """Writes one video's outputs to the bucket."""
 
-    def __init__(self, client: Minio, bucket: str, layout: ObjectLayout, video_id: str) -> None:
+    def __init__(
+        self, client: Minio, bucket: str, layout: ObjectLayout, video_id: str, job_id: str = ""
+    ) -> None:
         self.client, self.bucket, self.layout, self.video_id = client, bucket, layout, video_id
+        self.job_id = job_id
+        self._meta: dict[str, str | list[str] | tuple[str]] | None = (
+            {JOB_METADATA: job_id} if job_id else None
+        )
 
     def _put_file(self, key: str, path: Path) -> None:
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -77,13 +86,16 @@ class RenditionStore:
             content_type = "application/vnd.apple.mpegurl"
         elif path.suffix == ".ts":
             content_type = "video/mp2t"
-        self.client.fput_object(self.bucket, key, str(path), content_type=content_type)
+        self.client.fput_object(
+            self.bucket, key, str(path), content_type=content_type, metadata=self._meta
+        )
 
     def _put_text(self, key: str, text: str, content_type: str) -> None:
         body = text.encode()
         self.client.put_object(
-            self.bucket, key, io.BytesIO(body), len(body), content_type=content_type
-        )
+            self.bucket, key, io.BytesIO(body), len(body), content_type=content_type,
+            metadata=self._meta,
+        )  # fmt: skip
 
     def publish(self, planned: PlannedRendition, workdir: Path) -> tuple[Rendition, MasterEntry]:
         """Remux the rung's MP4 into HLS, upload both; return what the events and master need."""
@@ -152,15 +164,29 @@ class RenditionStore:
         self._put_text(keys.vtt, vtt, "text/vtt")
         return keys
 
-    def remove_unfinished(self, labels: list[int]) -> None:
-        """Delete what a cancelled job may have uploaded for rungs that did not finish."""
+    def remove_written_by(self, job_id: str, labels: list[int]) -> list[str]:
+        """Delete what job ``job_id`` uploaded for the rungs ``labels``, and nothing else.
+
+        Keys are per video, so a cancelled reprocess shares them with the job before it: an
+        object is removed only when its metadata names ``job_id`` (an upload interrupted before
+        the store committed it left the earlier job's object, which stays). The removed keys.
+        """
+        removed = []
         for label in labels:
-            prefixes = [self.layout.hls_dir(self.video_id, label) + "/"]
             keys = [self.layout.rendition(self.video_id, label)]
-            for prefix in prefixes:
-                keys += [
-                    o.object_name or ""
-                    for o in self.client.list_objects(self.bucket, prefix, recursive=True)
-                ]
+            prefix = self.layout.hls_dir(self.video_id, label) + "/"
+            keys += [
+                o.object_name or ""
+                for o in self.client.list_objects(self.bucket, prefix, recursive=True)
+            ]
             for key in keys:
-                self.client.remove_object(self.bucket, key)
+                try:
+                    meta = self.client.stat_object(self.bucket, key).metadata
+                except S3Error as exc:
+                    if exc.code in ("NoSuchKey", "NoSuchObject"):
+                        continue
+                    raise
+                if meta is not None and meta.get(f"x-amz-meta-{JOB_METADATA}") == job_id:
+                    self.client.remove_object(self.bucket, key)
+                    removed.append(key)
+        return removed

@@ -3,11 +3,18 @@
 It owns which job is a video's current one: a request for a new job supersedes the running one,
 a replayed duplicate of the running job is dropped, and a cancel is forwarded to every unit and
 to ``collect``. It never touches FFmpeg or storage, so it never holds a worker.
+
+A video's state is discarded ``state_ttl`` after its latest planning (a ``notify_at`` timer):
+this step cannot see a job end (that is ``collect``'s, downstream), so the setting must outlast
+the longest job; within it a replayed duplicate is dropped, after it a replay runs the job again
+(idempotent outputs).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import UTC, datetime
 
 from bytewax.operators import StatefulLogic
 
@@ -62,13 +69,14 @@ class PlanLogic(StatefulLogic[Inbound, Routed, PlanState]):
         out: list[Routed] = []
         if isinstance(event, ev.TranscodeRequested):
             if self.state is not None and self.state.plan.job_id == event.job_id:
-                return out, StatefulLogic.RETAIN  # a duplicate of the current job
+                return out, self._retain()  # a duplicate of the current job
             if self.state is not None:
                 out += self._close("superseded by a newer job")
             plan, tasks, keys = make_plan(
                 self.ctx, event, (value.topic, value.partition, value.offset)
             )
-            self.state = PlanState(plan, keys)
+            expires = time.time() + self.ctx.settings.transcode.state_ttl
+            self.state = PlanState(plan, keys, expires)
             log.info(
                 "job planned",
                 video=event.video_id,
@@ -80,7 +88,7 @@ class PlanLogic(StatefulLogic[Inbound, Routed, PlanState]):
             out += tasks
         elif isinstance(event, ev.TranscodeCancel) and self._applies(event):
             out += self._close("cancelled on request" if event.plan is None else "job failed")
-        return out, StatefulLogic.RETAIN
+        return out, self._retain()
 
     def _applies(self, cancel: ev.TranscodeCancel) -> bool:
         """A cancel names the current job (or any); the flow's own cancel after a unit failed
@@ -93,12 +101,28 @@ class PlanLogic(StatefulLogic[Inbound, Routed, PlanState]):
         state = self.state
         assert state is not None
         plan = state.plan
-        out: list[Routed] = [UnitCancel(plan.job_id, key) for key in state.unit_keys.values()]
+        out: list[Routed] = [
+            UnitCancel(plan.job_id, key, plan.video_id, unit)
+            for unit, key in state.unit_keys.items()
+        ]
         out.append(JobClosed(plan.video_id, plan.job_id, reason))
         return out
 
+    def on_notify(self) -> tuple[list[Routed], bool]:
+        return [], self._retain()
+
     def on_eof(self) -> tuple[list[Routed], bool]:
-        return [], StatefulLogic.RETAIN
+        return [], self._retain()
+
+    def notify_at(self) -> datetime | None:
+        if self.state is None or self.state.expires == float("inf"):
+            return None
+        return datetime.fromtimestamp(self.state.expires, UTC)
+
+    def _retain(self) -> bool:
+        if self.state is None or self.state.expires <= time.time():
+            return StatefulLogic.DISCARD
+        return StatefulLogic.RETAIN
 
     def snapshot(self) -> PlanState:
         assert self.state is not None

@@ -18,30 +18,61 @@ from dataflows.transcode.progress import ProgressParser, ProgressReading
 __all__ = ["ChildTask", "FFmpegRun", "classify_failure"]
 
 _PR_SET_PDEATHSIG = 1
+_SIGKILL = int(signal.SIGKILL)
+# The input itself is the problem: retrying cannot help.
 _DETERMINISTIC = (
     "invalid data found when processing input",
     "moov atom not found",
     "does not contain any stream",
     "could not find codec parameters",
-    "no such file or directory",
-    "invalid argument",
     "decoder (codec",
-    "error opening input",
     "404 not found",
     "403 forbidden",
 )
+# The way to the input (or the output) failed: the object store may be restarting, the network
+# may come back. These win over the markers above: FFmpeg reports a refused connection as
+# "Error opening input: Connection refused", which says nothing about the input's bytes.
+_TRANSIENT = (
+    "connection refused",
+    "connection reset",
+    "connection timed out",
+    "timed out",
+    "network is unreachable",
+    "host is unreachable",
+    "no route to host",
+    "broken pipe",
+    "temporary failure in name resolution",
+    "resource temporarily unavailable",
+    "input/output error",
+    "500 internal server error",
+    "502 bad gateway",
+    "503 service unavailable",
+    "504 gateway timeout",
+)
+
+# Loaded once at import: the function a forked child calls before exec must not load a library
+# (dlopen takes locks another thread of the multi-threaded parent may hold at the fork).
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+_PRCTL = _LIBC.prctl
+_PRCTL.argtypes = [ctypes.c_int, ctypes.c_ulong]
+_PRCTL.restype = ctypes.c_int
 
 
 def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _PRCTL(_PR_SET_PDEATHSIG, _SIGKILL)
 
 
 def classify_failure(returncode: int, stderr: str, killed: bool) -> str:
-    """``"transient"`` (worth a retry) or ``"deterministic"`` (the input is the problem)."""
+    """``"transient"`` (worth a retry) or ``"deterministic"`` (the input is the problem).
+
+    Anything unrecognised is transient: a retry too many costs an encode, a retry too few
+    loses a job to a passing outage.
+    """
     if killed or returncode < 0:
         return "transient"
     text = stderr.lower()
+    if any(marker in text for marker in _TRANSIENT):
+        return "transient"
     if any(marker in text for marker in _DETERMINISTIC):
         return "deterministic"
     return "transient"
@@ -125,9 +156,10 @@ class ChildTask:
     uploads of a finished unit, and the poster and sprite of a finished job.
     """
 
-    def __init__(self, argv: list[str], log: Path) -> None:
+    def __init__(self, argv: list[str], log: Path, deadline: float) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = log
+        self.deadline = deadline
         with log.open("wb") as stderr:
             self.process = subprocess.Popen(
                 argv,
@@ -140,6 +172,10 @@ class ChildTask:
 
     def exit_code(self) -> int | None:
         return self.process.poll()
+
+    def overdue(self) -> bool:
+        """Still running after ``deadline`` seconds: hung (a stopped process, a dead socket)."""
+        return self.process.poll() is None and time.monotonic() - self.started > self.deadline
 
     def output_tail(self, limit: int = 2000) -> str:
         try:

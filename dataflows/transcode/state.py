@@ -10,9 +10,16 @@ from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.messages import JobPlan, UnitTask
 from vidflow.events import Rendition
 
-__all__ = ["CollectState", "EncodeState", "PlanState", "UnitSpec", "group_units"]
+__all__ = [
+    "Cancelling",
+    "CollectState",
+    "EncodeState",
+    "PlanState",
+    "UnitSpec",
+    "group_units",
+]
 
-UnitStatus = Literal["pending", "encoding", "publishing", "done"]
+UnitStatus = Literal["pending", "encoding", "publishing", "cleaning", "done"]
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,15 @@ def group_units(planned: list[PlannedRendition], mode: str) -> list[UnitSpec]:
 
 @dataclass
 class PlanState:
-    """The video's latest job as planned: enough to skip a duplicate and forward a cancel."""
+    """The video's latest job as planned: enough to skip a duplicate and forward a cancel.
+
+    Discarded at ``expires`` (wall clock, ``state_ttl`` after planning), so a video leaves no
+    state behind for ever; until then a replayed duplicate of the job is dropped.
+    """
 
     plan: JobPlan
     unit_keys: dict[str, str]  # unit id -> routing key
+    expires: float = float("inf")
 
 
 @dataclass
@@ -56,6 +68,7 @@ class EncodeState:
     attempt: int = 0
     not_before: float = 0.0
     seq: int = 0
+    published: bool = False  # a publishing child ran: objects of this job may be in the bucket
 
     @property
     def run(self) -> str:
@@ -67,8 +80,23 @@ class EncodeState:
 
 
 @dataclass
+class Cancelling:
+    """A cancelled job waiting for its units to be stopped and cleaned up."""
+
+    plan: JobPlan
+    seq: int
+    pending: set[str]  # unit ids not yet reported stopped
+    reason: str
+    since: float  # wall clock, for a give-up deadline
+
+
+@dataclass
 class CollectState:
-    """A video's job as its units land; ``closed`` remembers the last jobs that ended."""
+    """A video's job as its units land; ``closed`` remembers the last jobs that ended.
+
+    With no job running and none being cancelled, only ``closed`` (a tombstone) is left, until
+    ``ended_at`` + ``state_ttl``, when the state is discarded.
+    """
 
     plan: JobPlan | None = None
     seq: int = 0
@@ -77,6 +105,13 @@ class CollectState:
     entries: dict[int, MasterEntry] = field(default_factory=dict)
     previewing: bool = False
     closed: list[str] = field(default_factory=list)
+    master_dirty: bool = False  # rungs landed since the master playlist was last written
+    cancelling: dict[str, Cancelling] = field(default_factory=dict)
+    ended_at: float = 0.0
+
+    @property
+    def idle(self) -> bool:
+        return self.plan is None and not self.cancelling
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -91,3 +126,4 @@ class CollectState:
         self.renditions = {}
         self.entries = {}
         self.previewing = False
+        self.master_dirty = False

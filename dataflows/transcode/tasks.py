@@ -25,6 +25,10 @@ from vidflow.layout import ObjectLayout
 from vidflow.settings import get_settings
 
 __all__ = [
+    "CleanupResult",
+    "CleanupSpec",
+    "MasterResult",
+    "MasterSpec",
     "PreviewResult",
     "PreviewSpec",
     "PublishResult",
@@ -39,6 +43,7 @@ class PublishSpec(msgspec.Struct, kw_only=True, frozen=True, tag="publish"):
     """Remux and upload the MP4s an encode unit left in ``workdir``."""
 
     video_id: str
+    job_id: str
     bucket: str
     workdir: str
     planned: list[PlannedRendition]
@@ -58,6 +63,7 @@ class PreviewSpec(msgspec.Struct, kw_only=True, frozen=True, tag="previews"):
     size is the top rendition's (the thumbnails keep its aspect)."""
 
     video_id: str
+    job_id: str
     bucket: str
     workdir: str
     poster_key: str
@@ -65,19 +71,48 @@ class PreviewSpec(msgspec.Struct, kw_only=True, frozen=True, tag="previews"):
     duration: float
     width: int
     height: int
+    entries: list[MasterEntry]  # the final master playlist is written here too, off the worker
 
 
 class PreviewResult(msgspec.Struct, kw_only=True, frozen=True):
     poster: str
     sprite: str
     vtt: str
+    master: str
 
 
-Spec = PublishSpec | PreviewSpec
+class CleanupSpec(msgspec.Struct, kw_only=True, frozen=True, tag="cleanup"):
+    """Remove what job ``job_id`` uploaded for the rungs ``labels`` of a unit that was stopped."""
+
+    video_id: str
+    job_id: str
+    bucket: str
+    labels: list[int]
+
+
+class CleanupResult(msgspec.Struct, kw_only=True, frozen=True):
+    removed: list[str]
+
+
+class MasterSpec(msgspec.Struct, kw_only=True, frozen=True, tag="master"):
+    """(Re)write the master playlist with the rungs done so far."""
+
+    video_id: str
+    job_id: str
+    bucket: str
+    entries: list[MasterEntry]
+
+
+class MasterResult(msgspec.Struct, kw_only=True, frozen=True):
+    master: str
+
+
+Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec
 T = TypeVar("T")
 
 
 def write_spec(spec: Spec, path: Path) -> None:
+    """Write ``spec`` for a child (a stale result beside it is removed first)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(msgspec.json.encode(spec))
 
@@ -90,11 +125,16 @@ def read_result(path: Path, kind: type[T]) -> T:
     return msgspec.json.decode(path.read_bytes(), type=kind)
 
 
-def _run(spec: Spec) -> PublishResult | PreviewResult:
+def _run(spec: Spec) -> PublishResult | PreviewResult | CleanupResult | MasterResult:
     settings = get_settings()
     store = RenditionStore(
-        make_client(settings.storage), spec.bucket, ObjectLayout(settings.storage), spec.video_id
-    )
+        make_client(settings.storage), spec.bucket, ObjectLayout(settings.storage), spec.video_id,
+        spec.job_id,
+    )  # fmt: skip
+    if isinstance(spec, CleanupSpec):
+        return CleanupResult(removed=store.remove_written_by(spec.job_id, spec.labels))
+    if isinstance(spec, MasterSpec):
+        return MasterResult(master=store.write_master(spec.entries))
     workdir = Path(spec.workdir)
     if isinstance(spec, PublishSpec):
         rungs = []
@@ -110,7 +150,10 @@ def _run(spec: Spec) -> PublishResult | PreviewResult:
     previews = store.previews(
         poster_from, sprite_from, spec.duration, spec.width, spec.height, workdir
     )
-    return PreviewResult(poster=previews.poster, sprite=previews.sprite, vtt=previews.vtt)
+    master = store.write_master(spec.entries)
+    return PreviewResult(
+        poster=previews.poster, sprite=previews.sprite, vtt=previews.vtt, master=master
+    )
 
 
 def main(argv: list[str]) -> int:
