@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import ENABLED, Filter
 from minio.error import S3Error
+from minio.lifecycleconfig import AbortIncompleteMultipartUpload, LifecycleConfig, Rule
 
 from connectors.retry import wait_until
+from vidflow.logs import get_logger
 from vidflow.settings import StorageSettings
 
-__all__ = ["ensure_bucket", "make_client", "object_exists", "wait_for_storage"]
+__all__ = [
+    "INCOMING_PREFIX",
+    "INCOMING_RULE_ID",
+    "INCOMPLETE_UPLOAD_DAYS",
+    "close_client",
+    "ensure_bucket",
+    "ensure_incoming_lifecycle",
+    "make_client",
+    "object_exists",
+    "wait_for_storage",
+]
+
+log = get_logger("vidflow.storage")
+INCOMING_PREFIX = "incoming/"
+INCOMING_RULE_ID = "abort-incomplete-incoming-uploads"
+INCOMPLETE_UPLOAD_DAYS = 1
 
 
 def make_client(s: StorageSettings) -> Minio:
@@ -29,14 +47,52 @@ def make_client(s: StorageSettings) -> Minio:
     )
 
 
+def close_client(client: Minio) -> None:
+    """Close the client's pooled connections (the client has no close of its own)."""
+    client._http.clear()
+
+
 def ensure_bucket(client: Minio, bucket: str) -> None:
-    """Create the bucket unless it exists."""
+    """Create the bucket unless it exists, with the lifecycle rule for abandoned uploads."""
     try:
         if not client.bucket_exists(bucket):
             client.make_bucket(bucket)
     except S3Error as exc:
         if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
             raise
+    ensure_incoming_lifecycle(client, bucket)
+
+
+def ensure_incoming_lifecycle(client: Minio, bucket: str) -> bool:
+    """Abort multipart uploads under ``incoming/`` left incomplete for a day; True if the store
+    holds that rule afterwards.
+
+    A browser that starts a resumable upload and never comes back leaves parts the store keeps
+    forever; an S3 lifecycle rule drops them server-side. Other rules on the bucket are kept:
+    only the rule with our id is added. MinIO refuses ``AbortIncompleteMultipartUpload`` (it
+    answers InvalidArgument, and accepts it next to an Expiration only to drop it): it removes
+    stale multipart uploads itself (``api stale_uploads_expiry``, 24 h by default). A refusal is
+    logged and the bucket is used anyway: the rule is housekeeping, not a precondition.
+    """
+    rule = Rule(
+        ENABLED,
+        rule_filter=Filter(prefix=INCOMING_PREFIX),
+        rule_id=INCOMING_RULE_ID,
+        abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(INCOMPLETE_UPLOAD_DAYS),
+    )
+    try:
+        current = client.get_bucket_lifecycle(bucket)
+        rules = list(current.rules) if current is not None else []
+        if any(r.rule_id == INCOMING_RULE_ID for r in rules):
+            return True
+        client.set_bucket_lifecycle(bucket, LifecycleConfig([*rules, rule]))
+    except S3Error as exc:
+        log.warning(
+            "the store refused the lifecycle rule for incomplete uploads",
+            bucket=bucket, code=exc.code, error=exc.message,
+        )  # fmt: skip
+        return False
+    return True
 
 
 def object_exists(client: Minio, bucket: str, key: str) -> bool:

@@ -8,18 +8,22 @@ each server-sent-event client gets the re-rendered row (or status block) for tha
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import prometheus_client
+from confluent_kafka import Producer
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest, HTMXTemplate
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -27,17 +31,20 @@ from litestar.response import ServerSentEvent, Stream, Template
 from litestar.response.sse import ServerSentEventMessage
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from minio import Minio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from urllib3 import BaseHTTPResponse
 
 from connectors.db import async_engine
-from connectors.kafka import flush_or_raise, make_producer, produce_event
-from connectors.storage import make_client
+from connectors.kafka import flush_or_raise, make_admin, make_producer, produce_event
+from connectors.storage import close_client
+from dataflows.transcode.profiles import load_profiles
 from portal import queries
 from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
 from portal.fanout import Rendered, SharedRenders
 from portal.health import readyz
 from portal.jobs import api_create_job, request_job
-from portal.live import NotifyHub
+from portal.live import RESYNC, NotifyHub
 from portal.login import login, login_page, logout, send_to_login
 from portal.models import Video
 from portal.operations import (
@@ -48,7 +55,7 @@ from portal.operations import (
 )
 from portal.security import csrf_middleware, rate_limit_middleware, security_headers
 from portal.sessions import SESSION_STORE, session_config, session_store
-from portal.uploads import UploadApi, upload_page
+from portal.uploads import UploadApi, storage_client, upload_page
 from vidflow import events as ev
 from vidflow.settings import Settings, get_settings
 
@@ -56,6 +63,11 @@ __all__ = ["create_app"]
 
 HERE = Path(__file__).parent
 STATUSES = ("ingesting", "queued", "transcoding", "completed", "failed", "cancelled")
+DOWNLOAD_TTL = timedelta(minutes=15)
+# Event timestamps are the producers' clocks, not commit times: an event made a little before
+# a page was rendered may be committed after it. Resyncs look back this much further.
+RESYNC_SLACK = 60.0
+TIMELINE = "_timeline.html"
 
 
 def _session(state: State) -> AsyncSession:
@@ -93,7 +105,13 @@ async def videos(
         listing = await queries.video_page(
             session, status, q.strip(), page, viewer_of(request).owner_scope
         )
-    context = {"listing": listing, "status": status, "q": q, "statuses": STATUSES}
+    context = {
+        "listing": listing,
+        "status": status,
+        "q": q,
+        "statuses": STATUSES,
+        "rendered_at": f"{time.time():.3f}",
+    }
     if request.htmx:
         return HTMXTemplate(template_name="_video_table.html", context=context)
     return Template(template_name="videos.html", context=context)
@@ -107,65 +125,139 @@ async def video(request: HTMXRequest, state: State, video_id: FromPath[str]) -> 
     if detail is None:
         raise NotFoundException(f"no video {video_id}")
     settings: Settings = state.settings
+    storage: Minio = state.storage
+    v = detail.video
+    downloads = {
+        r.height: storage.presigned_get_object(
+            settings.storage.bucket,
+            r.key,
+            expires=DOWNLOAD_TTL,
+            response_headers={
+                "response-content-disposition": (
+                    f'attachment; filename="{_download_name(v.filename or v.id, r.height)}"'
+                )
+            },
+        )  # signed locally (the region is configured): no request to the store
+        for r in detail.renditions
+    }
     return Template(
         template_name="video.html",
-        context={"d": detail, "profiles": ["default"], "bucket": settings.storage.bucket},
+        context={
+            "d": detail,
+            "timeline": detail.timeline,
+            "downloads": downloads,
+            "profiles": list(load_profiles(settings.transcode.profiles_json)),
+            "default_profile": settings.transcode.default_profile,
+            "can_act": viewer_of(request).can_upload,
+            "rendered_at": f"{time.time():.3f}",
+            "bucket": settings.storage.bucket,
+        },
     )
+
+
+def _download_name(filename: str, height: int) -> str:
+    """``holiday-720p.mp4`` from ``holiday.mov``: plain ASCII, safe inside a quoted header."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem).strip("._") or "video"
+    return f"{stem[:80]}-{height}p.mp4"
 
 
 @get("/videos/{video_id:str}/files/{key:path}")
 async def video_file(
     request: Request[Any, Any, Any], state: State, video_id: FromPath[str], key: FromPath[str]
 ) -> Stream:
-    """Objects of a video (HLS playlists and segments, MP4s, previews) served same-origin."""
+    """Objects of a video (HLS playlists and segments, previews) served same-origin, for the
+    player; MP4 downloads are short-lived presigned links to the store (see the video page)."""
     key = key.lstrip("/")
     allowed = (f"hls/{video_id}/", f"renditions/{video_id}/", f"thumbs/{video_id}/")
     if ".." in key or not key.startswith(allowed):
         raise NotFoundException("no such file")
     await _visible(state, request, video_id)
     settings: Settings = state.settings
-    client = make_client(settings.storage)
+    storage: Minio = state.storage
     try:
-        response = await asyncio.to_thread(client.get_object, settings.storage.bucket, key)
+        response = await asyncio.to_thread(storage.get_object, settings.storage.bucket, key)
     except Exception as exc:
         raise NotFoundException("no such file") from exc
+    release = _releaser(response)
 
     async def body() -> AsyncIterator[bytes]:
         try:
             while chunk := await asyncio.to_thread(response.read, 256 * 1024):
                 yield chunk
         finally:
+            release()
+
+    stream = body()
+    # A client gone before the first byte means the generator never runs (nor its finally):
+    # the object response is released when the generator is dropped.
+    weakref.finalize(stream, release)
+    media = response.headers.get("Content-Type", "application/octet-stream")
+    return Stream(stream, media_type=media)
+
+
+def _releaser(response: BaseHTTPResponse) -> Any:
+    """Close ``response`` and give its connection back to the pool, once."""
+    done: list[bool] = []
+
+    def release() -> None:
+        if not done:
+            done.append(True)
             response.close()
             response.release_conn()
 
-    media = response.headers.get("Content-Type", "application/octet-stream")
-    return Stream(body(), media_type=media)
+    return release
 
 
 async def _row_events(
-    hub: NotifyHub, state: State, viewer: Viewer, only: str | None
+    hub: NotifyHub, state: State, viewer: Viewer, only: str | None, since: float | None = None
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
     """Re-rendered HTML for each changed video; a video born after the page loaded is sent as
-    ``video-new`` once (the page prepends it), later changes as ``video-<id>`` (swapped)."""
+    ``video-new`` once (the page prepends it), later changes as ``video-<id>`` (swapped). For
+    one video (``only``): its status block as ``status`` and its timeline as ``timeline``.
+
+    ``since`` is when the page was rendered: whatever changed after it is sent at once, so a
+    page whose stream (re)connects late has missed nothing. After the hub lost its LISTEN
+    connection (:data:`RESYNC`) what changed meanwhile is sent again the same way.
+    """
     queue = hub.subscribe()
-    connected = time.time()
+    born_after = since if since is not None else time.time() - 1
     announced: set[str] = set()
     renders: SharedRenders = state.renders
+
+    async def changed(after: float) -> list[str]:
+        async with _session(state) as session:
+            ids = await queries.changed_since(session, after - RESYNC_SLACK, viewer.owner_scope)
+        return [i for i in ids if only is None or i == only]
+
+    async def messages(video_id: str) -> AsyncIterator[ServerSentEventMessage]:
+        if only is not None:
+            for template, event in (("_status.html", "status"), (TIMELINE, "timeline")):
+                one = await renders.get(video_id, template)
+                if one is not None and viewer.sees(one.owner):
+                    yield ServerSentEventMessage(data=one.html, event=event)
+            return
+        row = await renders.get(video_id, "_video_row.html")
+        if row is None or not viewer.sees(row.owner):
+            return
+        if row.created_ts >= born_after and video_id not in announced:
+            announced.add(video_id)
+            yield ServerSentEventMessage(data=row.html, event="video-new")
+        else:
+            yield ServerSentEventMessage(data=row.html, event=f"video-{video_id}")
+
     try:
+        pending = await changed(since) if since is not None else []
         while True:
+            for video_id in pending:
+                async for message in messages(video_id):
+                    yield message
             video_id = await queue.get()
-            if only is not None and video_id != only:
-                continue
-            row = await renders.get(video_id, "_video_row.html" if only is None else "_status.html")
-            if row is None or not viewer.sees(row.owner):
-                continue
-            if only is not None:
-                yield ServerSentEventMessage(data=row.html, event="status")
-            elif row.created_ts >= connected - 1 and video_id not in announced:
-                announced.add(video_id)
-                yield ServerSentEventMessage(data=row.html, event="video-new")
+            if video_id == RESYNC:
+                pending = await changed(hub.lost_at)
+            elif only is None or video_id == only:
+                pending = [video_id]
             else:
-                yield ServerSentEventMessage(data=row.html, event=f"video-{video_id}")
+                pending = []
     finally:
         hub.unsubscribe(queue)
 
@@ -176,9 +268,10 @@ def _renderer(state: State) -> SharedRenders:
     async def load(video_id: str, template: str) -> Rendered | None:
         async with _session(state) as session:
             row = await session.get(Video, video_id)
-        if row is None:
-            return None
-        return Rendered(row.owner, row.created_ts, _one_line(template, v=row))
+            if row is None:
+                return None
+            timeline = await queries.timeline(session, video_id) if template == TIMELINE else []
+        return Rendered(row.owner, row.created_ts, _one_line(template, v=row, timeline=timeline))
 
     return SharedRenders(load)
 
@@ -189,18 +282,30 @@ def _one_line(template: str, **context: Any) -> str:
 
 
 @get("/events")
-async def all_events(request: Request[Any, Any, Any], state: State) -> ServerSentEvent:
-    """Server-sent events: a re-rendered row whenever a video the user may see changes."""
-    return ServerSentEvent(_row_events(state.hub, state, viewer_of(request), None))
+async def all_events(
+    request: Request[Any, Any, Any], state: State, since: FromQuery[float | None] = None
+) -> ServerSentEvent:
+    """Server-sent events: a re-rendered row whenever a video the user may see changes (and at
+    once every row changed after ``since``, the page's render time)."""
+    return ServerSentEvent(_row_events(state.hub, state, viewer_of(request), None, since))
 
 
 @get("/videos/{video_id:str}/events")
 async def video_events(
-    request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    state: State,
+    video_id: FromPath[str],
+    since: FromQuery[float | None] = None,
 ) -> ServerSentEvent:
-    """Server-sent events: the status block of one video whenever it changes."""
+    """Server-sent events: the status block (``status``) and the timeline (``timeline``) of one
+    video whenever it changes (and at once if it changed after ``since``)."""
     await _visible(state, request, video_id)
-    return ServerSentEvent(_row_events(state.hub, state, viewer_of(request), video_id))
+    return ServerSentEvent(_row_events(state.hub, state, viewer_of(request), video_id, since))
+
+
+def _told(text: str, status_code: int = 201) -> Response[str]:
+    """An answer for the page's action buttons: escaped text they show in place."""
+    return Response(html.escape(text), status_code=status_code, media_type=MediaType.HTML)
 
 
 @post("/videos/{video_id:str}/cancel", guards=[requires_uploader])
@@ -210,23 +315,31 @@ async def cancel(
     """Ask the transcode flow to stop this video's job."""
     await _visible(state, request, video_id)
     settings: Settings = state.settings
-    producer = make_producer(settings.kafka)
+    producer: Producer = state.producer
     event = ev.TranscodeCancel(id=ev.event_id("cancel", video_id, ev.now()), video_id=video_id)
-    produce_event(producer, settings.kafka.topic_jobs, event)
-    await asyncio.to_thread(flush_or_raise, producer)
-    return Response("cancel requested", media_type=MediaType.TEXT)
+    try:
+        produce_event(producer, settings.kafka.topic_jobs, event)
+        await asyncio.to_thread(flush_or_raise, producer)
+    except Exception as exc:  # noqa: BLE001 - the button shows why
+        return _told(f"could not ask for the cancel: {exc}", 503)
+    return _told("Cancel requested.")
 
 
 @post("/videos/{video_id:str}/reprocess", guards=[requires_uploader])
 async def reprocess(
-    request: Request[Any, Any, Any],
-    state: State,
-    video_id: FromPath[str],
-    profile: FromQuery[str] = "default",
+    request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
 ) -> Response[str]:
-    """Run the ladder again from the verified source (optionally with another profile)."""
-    await request_job(state.settings, await _visible(state, request, video_id), profile)
-    return Response("reprocess requested", media_type=MediaType.TEXT)
+    """Run the ladder again from the verified source, with the profile chosen in the form."""
+    row = await _visible(state, request, video_id)
+    form = await request.form()
+    profile = str(form.get("profile") or "")
+    try:
+        requested = await request_job(state.settings, row, profile, state.producer)
+    except HTTPException as exc:
+        return _told(str(exc.detail), exc.status_code)
+    except Exception as exc:  # noqa: BLE001 - Kafka down: the button shows why
+        return _told(f"could not request the job: {exc}", 503)
+    return _told(f"Reprocess requested with profile {requested.profile} (job {requested.job_id}).")
 
 
 @get("/api/videos")
@@ -329,14 +442,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
     resolved = settings or get_settings()
     hub = NotifyHub(resolved.postgres)
     engine = async_engine(resolved.postgres)
+    # one client (HTTP pool) per process for files, probes and uploads; closing it on shutdown
+    # only empties the pool, which refills if another app of this process uses it
+    storage = storage_client(resolved.storage)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # one producer (and admin client) per process, not one per click or probe
+        producer = app.state.producer = make_producer(resolved.kafka)
+        app.state.kafka_admin = make_admin(resolved.kafka, quiet=True)
         await hub.start()
         try:
             yield
         finally:
             await hub.stop()
+            await asyncio.to_thread(producer.flush, 10.0)
+            close_client(storage)
             # Pooled connections belong to this event loop; left open they outlive it.
             await engine.dispose()
 
@@ -389,6 +510,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             {
                 "settings": resolved,
                 "hub": hub,
+                "storage": storage,
                 "sessions": async_sessionmaker(engine, expire_on_commit=False),
             }
         ),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 import uvicorn
+from confluent_kafka import TopicPartition
 
 from connectors.kafka import high_watermarks, wait_for_kafka
 from connectors.metrics import start_metrics_server
 from portal.projector import Projector, drop_projection
-from vidflow.settings import get_settings
+from vidflow.settings import Settings, get_settings
+from vidflow.stack.process import running_pid
 
-__all__ = ["portal", "replay_to_end"]
+__all__ = ["portal", "projector_pid", "replay_to_end"]
 
 
 @click.group()
@@ -44,29 +46,59 @@ def project() -> None:
 
 
 def replay_to_end(projector: Projector) -> int:
-    """Consume until every partition of the projected topics is read to its current end."""
+    """Consume every partition of the projected topics from its stored offset to the end it
+    had when this started, then stop; returns how many messages changed something.
+
+    Every partition is assigned explicitly (no group subscription): a running projector in the
+    same group cannot take partitions away, and a partition already read to its end (stored
+    offset at the high watermark) is simply done, not waited for.
+    """
     settings = projector.settings
     ends = {
         (topic, partition): high
         for topic in projector.topics
         for partition, high in high_watermarks(settings.kafka, topic).items()
     }
-    projector.consumer.subscribe(projector.topics, on_assign=projector.on_assign)
-    positions: dict[tuple[str, int], int] = {}
-    while any(positions.get(key, 0) < end for key, end in ends.items() if end > 0):
-        messages = [m for m in projector.consumer.consume(500, 1.0) if m.error() is None]
-        if messages:
-            projector.apply_batch(messages)
-            for m in messages:
-                positions[(str(m.topic()), int(m.partition() or 0))] = int(m.offset() or 0) + 1
-    projector.consumer.close()
+    starts = projector._stored_offsets([TopicPartition(t, p) for t, p in sorted(ends)])
+    positions = {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else 0) for tp in starts}
+    behind = {key for key, end in ends.items() if positions[key] < end}
+    consumer = projector.consumer
+    try:
+        consumer.assign([tp for tp in starts if (tp.topic, tp.partition) in behind])
+        while behind:
+            messages = [m for m in consumer.consume(500, 1.0) if m.error() is None]
+            if messages:
+                projector.apply_batch(messages)
+                for m in messages:
+                    key = (str(m.topic()), int(m.partition() or 0))
+                    positions[key] = max(positions[key], int(m.offset() or 0) + 1)
+            # the consumer's own position also steps over offsets that hold no message
+            # (transaction markers, compacted records)
+            for tp in consumer.position([TopicPartition(t, p) for t, p in behind]):
+                key = (tp.topic, tp.partition)
+                positions[key] = max(positions[key], tp.offset)
+            behind = {key for key in behind if positions[key] < ends[key]}
+    finally:
+        consumer.close()
     return projector.applied
+
+
+def projector_pid(settings: Settings) -> int | None:
+    """The pid of the projector ``vidflow up`` started, if it is running."""
+    return running_pid(settings.home / "run" / "app-projector.pid")
 
 
 @portal.command()
 def rebuild() -> None:
     """Drop the projection and replay vidflow.status from the beginning."""
     settings = get_settings()
+    pid = projector_pid(settings)
+    if pid is not None:
+        raise click.ClickException(
+            f"the projector is running (pid {pid}): it would keep applying events into the "
+            "tables being rebuilt. Stop it first (`vidflow down`, or `kill "
+            f"{pid}`), run `vidflow portal rebuild` again, then `vidflow up`."
+        )
     drop_projection(settings)
     applied = replay_to_end(Projector(settings))
     click.echo(f"projection rebuilt: {applied} event(s) applied")

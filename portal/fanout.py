@@ -38,7 +38,10 @@ class SharedRenders:
         self._tasks: OrderedDict[str, dict[str, asyncio.Task[Rendered | None]]] = OrderedDict()
 
     def changed(self, video_id: str) -> None:
-        """Forget renders of ``video_id``; call before clients hear of the change."""
+        """Forget renders of ``video_id`` (of every video when it is empty: a resync); call
+        before clients hear of the change."""
+        if not video_id:
+            self._tasks.clear()
         self._tasks.pop(video_id, None)
 
     async def get(self, video_id: str, template: str) -> Rendered | None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from confluent_kafka.admin import AdminClient
 from litestar import MediaType, Response, get
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from minio import Minio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.kafka import make_admin
-from connectors.storage import make_client
 from vidflow.settings import Settings
 
 __all__ = ["readyz"]
@@ -24,15 +24,15 @@ __all__ = ["readyz"]
 TIMEOUT = 3.0
 
 
-async def _kafka(settings: Settings, _: State) -> None:
-    admin = make_admin(settings.kafka, quiet=True)
+async def _kafka(settings: Settings, state: State) -> None:
+    admin: AdminClient = state.kafka_admin  # one per process, made at startup
     metadata = await asyncio.to_thread(admin.list_topics, timeout=TIMEOUT)
     if not metadata.brokers:
         raise ConnectionError("no broker in metadata")
 
 
-async def _minio(settings: Settings, _: State) -> None:
-    client = make_client(settings.storage)
+async def _minio(settings: Settings, state: State) -> None:
+    client: Minio = state.storage
     if not await asyncio.to_thread(client.bucket_exists, settings.storage.bucket):
         raise LookupError(f"bucket {settings.storage.bucket} is missing")
 

@@ -10,6 +10,7 @@ import asyncio
 from typing import Any
 
 import msgspec
+from confluent_kafka import Producer
 from litestar import Request, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, NotFoundException
@@ -17,7 +18,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.kafka import flush_or_raise, make_producer, produce_event
+from connectors.kafka import flush_or_raise, produce_event
 from dataflows.transcode.profiles import load_profiles
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
@@ -42,7 +43,9 @@ class JobCreated(msgspec.Struct, frozen=True):
     profile: str
 
 
-async def request_job(settings: Settings, row: Video, profile: str) -> ev.TranscodeRequested:
+async def request_job(
+    settings: Settings, row: Video, profile: str, producer: Producer
+) -> ev.TranscodeRequested:
     """Produce ``transcode.requested`` (reason ``reprocess``) for ``row``'s verified source."""
     if not row.source_key or row.probe is None:
         raise NotFoundException("this video has no verified source yet")
@@ -63,7 +66,6 @@ async def request_job(settings: Settings, row: Video, profile: str) -> ev.Transc
         filename=row.filename,
         owner=row.owner,
     )
-    producer = make_producer(settings.kafka)
     produce_event(producer, settings.kafka.topic_jobs, requested)
     await asyncio.to_thread(flush_or_raise, producer)
     return requested
@@ -87,5 +89,5 @@ async def api_create_job(
         row = await queries.visible_video(session, video_id, viewer_of(request).owner_scope)
     if row is None:
         raise NotFoundException(f"no video {video_id}")
-    requested = await request_job(state.settings, row, data.profile)
+    requested = await request_job(state.settings, row, data.profile, state.producer)
     return JobCreated(video_id=video_id, job_id=requested.job_id, profile=requested.profile)

@@ -1,7 +1,8 @@
 """The projection's tables (SQLAlchemy 2.0). Kafka is the log of record: all of this can be rebuilt.
 
 Migrations in ``portal/migrations`` create exactly these tables; ``PROJECTION_TABLES`` names the
-ones a rebuild truncates (users, tokens and uploads are the portal's own state and stay).
+ones a rebuild truncates (users, tokens, uploads and dead-letter replays are the portal's own
+state and stay).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "Base",
     "Chunk",
     "ConsumerOffset",
+    "DeadLetterReplay",
     "DeadLetterRow",
     "Rendition",
     "RunProgress",
@@ -151,7 +153,24 @@ class DeadLetterRow(Base):
     error: Mapped[str] = mapped_column(Text, nullable=False)
     stage: Mapped[str] = mapped_column(String(32), nullable=False, default="")
     ts: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class DeadLetterReplay(Base):
+    """The portal's record of replaying a dead letter: its own state, not the log's, so it lives
+    outside ``PROJECTION_TABLES`` (a rebuild keeps it and rebuilt tables equal the live ones).
+
+    ``status`` is ``sending`` while the message is on its way to Kafka (committed before the
+    network I/O, so no row lock or pooled connection waits on the broker), then ``replayed``
+    or ``failed`` (with ``error``).
+    """
+
+    __tablename__ = "dead_letter_replays"
+    letter_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="sending")
+    count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    requested_at: Mapped[datetime] = _now()
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    error: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
 
 
 class Upload(Base):
@@ -169,6 +188,8 @@ class Upload(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="open")
     created_at: Mapped[datetime] = _now()
     video_id: Mapped[str] = mapped_column(String(64), nullable=False, default="", server_default="")
+    # when a completion claimed it (status ``composing``): a claim left by a crash goes stale
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ConsumerOffset(Base):

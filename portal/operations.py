@@ -10,24 +10,26 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from confluent_kafka import TopicPartition
+import msgspec
+from confluent_kafka import Producer, TopicPartition
 from litestar import get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXTemplate
 from litestar.response import Template
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.kafka import flush_or_raise, make_consumer, make_producer
+from connectors.kafka import flush_or_raise, make_consumer
 from portal import queries
 from portal.auth import requires_admin
-from portal.models import ConsumerOffset, DeadLetterRow
+from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
+from vidflow import events as ev
 from vidflow.settings import KafkaSettings, Settings
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "api_replay_dead_letter",
     "operations_page",
     "replay_dead_letter",
+    "replay_payload",
 ]
 
 PROMETHEUS_TIMEOUT = 2.0
@@ -69,7 +72,7 @@ class Operations:
     workers: list[dict[str, Any]] = field(default_factory=list)
     prometheus_error: str = ""
     kafka_error: str = ""
-    letters: list[DeadLetterRow] = field(default_factory=list)
+    letters: list[queries.Letter] = field(default_factory=list)
 
 
 def _watermarks(
@@ -149,7 +152,7 @@ async def gather(state: State) -> Operations:
             ops.kafka_error = f"Kafka unreachable: {type(exc).__name__}: {exc}"
             return {}
 
-    async def projection() -> tuple[dict[tuple[str, int], int], list[DeadLetterRow]]:
+    async def projection() -> tuple[dict[tuple[str, int], int], list[queries.Letter]]:
         async with maker() as session:
             rows = await session.execute(select(ConsumerOffset))
             offsets = {(r.topic, r.partition): r.next_offset for r in rows.scalars()}
@@ -176,7 +179,8 @@ async def gather(state: State) -> Operations:
     return ops
 
 
-def _letter_json(d: DeadLetterRow) -> dict[str, Any]:
+def _letter_json(x: queries.Letter) -> dict[str, Any]:
+    d, r = x.letter, x.replay
     return {
         "id": d.id,
         "source_topic": d.source_topic,
@@ -186,7 +190,10 @@ def _letter_json(d: DeadLetterRow) -> dict[str, Any]:
         "stage": d.stage,
         "error": d.error,
         "bytes": len(d.raw),
-        "replayed_at": d.replayed_at.isoformat() if d.replayed_at else None,
+        "replayed_at": r.replayed_at.isoformat() if r and r.replayed_at else None,
+        "replay_status": r.status if r else None,
+        "replay_error": r.error or None if r else None,
+        "replays": r.count if r else 0,
     }
 
 
@@ -210,33 +217,93 @@ async def api_operations(state: State) -> dict[str, Any]:
     }
 
 
-async def _replay(state: State, letter_id: str) -> DeadLetterRow:
-    """Produce the raw bytes again to their original topic with their original key."""
+def replay_payload(settings: Settings, topic: str, raw: bytes) -> bytes:
+    """What to send again: the raw bytes, except a job request, which becomes a new job.
+
+    The transcode flow drops a ``transcode.requested`` whose ``job_id`` it has seen (at-least-once
+    delivery makes duplicates normal), so replaying it unchanged would do nothing: it gets a
+    fresh event id and job id and the reason ``replay``.
+    """
+    if topic != settings.kafka.topic_jobs:
+        return raw
+    event = ev.try_decode(raw, "jobs")
+    if not isinstance(event, ev.TranscodeRequested):
+        return raw
+    stamp = ev.now()
+    return ev.encode(
+        msgspec.structs.replace(
+            event,
+            id=ev.event_id("replay", event.video_id, event.id, stamp),
+            job_id=ev.event_id("job", event.video_id, "replay", stamp),
+            reason="replay",
+            ts=stamp,
+        )
+    )
+
+
+async def _mark(maker: async_sessionmaker[AsyncSession], letter_id: str, **values: Any) -> None:
+    async with maker() as session, session.begin():
+        await session.execute(
+            update(DeadLetterReplay).where(DeadLetterReplay.letter_id == letter_id).values(**values)
+        )
+
+
+async def _replay(state: State, letter_id: str) -> tuple[queries.Letter, str]:
+    """Produce the raw bytes again to their original topic with their original key.
+
+    The ``sending`` status is committed first and Kafka is awaited with no transaction open, so
+    a slow broker holds neither a row lock nor a pooled connection. Returns the letter and the
+    error text ("" when it was sent).
+    """
     settings: Settings = state.settings
     maker: async_sessionmaker[AsyncSession] = state.sessions
     async with maker() as session, session.begin():
-        letter = await session.get(DeadLetterRow, letter_id, with_for_update=True)
+        letter = await session.get(DeadLetterRow, letter_id)
         if letter is None:
             raise NotFoundException(f"no dead letter {letter_id}")
-        producer = make_producer(settings.kafka)
-        producer.produce(
-            letter.source_topic, key=letter.original_key.encode() or None, value=letter.raw
+        topic, key, raw = letter.source_topic, letter.original_key, letter.raw
+        await session.execute(
+            pg_insert(DeadLetterReplay)
+            .values(letter_id=letter_id, status="sending", count=0, error="")
+            .on_conflict_do_update(
+                index_elements=["letter_id"],
+                set_={"status": "sending", "error": "", "requested_at": func.now()},
+            )
         )
+    error = ""
+    try:
+        producer: Producer = state.producer
+        value = replay_payload(settings, topic, raw)
+        producer.produce(topic, key=key.encode() or None, value=value)
         await asyncio.to_thread(flush_or_raise, producer)
-        letter.replayed_at = datetime.now(UTC)
-    return letter
+    except Exception as exc:  # noqa: BLE001 - recorded and shown, the page keeps working
+        error = f"{type(exc).__name__}: {exc}"
+        await _mark(maker, letter_id, status="failed", error=error)
+    else:
+        await _mark(
+            maker, letter_id, status="replayed", replayed_at=func.now(),
+            count=DeadLetterReplay.count + 1,
+        )  # fmt: skip
+    async with maker() as session:
+        found = await queries.dead_letter(session, letter_id)
+    if found is None:  # truncated by a rebuild meanwhile
+        raise NotFoundException(f"no dead letter {letter_id}")
+    return found, error
 
 
 @post("/operations/dead-letters/{letter_id:str}/replay", guards=[requires_admin], status_code=200,
       include_in_schema=False)  # fmt: skip
 async def replay_dead_letter(state: State, letter_id: FromPath[str]) -> Template:
-    """The replay button: the row comes back marked as replayed."""
-    letter = await _replay(state, letter_id)
+    """The replay button: the row comes back marked as replayed (or with the failure)."""
+    letter, _ = await _replay(state, letter_id)
     return HTMXTemplate(template_name="_dead_letter_row.html", context={"d": letter})
 
 
 @post("/api/dead-letters/{letter_id:str}/replay", guards=[requires_admin], status_code=200,
       tags=["operations"])  # fmt: skip
 async def api_replay_dead_letter(state: State, letter_id: FromPath[str]) -> dict[str, Any]:
-    """Replay a dead letter to its original topic."""
-    return _letter_json(await _replay(state, letter_id))
+    """Replay a dead letter to its original topic (503 when Kafka did not take it)."""
+    letter, error = await _replay(state, letter_id)
+    if error:
+        raise ServiceUnavailableException(f"could not replay: {error}")
+    return _letter_json(letter)

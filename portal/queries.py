@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portal.models import Chunk, DeadLetterRow, Rendition, TimelineEvent, Video
+from portal.models import (
+    Chunk,
+    DeadLetterReplay,
+    DeadLetterRow,
+    Rendition,
+    TimelineEvent,
+    Video,
+)
 
 __all__ = [
     "PAGE_SIZE",
+    "Letter",
     "VideoDetail",
     "VideoPage",
+    "changed_since",
+    "dead_letter",
     "dead_letters",
+    "timeline",
     "video_detail",
     "video_page",
     "visible_video",
@@ -30,6 +41,14 @@ class VideoPage:
     total: int
     page: int
     pages: int
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A dead letter (projection) with the portal's record of replaying it, if any."""
+
+    letter: DeadLetterRow
+    replay: DeadLetterReplay | None
 
 
 @dataclass(frozen=True)
@@ -88,19 +107,50 @@ async def video_detail(
     renditions = await session.execute(
         select(Rendition).where(Rendition.video_id == video_id).order_by(Rendition.height.desc())
     )
-    timeline = await session.execute(
+    return VideoDetail(
+        video,
+        list(chunks.scalars()),
+        list(renditions.scalars()),
+        await timeline(session, video_id),
+    )
+
+
+async def timeline(session: AsyncSession, video_id: str) -> list[TimelineEvent]:
+    """A video's applied status events, oldest first."""
+    rows = await session.execute(
         select(TimelineEvent)
         .where(TimelineEvent.video_id == video_id)
         .order_by(TimelineEvent.ts, TimelineEvent.seq)
     )
-    return VideoDetail(
-        video, list(chunks.scalars()), list(renditions.scalars()), list(timeline.scalars())
-    )
-
-
-async def dead_letters(session: AsyncSession, limit: int = 100) -> list[DeadLetterRow]:
-    """The newest dead letters."""
-    rows = await session.execute(
-        select(DeadLetterRow).order_by(DeadLetterRow.ts.desc()).limit(limit)
-    )
     return list(rows.scalars())
+
+
+async def changed_since(
+    session: AsyncSession, since: float, owner: str | None, limit: int = 200
+) -> list[str]:
+    """Ids of the videos (of ``owner``; all if None) changed at or after ``since``, oldest
+    change first: what a live page that may have missed notifications has to be sent again."""
+    query = select(Video.id).where(Video.updated_ts >= since)
+    if owner is not None:
+        query = query.where(Video.owner == owner)
+    rows = await session.execute(query.order_by(Video.updated_ts).limit(limit))
+    return list(rows.scalars())
+
+
+def _letters_query() -> Select[DeadLetterRow, DeadLetterReplay]:
+    return select(DeadLetterRow, DeadLetterReplay).outerjoin(
+        DeadLetterReplay, DeadLetterReplay.letter_id == DeadLetterRow.id
+    )
+
+
+async def dead_letters(session: AsyncSession, limit: int = 100) -> list[Letter]:
+    """The newest dead letters, each with its replay record."""
+    rows = await session.execute(_letters_query().order_by(DeadLetterRow.ts.desc()).limit(limit))
+    return [Letter(letter, replay) for letter, replay in rows]
+
+
+async def dead_letter(session: AsyncSession, letter_id: str) -> Letter | None:
+    """One dead letter with its replay record; None if unknown."""
+    rows = await session.execute(_letters_query().where(DeadLetterRow.id == letter_id))
+    found = rows.first()
+    return None if found is None else Letter(*found)

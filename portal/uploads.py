@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any
 
@@ -20,7 +20,6 @@ from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
-    HTTPException,
     NotFoundException,
     ServiceUnavailableException,
 )
@@ -28,7 +27,8 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Template
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 from minio import Minio
-from sqlalchemy import select
+from minio.error import S3Error
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors import multipart
@@ -40,9 +40,10 @@ from vidflow.layout import ObjectLayout
 from vidflow.settings import Settings, StorageSettings
 from vidflow.submit import announce
 
-__all__ = ["UploadApi", "upload_page"]
+__all__ = ["UploadApi", "storage_client", "upload_page"]
 
 PART_URL_TTL = timedelta(hours=1)
+CLAIM_TTL = timedelta(minutes=10)
 MAX_URLS_PER_REQUEST = 100
 
 
@@ -98,7 +99,7 @@ class PartUrls(msgspec.Struct, frozen=True):
 
 
 @cache
-def _client(storage: StorageSettings) -> Minio:
+def storage_client(storage: StorageSettings) -> Minio:
     """One client (and HTTP pool) per process; presigning is local, the rest goes to threads."""
     return make_client(storage)
 
@@ -127,10 +128,38 @@ async def _owned(session: AsyncSession, request: Request[Any, Any, Any], upload_
     return row
 
 
-async def _stored(settings: Settings, row: Upload) -> list[multipart.StoredPart]:
-    if row.status != "open":
+def _stale(row: Upload) -> bool:
+    """A ``composing`` claim older than ``CLAIM_TTL``: its completion died on the way."""
+    return row.claimed_at is None or datetime.now(UTC) - row.claimed_at > CLAIM_TTL
+
+
+async def _set_status(
+    maker: async_sessionmaker[AsyncSession],
+    row: Upload,
+    status: str,
+    claim: datetime | None,
+    **values: Any,
+) -> None:
+    """Commit ``status`` (and ``values``) for ``row``; with ``claim``, only if the claim is still
+    ours (a stale claim may have been taken over: then the other completion decides)."""
+    query = update(Upload).where(Upload.id == row.id)
+    if claim is not None:
+        query = query.where(Upload.status == "composing", Upload.claimed_at == claim)
+    async with maker() as session, session.begin():
+        result = await session.execute(query.values(status=status, **values))
+    if claim is not None and not getattr(result, "rowcount", 1):
+        raise ClientException("upload was completed by another request", status_code=409)
+    row.status = status
+    for name, value in values.items():
+        setattr(row, name, value)
+
+
+async def _stored(
+    settings: Settings, row: Upload, *, force: bool = False
+) -> list[multipart.StoredPart]:
+    if row.status != "open" and not force:
         return []
-    client = _client(settings.storage)
+    client = storage_client(settings.storage)
     bucket = settings.storage.bucket
     return await asyncio.to_thread(multipart.list_stored, client, bucket, row.key, row.s3_upload_id)
 
@@ -184,7 +213,7 @@ class UploadApi(Controller):
             raise ClientException(f"unknown profile {profile!r}")
         upload_id = uuid.uuid4().hex
         key = ObjectLayout(settings.storage).incoming(upload_id)
-        client = _client(settings.storage)
+        client = storage_client(settings.storage)
         s3_id = await asyncio.to_thread(multipart.create, client, settings.storage.bucket, key)
         row = Upload(
             id=upload_id,
@@ -227,7 +256,7 @@ class UploadApi(Controller):
         count = _part_count(row)
         if any(n < 1 or n > count for n in data.numbers):
             raise ClientException(f"part numbers run from 1 to {count}")
-        client = _client(settings.storage)
+        client = storage_client(settings.storage)
         urls = [
             PartUrl(
                 number=n,
@@ -247,59 +276,85 @@ class UploadApi(Controller):
 
         More bytes than declared (or than the limit) abort the upload; a missing or short part
         leaves it open so the browser can send that part again. Completing twice is harmless.
+
+        The row is claimed (status ``composing``) and committed first; the object store and
+        Kafka are then worked with no row lock and no pooled connection held, and each outcome
+        is committed on its own. A claim left by a crash goes stale after ``CLAIM_TTL``.
         """
         settings: Settings = state.settings
-        told: HTTPException | None = None
-        async with _sessions(state)() as session, session.begin():
+        maker = _sessions(state)
+        async with maker() as session, session.begin():
             row = await _owned(session, request, upload_id)
-            await session.refresh(row, with_for_update=True)  # one completion at a time
+            await session.refresh(row, with_for_update=True)  # one claim at a time
             if row.status == "completed":
                 return _state(row, [])
-            if row.status not in ("open", "composed"):
+            if row.status == "composing" and not _stale(row):
+                raise ClientException("upload is being completed", status_code=HTTP_409_CONFLICT)
+            if row.status not in ("open", "composed", "composing"):
                 raise ClientException(f"upload is {row.status}", status_code=HTTP_409_CONFLICT)
+            if row.status != "composed":
+                row.status, row.claimed_at = "composing", datetime.now(UTC)
+        if row.status == "composing":
+            claim = row.claimed_at
             try:
-                await self._finish(settings, row)
-            except (_Refused, ServiceUnavailableException) as exc:
-                told = exc  # the new status (refused, composed) is committed, then told
-        if told is not None:
-            raise told
-        return _state(row, [])
-
-    @classmethod
-    async def _finish(cls, settings: Settings, row: Upload) -> None:
-        if row.status == "open":
-            stored = await _stored(settings, row)
-            total = sum(p.size for p in stored)
-            if total > row.size or total > settings.portal.max_upload_bytes:
-                await cls._abort(settings, row)
-                raise _Refused(
-                    f"{total} bytes stored for a declared {row.size} bytes "
-                    f"(limit {settings.portal.max_upload_bytes}): upload refused"
-                )
-            have = {p.number: p.size for p in stored}
-            count = _part_count(row)
-            wrong = [n for n in range(1, count + 1) if have.get(n) != _expected_size(row, n)]
-            if wrong:
-                raise ClientException(
-                    "parts missing or of the wrong size",
-                    status_code=HTTP_409_CONFLICT,
-                    extra={"parts": wrong},
-                )
-            await cls._compose(settings, row, stored)
-            row.status = "composed"
+                await self._verify_and_compose(settings, row)
+            except _Refused:
+                await _set_status(maker, row, "refused", claim)
+                raise
+            except Exception:
+                await _set_status(maker, row, "open", claim)  # parts missing, store down: retry
+                raise
+            await _set_status(maker, row, "composed", claim)
         try:
-            row.video_id, _ = await asyncio.to_thread(
+            video_id, _ = await asyncio.to_thread(
                 announce, settings, row.id, row.key, row.size,
                 filename=row.filename, owner=row.owner, profile=row.profile,
             )  # fmt: skip
         except Exception as exc:  # Kafka down: the object stays, completing again announces
             raise ServiceUnavailableException(f"could not announce the upload: {exc}") from exc
-        row.status = "completed"
+        await _set_status(maker, row, "completed", None, video_id=video_id)
+        return _state(row, [])
+
+    @classmethod
+    async def _verify_and_compose(cls, settings: Settings, row: Upload) -> None:
+        """Compose the parts if they are all there with their sizes; raise if not."""
+        try:
+            stored = await _stored(settings, row, force=True)
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload" or not await cls._already_composed(settings, row):
+                raise
+            return  # a completion that crashed after composing: the object is there
+        total = sum(p.size for p in stored)
+        if total > row.size or total > settings.portal.max_upload_bytes:
+            await cls._abort(settings, row)
+            raise _Refused(
+                f"{total} bytes stored for a declared {row.size} bytes "
+                f"(limit {settings.portal.max_upload_bytes}): upload refused"
+            )
+        have = {p.number: p.size for p in stored}
+        count = _part_count(row)
+        wrong = [n for n in range(1, count + 1) if have.get(n) != _expected_size(row, n)]
+        if wrong:
+            raise ClientException(
+                "parts missing or of the wrong size",
+                status_code=HTTP_409_CONFLICT,
+                extra={"parts": wrong},
+            )
+        await cls._compose(settings, row, stored)
+
+    @staticmethod
+    async def _already_composed(settings: Settings, row: Upload) -> bool:
+        client = storage_client(settings.storage)
+        try:
+            stat = await asyncio.to_thread(client.stat_object, settings.storage.bucket, row.key)
+        except S3Error:
+            return False
+        return stat.size == row.size
 
     @staticmethod
     async def _compose(settings: Settings, row: Upload, stored: list[multipart.StoredPart]) -> None:
         """Compose on the store, then check the object itself (the truth) against the size."""
-        client = _client(settings.storage)
+        client = storage_client(settings.storage)
         bucket = settings.storage.bucket
         await asyncio.to_thread(
             multipart.complete, client, bucket, row.key, row.s3_upload_id, stored
@@ -312,7 +367,7 @@ class UploadApi(Controller):
 
     @staticmethod
     async def _abort(settings: Settings, row: Upload) -> None:
-        client = _client(settings.storage)
+        client = storage_client(settings.storage)
         bucket = settings.storage.bucket
         await asyncio.to_thread(multipart.abort, client, bucket, row.key, row.s3_upload_id)
         row.status = "refused"
