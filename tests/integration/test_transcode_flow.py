@@ -20,6 +20,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from minio.error import S3Error
 
 from connectors.ffmpeg import ffprobe_binary, probe
 from connectors.kafka import flush_or_raise, make_producer, produce_event
@@ -61,16 +62,22 @@ def status(tc_settings: Settings) -> Iterator[TopicReader]:
 
 
 def request_for(
-    settings: Settings, clip: Path, profile: str = "test", known: ev.Probe | None = None
+    settings: Settings,
+    clip: Path,
+    profile: str = "test",
+    known: ev.Probe | None = None,
+    video_id: str | None = None,
 ) -> ev.TranscodeRequested:
     """Upload ``clip`` as a video's source and produce its transcode request.
 
     ``known`` stands in for the probe of a source ffprobe cannot read (a corrupt file that got
-    past ingest must still fail cleanly in transcode).
+    past ingest must still fail cleanly in transcode). ``video_id``: a reprocess of that video
+    (a new job; the source goes to a key of its own).
     """
-    video_id = uuid.uuid4().hex
+    job = uuid.uuid4().hex
+    video_id = video_id or job
     data = clip.read_bytes()
-    key = ObjectLayout(settings.storage).source(video_id)
+    key = ObjectLayout(settings.storage).source(video_id, f".{job[:8]}")
     client = make_client(settings.storage)
     client.put_object(settings.storage.bucket, key, io.BytesIO(data), len(data))
     source = ev.SourceRef(
@@ -78,7 +85,7 @@ def request_for(
         sha256=hashlib.sha256(data).hexdigest(),
     )  # fmt: skip
     request = ev.TranscodeRequested(
-        id=uuid.uuid4().hex, video_id=video_id, job_id=f"job-{video_id}", source=source,
+        id=uuid.uuid4().hex, video_id=video_id, job_id=f"job-{job}", source=source,
         probe=known or probe(str(clip)), profile=profile,
     )  # fmt: skip
     producer = make_producer(settings.kafka)
@@ -130,6 +137,49 @@ def assert_master_complete(settings: Settings, master_key: str) -> list[str]:
     return uris
 
 
+def completed(events: list[ev.AnyEvent], video_id: str) -> ev.JobCompleted:
+    return next(e for e in of(events, video_id) if isinstance(e, ev.JobCompleted))
+
+
+def assert_outputs(
+    settings: Settings, done: ev.JobCompleted, source: Path, audio: bool = True
+) -> None:
+    """Every rendition checked with ffprobe (H.264, its size, AAC or no audio, the source's
+    duration within 0.1 s) and the master playlist complete, one entry per rendition."""
+    expected = probe(str(source)).duration
+    for rendition in done.renditions:
+        report = ffprobe_url(settings, rendition.key)
+        streams: list[dict[str, object]] = report["streams"]  # type: ignore[assignment]
+        video = next(s for s in streams if s["codec_type"] == "video")
+        sound = [s for s in streams if s["codec_type"] == "audio"]
+        assert video["codec_name"] == "h264"
+        assert (video["width"], video["height"]) == (rendition.width, rendition.height)
+        if audio:
+            assert sound and sound[0]["codec_name"] == "aac"
+        else:
+            assert not sound
+        duration = float(report["format"]["duration"])  # type: ignore[index]
+        assert duration == pytest.approx(expected, abs=0.1), rendition.key
+    base = done.master.rsplit("/", 1)[0]
+    uris = assert_master_complete(settings, done.master)
+    assert sorted(f"{base}/{uri}" for uri in uris) == sorted(r.hls for r in done.renditions)
+
+
+def objects_of(settings: Settings, video_id: str) -> list[str]:
+    """Every rendition and HLS object of ``video_id`` in the bucket."""
+    client = make_client(settings.storage)
+    layout = ObjectLayout(settings.storage)
+    prefixes = [
+        layout.rendition(video_id, 0).rsplit("/", 1)[0] + "/",
+        layout.hls_master(video_id).rsplit("/", 1)[0] + "/",
+    ]
+    return sorted(
+        o.object_name or ""
+        for prefix in prefixes
+        for o in client.list_objects(settings.storage.bucket, prefix, recursive=True)
+    )
+
+
 def test_landscape_clip_gets_its_ladder_hls_and_previews(
     tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
 ) -> None:
@@ -161,26 +211,116 @@ def test_landscape_clip_gets_its_ladder_hls_and_previews(
 def test_portrait_odd_and_silent_sources(
     tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
 ) -> None:
-    portrait = request_for(tc_settings, h264_clip(tmp_path / "p.mp4", seconds=1, size="270x480"))
-    odd = request_for(
-        tc_settings, h264_clip(tmp_path / "o.mp4", seconds=1, size="333x251", audio=False)
-    )
-    tiny = request_for(tc_settings, h264_clip(tmp_path / "t.mp4", seconds=1, size="160x120"))
-    for request in (portrait, odd, tiny):
+    clips = {
+        "portrait": (h264_clip(tmp_path / "p.mp4", seconds=1, size="270x480"), True),
+        "odd": (h264_clip(tmp_path / "o.mp4", seconds=1, size="333x251", audio=False), False),
+        "tiny": (h264_clip(tmp_path / "t.mp4", seconds=1, size="160x120"), True),
+    }
+    requests = {name: request_for(tc_settings, clip) for name, (clip, _) in clips.items()}
+    for request in requests.values():
         status.wait_for(finished(request.video_id), 120, flow)
+    done = {name: completed(status.events, r.video_id) for name, r in requests.items()}
+    sizes = {name: [(r.width, r.height) for r in d.renditions] for name, d in done.items()}
+    assert sizes["portrait"] == [(240, 426), (144, 256)]
+    assert sizes["odd"] == [(318, 240), (192, 144)]
+    assert sizes["tiny"] == [(160, 120)]  # below the lowest rung: its own size
+    for name, (clip, audio) in clips.items():
+        assert_outputs(tc_settings, done[name], clip, audio=audio)
 
-    def sizes(request: ev.TranscodeRequested) -> list[tuple[int, int]]:
-        done = next(
-            e for e in of(status.events, request.video_id) if isinstance(e, ev.JobCompleted)
-        )
-        return [(r.width, r.height) for r in done.renditions]
 
-    assert sizes(portrait) == [(240, 426), (144, 256)]
-    assert sizes(odd) == [(318, 240), (192, 144)]
-    assert sizes(tiny) == [(160, 120)]  # below the lowest rung: its own size
-    odd_done = next(e for e in of(status.events, odd.video_id) if isinstance(e, ev.JobCompleted))
-    report = ffprobe_url(tc_settings, odd_done.renditions[0].key)
-    assert not [s for s in report["streams"] if s["codec_type"] == "audio"]  # type: ignore[attr-defined, index]
+def test_1080p_landscape_source(
+    tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    clip = h264_clip(tmp_path / "hd.mp4", seconds=1, size="1920x1080", rate=5)
+    request = request_for(tc_settings, clip)
+    assert (request.probe.width, request.probe.height) == (1920, 1080)
+    status.wait_for(finished(request.video_id), 120, flow)
+    done = completed(status.events, request.video_id)
+    assert [(r.width, r.height) for r in done.renditions] == [(426, 240), (256, 144)]
+    assert_outputs(tc_settings, done, clip)
+
+
+def test_a_malformed_job_event_goes_to_the_dlq_and_the_flow_goes_on(
+    tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    raw = b'{"v": 1, "type": "transcode.requested", "video_id": 42, oops'
+    producer = make_producer(tc_settings.kafka)
+    producer.produce(tc_settings.kafka.topic_jobs, value=raw, key=b"bad-video")
+    flush_or_raise(producer)
+    dlq = TopicReader(tc_settings, tc_settings.kafka.topic_dlq)
+    try:
+        letters = dlq.wait_for(lambda es: len(es) >= 1, 60, flow)
+    finally:
+        dlq.close()
+    letter = letters[0]
+    assert isinstance(letter, ev.DeadLetter)
+    assert letter.raw == raw and letter.source_topic == tc_settings.kafka.topic_jobs
+    assert letter.original_key == "bad-video" and letter.error
+    clip = h264_clip(tmp_path / "after.mp4", seconds=1)
+    request = request_for(tc_settings, clip)  # the flow is still there and still works
+    status.wait_for(finished(request.video_id), 120, flow)
+    assert_outputs(tc_settings, completed(status.events, request.video_id), clip)
+
+
+def test_retries_running_out_fail_the_job_and_dead_letter_the_request(
+    tc_settings: Settings, status: TopicReader, tmp_path: Path
+) -> None:
+    # every attempt is "stalled" before FFmpeg's first progress report (every 0.5 s): a
+    # transient failure, retried until the retries run out
+    hopeless = msgspec.structs.replace(
+        tc_settings.transcode, stall_timeout=0.05, retries=2, retry_backoff=0.1
+    )
+    settings = msgspec.structs.replace(tc_settings, transcode=hopeless)
+    clip = h264_clip(tmp_path / "r.mp4", seconds=20, size="480x270")
+    with FlowProcess("dataflows.transcode_flow", settings, tmp_path / "flow") as running:
+        request = request_for(settings, clip)
+        status.wait_for(finished(request.video_id), 120, running)
+        dlq = TopicReader(settings, settings.kafka.topic_dlq)
+        try:
+            letters = dlq.wait_for(lambda es: len(es) >= 1, 30, running)
+        finally:
+            dlq.close()
+    events = of(status.events, request.video_id)
+    failures = [e for e in events if isinstance(e, ev.RenditionFailed)]
+    assert [(e.attempt, e.final) for e in failures if e.height == 240] == [(1, False), (2, True)]
+    assert all("stalled" in e.error for e in failures)
+    assert [e.attempt for e in events if isinstance(e, ev.UnitStarted)] == [1, 2]
+    failed = next(e for e in events if isinstance(e, ev.JobFailed))
+    assert "failed after 2 attempt(s)" in failed.reason
+    assert not any(isinstance(e, ev.JobCompleted) for e in events)
+    assert isinstance(letters[0], ev.DeadLetter) and ev.decode(letters[0].raw) == request
+    assert objects_of(settings, request.video_id) == []
+
+
+def test_master_playlist_is_playable_before_the_job_completes(
+    tc_settings: Settings, status: TopicReader, tmp_path: Path
+) -> None:
+    by_rung = msgspec.structs.replace(tc_settings.transcode, unit_mode="rung")
+    settings = msgspec.structs.replace(tc_settings, transcode=by_rung)
+    clip = h264_clip(tmp_path / "early.mp4", seconds=8, size="640x360")
+    client = make_client(settings.storage)
+    bucket = settings.storage.bucket
+    seen: list[str] = []
+    with FlowProcess("dataflows.transcode_flow", settings, tmp_path / "flow") as running:
+        request = request_for(settings, clip)
+        master = ObjectLayout(settings.storage).hls_master(request.video_id)
+        deadline = time.monotonic() + 120
+        while not finished(request.video_id)(status.events) and time.monotonic() < deadline:
+            running.assert_running()
+            try:
+                text = client.get_object(bucket, master).read().decode()
+            except S3Error:
+                text = ""
+            if text and text not in seen:
+                seen.append(text)
+            status.poll(0.05)
+        status.wait_for(finished(request.video_id), 10, running)
+    done = completed(status.events, request.video_id)
+    assert seen, "no master playlist was seen before job.completed"
+    first = seen[0]
+    # the first master names only the lowest rung: written when it landed, before the ladder
+    assert [line for line in first.splitlines() if not line.startswith("#")] == ["144p/index.m3u8"]
+    assert_outputs(settings, done, clip)
 
 
 def test_corrupt_source_fails_at_once_with_a_reason(
@@ -200,37 +340,63 @@ def test_corrupt_source_fails_at_once_with_a_reason(
     assert isinstance(letters[0], ev.DeadLetter) and ev.decode(letters[0].raw) == request
 
 
-def test_cancel_stops_the_encode_quickly(
+def _cancel(settings: Settings, video_id: str, job_id: str | None = None) -> ev.TranscodeCancel:
+    """Produce a cancel (its ``ts`` is when it was made, on this machine's clock)."""
+    cancel = ev.TranscodeCancel(id=uuid.uuid4().hex, video_id=video_id, job_id=job_id)
+    producer = make_producer(settings.kafka)
+    produce_event(producer, settings.kafka.topic_jobs, cancel)
+    flush_or_raise(producer)
+    return cancel
+
+
+def _cancelled(events: list[ev.AnyEvent], job_id: str) -> ev.JobCancelled | None:
+    return next((e for e in events if isinstance(e, ev.JobCancelled) and e.job_id == job_id), None)
+
+
+def _progressing(job_id: str):
+    def check(events: list[ev.AnyEvent]) -> bool:
+        return any(isinstance(e, ev.UnitProgress) and e.job_id == job_id for e in events)
+
+    return check
+
+
+def test_cancel_stops_the_encode_within_two_seconds_and_leaves_nothing(
     tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
 ) -> None:
     request = request_for(tc_settings, h264_clip(tmp_path / "long.mp4", seconds=40, size="480x270"))
-    status.wait_for(
-        lambda es: any(
-            isinstance(e, ev.UnitProgress) and e.video_id == request.video_id for e in es
-        ),
-        60,
-        flow,
-    )
-    producer = make_producer(tc_settings.kafka)
-    produce_event(
-        producer,
-        tc_settings.kafka.topic_jobs,
-        ev.TranscodeCancel(id=uuid.uuid4().hex, video_id=request.video_id),
-    )
-    flush_or_raise(producer)
-    asked = time.monotonic()
-    status.wait_for(
-        lambda es: any(
-            isinstance(e, ev.JobCancelled) and e.video_id == request.video_id for e in es
-        ),
-        30,
-        flow,
-    )
-    assert time.monotonic() - asked < 5
-    running = subprocess.run(
-        ["pgrep", "-f", request.video_id], capture_output=True, text=True, check=False
-    )
-    assert running.stdout.strip() == ""  # no FFmpeg left for this video
+    status.wait_for(_progressing(request.job_id), 60, flow)
+    assert _running(request.video_id)
+    cancel = _cancel(tc_settings, request.video_id)
+    while _running(request.video_id):
+        assert time.time() - cancel.ts < 2, "FFmpeg still running 2 s after the cancel"
+        time.sleep(0.05)
+    status.wait_for(lambda es: _cancelled(es, request.job_id) is not None, 30, flow)
+    cancelled = _cancelled(status.events, request.job_id)
+    assert cancelled is not None and cancelled.ts - cancel.ts < 2  # made < 2 s after the cancel
+    assert not _running(request.video_id)
+    assert objects_of(tc_settings, request.video_id) == []  # no partial outputs
+
+
+def test_cancelling_a_reprocess_keeps_the_earlier_jobs_renditions(
+    tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    clip = h264_clip(tmp_path / "first.mp4", seconds=1, size="480x270")
+    first = request_for(tc_settings, clip)
+    status.wait_for(finished(first.video_id), 120, flow)
+    done = completed(status.events, first.video_id)
+    before = objects_of(tc_settings, first.video_id)
+    assert before
+    long_clip = h264_clip(tmp_path / "again.mp4", seconds=40, size="480x270")
+    again = request_for(tc_settings, long_clip, video_id=first.video_id)
+    assert again.job_id != first.job_id
+    status.wait_for(_progressing(again.job_id), 60, flow)
+    cancel = _cancel(tc_settings, first.video_id, again.job_id)
+    status.wait_for(lambda es: _cancelled(es, again.job_id) is not None, 30, flow)
+    cancelled = _cancelled(status.events, again.job_id)
+    assert cancelled is not None and cancelled.ts - cancel.ts < 2
+    assert not _running(first.video_id)
+    assert objects_of(tc_settings, first.video_id) == before  # the first job's, untouched
+    assert_outputs(tc_settings, done, clip)
 
 
 def test_stalled_encode_is_killed_and_retried(
@@ -263,10 +429,9 @@ def test_sigkill_during_an_encode_and_resume(
     tc_settings: Settings, status: TopicReader, tmp_path: Path
 ) -> None:
     process = FlowProcess("dataflows.transcode_flow", tc_settings, tmp_path / "flow").start()
+    clip = h264_clip(tmp_path / "k.mp4", seconds=15, size="480x270")
     try:
-        request = request_for(
-            tc_settings, h264_clip(tmp_path / "k.mp4", seconds=15, size="480x270")
-        )
+        request = request_for(tc_settings, clip)
         status.wait_for(
             lambda es: any(
                 isinstance(e, ev.UnitProgress) and e.video_id == request.video_id for e in es
@@ -289,13 +454,13 @@ def test_sigkill_during_an_encode_and_resume(
     finally:
         process.stop()
     events = of(status.events, request.video_id)
-    completed = {e.id for e in events if isinstance(e, ev.JobCompleted)}
-    assert len(completed) == 1
+    assert len({e.id for e in events if isinstance(e, ev.JobCompleted)}) == 1
     per_rung: dict[int, set[str]] = {}
     for e in events:
         if isinstance(e, ev.RenditionCompleted):
             per_rung.setdefault(e.rendition.height, set()).add(e.id)
     assert per_rung and all(len(ids) == 1 for ids in per_rung.values())  # no rendition twice
+    assert_outputs(tc_settings, completed(events, request.video_id), clip)
 
 
 def test_one_second_clip(
@@ -371,7 +536,8 @@ def test_two_process_cluster_encodes_one_video_on_both_processes(
     for process in processes:
         process.start()
     try:
-        request = request_for(tc_settings, h264_clip(tmp_path / "c.mp4", seconds=2, size="480x270"))
+        clip = h264_clip(tmp_path / "c.mp4", seconds=2, size="480x270")
+        request = request_for(tc_settings, clip)
         status.wait_for(finished(request.video_id), 180, processes[0])
     finally:
         for process in processes:
@@ -383,6 +549,7 @@ def test_two_process_cluster_encodes_one_video_on_both_processes(
         "240p/index.m3u8",
         "144p/index.m3u8",
     ]
+    assert_outputs(tc_settings, done, clip)
     started = [e for e in events if isinstance(e, ev.UnitStarted)]
     assert sorted(e.unit for e in started) == ["144p", "240p"]  # auto: one rung per unit
     assert len({e.run for e in started}) == 2  # each unit its own run
