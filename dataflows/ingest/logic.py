@@ -26,14 +26,14 @@ from connectors.ffmpeg import ProbeError, probe
 from dataflows.ingest import metrics
 from dataflows.ingest.chunking import plan_chunks
 from dataflows.ingest.sources import SourceVanished, read_range
-from dataflows.ingest.state import StreamState, video_id_for
+from dataflows.ingest.state import StreamState, upload_video_id, video_id_for
 from dataflows.ingest.store import ChunkStore, VerificationError
 from dataflows.kafka_io import Inbound, Outbound
 from vidflow import events as ev
 from vidflow.logs import get_logger
 from vidflow.settings import Settings
 
-__all__ = ["IngestContext", "IngestLogic"]
+__all__ = ["IngestContext", "IngestLogic", "StorageUnavailable"]
 
 log = get_logger("vidflow.ingest")
 T = TypeVar("T")
@@ -41,6 +41,14 @@ S = TypeVar("S", bound=ev.StatusBase)
 CHUNKS_PER_ACTIVATION = 8
 IO_THREADS = 4
 STORAGE_RETRY_SECONDS = 300.0
+TRANSIENT_S3_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized"}
+)
+
+
+class StorageUnavailable(RuntimeError):
+    """The object store stayed unreachable for the whole retry budget: not this stream's fault,
+    so the flow stops (and resumes from its snapshot) rather than failing the stream."""
 
 
 class IngestContext:
@@ -64,13 +72,13 @@ class IngestContext:
             try:
                 return call()
             except (HTTPError, OSError, S3Error) as exc:
-                transient = not isinstance(exc, S3Error) or exc.code in {
-                    "SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized",
-                }  # fmt: skip
-                if isinstance(exc, SourceVanished | FileNotFoundError) or not transient:
+                # local-file errors never get here as OSError: read_range makes them
+                # SourceVanished; what is left is the network to the store, or the store itself
+                transient = not isinstance(exc, S3Error) or exc.code in TRANSIENT_S3_CODES
+                if not transient:
                     raise
                 if time.monotonic() > deadline:
-                    raise
+                    raise StorageUnavailable(f"{what}: storage unavailable: {exc}") from exc
                 log.warning("storage unavailable, retrying", step=what, error=str(exc), delay=delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -153,16 +161,28 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
     def _restart_file_sha(self) -> None:
         self.file_sha, self.file_sha_fed = hashlib.sha256(), None
 
-    def _feed_file_sha(self, data: bytes) -> None:
-        if self.file_sha is not None:
-            self.file_sha_fed = self.ctx.file_hashing.submit(self.file_sha.update, data)
+    def _feed_file_sha(self, blocks: list[bytes]) -> None:
+        """Hash one batch's bytes in order on the hashing thread (beside the next batch's I/O)."""
+        if self.file_sha is not None and blocks:
+            sha = self.file_sha
+
+            def feed() -> None:
+                for block in blocks:
+                    sha.update(block)
+
+            self.file_sha_fed = self.ctx.file_hashing.submit(feed)
+
+    def _wait_file_sha(self) -> None:
+        """Block until the bytes fed so far are hashed (and their buffers released)."""
+        if self.file_sha_fed is not None:
+            self.file_sha_fed.result()
+            self.file_sha_fed = None
 
     def _file_sha_hex(self) -> str | None:
         """The file's SHA-256 once every byte has been fed, or None after a resume."""
         if self.file_sha is None:
             return None
-        if self.file_sha_fed is not None:
-            self.file_sha_fed.result()
+        self._wait_file_sha()
         return str(self.file_sha.hexdigest())
 
     def _abandon_source(self, state: StreamState) -> None:
@@ -218,7 +238,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
     def _start_upload(self, value: Inbound, event: ev.UploadCompleted) -> list[Outbound]:
         self.state = StreamState(
             stream_id=f"upload:{event.upload_id}",
-            video_id=video_id_for(event.upload_id, value.topic, value.partition, value.offset),
+            video_id=upload_video_id(event.upload_id),
             origin="upload",
             location=event.key,
             bucket=event.bucket,
@@ -241,6 +261,9 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             size = Path(state.location).stat().st_size
         except FileNotFoundError:
             return [self._failed("ingest", f"{state.location} disappeared before it completed")]
+        except OSError as exc:  # no permission, an I/O error: waiting does not heal it
+            reason = exc.strerror or type(exc).__name__
+            return [self._failed("ingest", f"{state.location} cannot be read: {reason}")]
         if size < state.known_size:
             return [self._failed("ingest", f"{state.location} shrank while it was being read")]
         state.known_size = size
@@ -256,6 +279,9 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         out: list[Outbound] = []
         try:
             batch = ranges[:CHUNKS_PER_ACTIVATION]
+            # backpressure: the previous batch's bytes are hashed before this batch is read, so
+            # at most one batch per stream waits for the whole-file SHA-256 (RSS stays flat)
+            self._wait_file_sha()
             if batch and not state.source_upload and not state.chunks:
                 upload = self.ctx.with_storage_retry(
                     "begin", lambda: self.ctx.store.begin_source(state.video_id)
@@ -269,15 +295,24 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
                     lambda job: self._read_and_store(first + job[0], *job[1]), enumerate(batch)
                 )
             )
-            for (offset, length), (digest, deduplicated, etag, data) in zip(
+            self._feed_file_sha([data for *_, data in stored])
+            for (offset, length), (digest, deduplicated, etag, _) in zip(
                 batch, stored, strict=True
             ):
-                self._feed_file_sha(data)
                 out.append(self._record_chunk(offset, length, digest, deduplicated, etag))
+            del stored
             if state.final and state.next_offset >= state.known_size:
                 out += self._complete()
+        except StorageUnavailable:
+            raise
         except (SourceVanished, VerificationError) as exc:
             out.append(self._failed("ingest", str(exc)))
+        except S3Error as exc:
+            reason = f"{state.filename}: the object store refused: {exc.code} ({exc.message})"
+            out.append(self._failed("ingest", reason))
+        except Exception as exc:  # one stream's error must not stop the flow
+            log.exception("ingest step failed", video=state.video_id)
+            out.append(self._failed("ingest", f"{state.filename}: {type(exc).__name__}: {exc}"))
         return out
 
     def _read_and_store(self, index: int, offset: int, length: int) -> tuple[str, bool, str, bytes]:

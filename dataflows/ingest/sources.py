@@ -1,36 +1,56 @@
-"""Reading byte ranges of a source, whether a local file or an uploaded object."""
+"""Reading a stream's bytes: a local file or an uploaded object."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from minio import Minio
+from minio.error import S3Error
 
 from dataflows.ingest.state import StreamState
 
-__all__ = ["SourceVanished", "read_range"]
+__all__ = ["GONE_CODES", "SourceVanished", "read_range"]
+
+# What the store answers for an object that is not (or no longer) there or may not be read:
+# none of these heals by waiting, so the stream fails with the reason instead of retrying.
+GONE_CODES = frozenset(
+    {"NoSuchKey", "NoSuchBucket", "AccessDenied", "InvalidRange", "NoSuchVersion"}
+)
 
 
 class SourceVanished(RuntimeError):
-    """The file or object is gone, or shorter than it said."""
+    """The file or object is gone, unreadable, or shorter than it said."""
 
 
 def read_range(state: StreamState, client: Minio, offset: int, length: int) -> bytes:
     """Exactly ``length`` bytes at ``offset`` of the stream's source."""
     if state.origin == "upload":
-        response = client.get_object(state.bucket, state.location, offset=offset, length=length)
+        try:
+            response = client.get_object(state.bucket, state.location, offset=offset, length=length)
+        except S3Error as exc:
+            if exc.code not in GONE_CODES:
+                raise
+            raise SourceVanished(
+                f"the uploaded object {state.bucket}/{state.location} cannot be read: "
+                f"{exc.code} ({exc.message})"
+            ) from None
         try:
             data = response.read()
         finally:
             response.close()
             response.release_conn()
     else:
+        # a local file that cannot be read (gone, a directory, no permission, an I/O error) is
+        # not a storage outage: waiting does not heal it, so it fails the stream with the reason
         try:
             with Path(state.location).open("rb") as handle:
                 handle.seek(offset)
                 data = handle.read(length)
         except FileNotFoundError:
             raise SourceVanished(f"{state.location} disappeared while being read") from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise SourceVanished(f"{state.location} cannot be read: {reason}") from None
     if len(data) != length:
         raise SourceVanished(
             f"{state.location} has {offset + len(data)} bytes, expected at least {offset + length}"

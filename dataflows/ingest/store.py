@@ -11,6 +11,7 @@ import msgspec
 import urllib3
 from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
+from minio.error import S3Error
 
 from connectors import multipart
 from connectors.storage import object_exists
@@ -66,11 +67,20 @@ class ChunkStore:
         return multipart.create(self.client, self.bucket, self.layout.source(video_id))
 
     def copy_chunk_into_source(self, video_id: str, upload_id: str, chunk: ChunkRef) -> str:
-        """Server-side copy of a stored chunk as part ``index + 1`` of the source; its ETag."""
-        part = multipart.copy_part(
-            self.client, self.bucket, self.layout.source(video_id), upload_id,
-            chunk.index + 1, self.layout.chunk(chunk.sha256), chunk.size,
-        )  # fmt: skip
+        """Server-side copy of a stored chunk as part ``index + 1`` of the source; its ETag.
+
+        ``""`` when the store no longer knows the upload (completed before a crash the last
+        snapshot did not see, or expired as stale): the source is then composed in one go at
+        the end, from the chunks."""
+        try:
+            part = multipart.copy_part(
+                self.client, self.bucket, self.layout.source(video_id), upload_id,
+                chunk.index + 1, self.layout.chunk(chunk.sha256), chunk.size,
+            )  # fmt: skip
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload":
+                raise
+            return ""
         return part.etag
 
     def finish_source(self, video_id: str, upload_id: str, etags: list[str]) -> str:
