@@ -20,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from connectors.kafka import flush_or_raise, make_consumer, make_producer, wait_for_kafka
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
-from dataflows.ingest.state import video_id_for
+from dataflows.ingest.state import upload_video_id
 from vidflow import events as ev
 from vidflow.layout import ObjectLayout
 from vidflow.progress import VideoSummary, apply_event
@@ -77,7 +77,8 @@ def announce(
     profile: str,
 ) -> tuple[str, float]:
     """Produce ``upload.completed`` for an object already in the bucket; returns (video id, time
-    announced). The video id follows from where the event landed, so it is known at once."""
+    announced). The video id follows from the upload id alone, so it is known at once and an
+    announcement sent twice (a retry) still names one video."""
     event = ev.UploadCompleted(
         id=ev.event_id("upload.completed", upload_id), upload_id=upload_id,
         bucket=settings.storage.bucket, key=key, size=size, filename=filename,
@@ -97,8 +98,7 @@ def announce(
     flush_or_raise(producer)
     if delivered.get("error") is not None:
         raise click.ClickException(f"Kafka refused the upload event: {delivered['error']}")
-    topic = settings.kafka.topic_uploads
-    return video_id_for(upload_id, topic, delivered["partition"], delivered["offset"]), announced
+    return upload_video_id(upload_id), announced
 
 
 def follow(

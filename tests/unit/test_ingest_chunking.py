@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from dataflows.ingest.chunking import composite_sha256, plan_chunks
-from dataflows.ingest.state import StreamState, video_id_for
+from dataflows.ingest.state import StreamState, upload_video_id, video_id_for
 
 MB = 10
 
@@ -46,6 +46,13 @@ def test_video_ids_are_derived_from_the_starting_message() -> None:
     first = video_id_for("host:/a.mp4", "vidflow.file-events", 0, 41)
     assert first == video_id_for("host:/a.mp4", "vidflow.file-events", 0, 41)
     assert first != video_id_for("host:/a.mp4", "vidflow.file-events", 0, 97)  # a new version
+
+
+def test_an_uploads_video_id_follows_from_its_upload_id_alone() -> None:
+    # an announcement sent twice (at two offsets) still names one video
+    assert upload_video_id("u1") == upload_video_id("u1")
+    assert upload_video_id("u1") != upload_video_id("u2")
+    assert upload_video_id("u1") != video_id_for("upload:u1", "vidflow.uploads", 0, 0)
 
 
 def test_stream_state_counts_backlog_and_sequence() -> None:
