@@ -6,7 +6,8 @@ Wiring only; the logic lives in ``dataflows/ingest/``. Run it with::
 
     file-events ─┐                                ┌─ status events ─▶ vidflow.status
     uploads ─────┴─ decode ─ key by stream ─ IngestLogic ─┤
-                   └─ undecodable ─▶ vidflow.dlq          └─ transcode.requested ─▶ vidflow.jobs
+                   └─ undecodable or wrong family ─▶ vidflow.dlq
+                                                          └─ transcode.requested ─▶ vidflow.jobs
 """
 
 from __future__ import annotations
@@ -48,7 +49,14 @@ def build_flow(settings: Settings) -> Dataflow:
     k = settings.kafka
 
     flow = Dataflow("vidflow-ingest")
-    read = read_events("read", flow, k, [k.topic_file_events, k.topic_uploads])
+    # each topic with its own family: a wrong-family event (a status event on the uploads topic,
+    # say) becomes a dead letter with its raw bytes, not a silent drop; one input step, so the
+    # offsets a recovery store already holds stay valid
+    families = {
+        k.topic_file_events: ev.FileChanged.topic,
+        k.topic_uploads: ev.UploadCompleted.topic,
+    }
+    read = read_events("read", flow, k, [k.topic_file_events, k.topic_uploads], expect=families)
     keyed = op.key_on("by-stream", read.oks, stream_key)
     results = op.stateful("ingest", keyed, lambda resumed: IngestLogic(ctx, resumed))
     produced = op.map("unkey", results, lambda key_and_item: key_and_item[1])

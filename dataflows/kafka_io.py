@@ -11,6 +11,7 @@ exports ``bytewax_kafka_consumer_lag`` (per topic and partition) to the process 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,14 +51,15 @@ class ReadResult:
     errs: Stream[DeadLetter]
 
 
-def _decode(message: Any, expect: str | None) -> Inbound | DeadLetter:
+def _decode(message: Any, expect: str | Mapping[str, str] | None) -> Inbound | DeadLetter:
     if isinstance(message, KafkaError):
         source = message.msg
         return dead_letter(
             raw=source.value, key=source.key, topic=source.topic or "", stage="consume",
             partition=source.partition or 0, offset=source.offset or 0, error=str(message.err),
         )  # fmt: skip
-    decoded = try_decode(message.value, expect)
+    family = expect.get(message.topic or "") if isinstance(expect, Mapping) else expect
+    decoded = try_decode(message.value, family)
     if isinstance(decoded, DecodeError):
         return dead_letter(
             raw=message.value, key=message.key, topic=message.topic or "",
@@ -72,10 +74,14 @@ def read_events(
     flow: Dataflow,
     kafka: KafkaSettings,
     topics: list[str],
-    expect: str | None = None,
+    expect: str | Mapping[str, str] | None = None,
     batch_size: int = 100,
 ) -> ReadResult:
-    """Read ``topics`` from the beginning (or the recovered position), decoding every message."""
+    """Read ``topics`` from the beginning (or the recovered position), decoding every message.
+
+    ``expect`` is the event family every message must belong to, or one per topic (a topic
+    missing from the mapping takes any family); a message of another family is a dead letter.
+    """
     source = KafkaSource(
         [kafka.bootstrap], topics, tail=True, raise_on_errors=False, batch_size=batch_size
     )
