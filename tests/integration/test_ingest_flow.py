@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import socket
+import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,8 +20,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from connectors import multipart
 from connectors.kafka import flush_or_raise, make_producer, produce_event
-from connectors.storage import make_client
+from connectors.storage import ensure_bucket, make_client
+from dataflows.ingest import logic as ingest_logic
+from dataflows.ingest.logic import IngestContext, IngestLogic
+from dataflows.ingest.state import upload_video_id
+from dataflows.ingest.store import ChunkStore
+from dataflows.kafka_io import Inbound, Outbound
 from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import raw_clip
 from vidflow import events as ev
@@ -77,9 +86,10 @@ class Writer:
         self.stream_id = f"{HOST}:{path}"
         self.producer = make_producer(settings.kafka)
 
-    def announce(self) -> None:
+    def announce(self, *, closed: bool = False) -> None:
         stat = self.path.stat()
-        event = ev.FileChanged(
+        kind = ev.FileClosed if closed else ev.FileChanged
+        event = kind(
             id=uuid.uuid4().hex, stream_id=self.stream_id, host=HOST, path=str(self.path),
             size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
         )  # fmt: skip
@@ -330,3 +340,318 @@ def test_sigkill_and_resume_gives_the_same_manifest(
     offsets = [c.offset for c in manifest.chunks]
     assert offsets == sorted(set(offsets))  # no chunk lost or listed twice
     assert_source_matches(ingest_settings, completed[0], original)
+
+
+def with_ingest(settings: Settings, **fields: object) -> Settings:
+    """``settings`` with some ingest fields changed (a longer timeout, close-is-final...)."""
+    ingest = msgspec.structs.replace(settings.ingest, **fields)
+    return msgspec.structs.replace(settings, ingest=ingest)
+
+
+def put_upload(settings: Settings, data: bytes | None, filename: str) -> ev.UploadCompleted:
+    """Put ``data`` into ``incoming/`` (or nothing, for a missing object); its announcement."""
+    upload_id = uuid.uuid4().hex
+    key = ObjectLayout(settings.storage).incoming(upload_id)
+    if data is not None:
+        client = make_client(settings.storage)
+        client.put_object(settings.storage.bucket, key, io.BytesIO(data), len(data))
+    return ev.UploadCompleted(
+        id=uuid.uuid4().hex, upload_id=upload_id, bucket=settings.storage.bucket, key=key,
+        size=len(data) if data is not None else 1234, filename=filename, owner="alice",
+    )  # fmt: skip
+
+
+def announce_upload(settings: Settings, event: ev.UploadCompleted) -> None:
+    producer = make_producer(settings.kafka)
+    produce_event(producer, settings.kafka.topic_uploads, event)
+    flush_or_raise(producer)
+
+
+def test_upload_of_a_missing_object_fails_with_a_reason_and_the_flow_keeps_running(
+    ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    announce_upload(ingest_settings, put_upload(ingest_settings, None, "ghost.mkv"))
+    events = wait_done(status, flow, "ghost.mkv")
+    failed = next(e for e in events if isinstance(e, ev.JobFailed))
+    assert failed.stage == "ingest"
+    assert "cannot be read" in failed.reason and "NoSuchKey" in failed.reason
+
+    data = raw_clip(tmp_path / "good.mkv", seconds=1).read_bytes()
+    path = tmp_path / "after-ghost.mkv"
+    path.write_bytes(data)
+    Writer(ingest_settings, path).announce()
+    events = wait_done(status, flow, "after-ghost.mkv")
+    completed = next(e for e in events if isinstance(e, ev.IngestCompleted))
+    assert_source_matches(ingest_settings, completed, data)
+
+
+def test_an_unreadable_local_file_fails_at_once_with_a_reason(
+    ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    # a path that cannot be read as a file (IsADirectoryError, an OSError that waiting does not
+    # heal): not 300 s of storage retries, a readable job.failed right after the stream timeout
+    directory = tmp_path / "not-a-file.mkv"
+    directory.mkdir()
+    started = time.monotonic()
+    Writer(ingest_settings, directory).announce()
+    events = wait_done(status, flow, "not-a-file.mkv", timeout=30)
+    assert time.monotonic() - started < 30
+    failed = next(e for e in events if isinstance(e, ev.JobFailed))
+    assert failed.stage == "ingest"
+    assert str(directory) in failed.reason and "cannot be read" in failed.reason
+
+
+def test_an_upload_announced_twice_is_one_video_named_by_its_upload_id(
+    ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    data = raw_clip(tmp_path / "twice.mkv", seconds=1).read_bytes()
+    event = put_upload(ingest_settings, data, "twice.mkv")
+    announce_upload(ingest_settings, event)
+    # a producer retrying after a flush timeout: the same announcement lands at a later offset
+    announce_upload(ingest_settings, event)
+    events = wait_done(status, flow, "twice.mkv")
+    assert any(isinstance(e, ev.IngestCompleted) for e in events)
+    status.poll(3.0)
+    started = [
+        e for e in status.events if isinstance(e, ev.IngestStarted) and e.filename == "twice.mkv"
+    ]
+    assert {e.video_id for e in started} == {upload_video_id(event.upload_id)}
+    completed = [e for e in status.events if isinstance(e, ev.IngestCompleted)]
+    assert {e.video_id for e in completed} == {upload_video_id(event.upload_id)}
+    assert len({e.manifest.source_key for e in completed}) == 1
+
+
+def test_an_event_of_another_family_goes_to_the_dlq_with_its_raw_bytes(
+    ingest_settings: Settings, flow: FlowProcess, tmp_path: Path
+) -> None:
+    stray = ev.JobFailed(
+        id=uuid.uuid4().hex, video_id="v1", run="ingest:v1", seq=1, reason="x", stage="ingest"
+    )
+    on_file_events = ev.encode(stray)
+    upload = put_upload(ingest_settings, b"x", "wrong-topic.mkv")
+    on_uploads = ev.encode(
+        ev.FileChanged(id=uuid.uuid4().hex, stream_id="h:/a", host="h", path="/a", size=1, mtime=0)
+    )
+    producer = make_producer(ingest_settings.kafka)
+    producer.produce(ingest_settings.kafka.topic_file_events, key=b"v1", value=on_file_events)
+    producer.produce(ingest_settings.kafka.topic_uploads, key=b"h:/a", value=on_uploads)
+    # an upload.completed on the file-events topic is of the wrong family too
+    producer.produce(ingest_settings.kafka.topic_file_events, key=b"u", value=ev.encode(upload))
+    flush_or_raise(producer)
+
+    dlq = TopicReader(ingest_settings, ingest_settings.kafka.topic_dlq)
+    letters = dlq.wait_for(lambda es: len(es) >= 3, 30, flow)
+    dlq.close()
+    by_raw = {e.raw: e for e in letters if isinstance(e, ev.DeadLetter)}
+    assert set(by_raw) == {on_file_events, on_uploads, ev.encode(upload)}
+    assert "does not belong on the file-events topic" in by_raw[on_file_events].error
+    assert by_raw[on_file_events].source_topic == ingest_settings.kafka.topic_file_events
+    assert "does not belong on the uploads topic" in by_raw[on_uploads].error
+    assert by_raw[on_uploads].source_topic == ingest_settings.kafka.topic_uploads
+    flow.assert_running()
+
+
+def test_a_multipart_source_lost_while_the_flow_was_down_is_composed_again(
+    ingest_settings: Settings, status: TopicReader, tmp_path: Path
+) -> None:
+    """The snapshot still names a multipart upload the store no longer knows (completed right
+    before a SIGKILL, or expired as stale): the resumed stream composes its source in one go."""
+    original = raw_clip(tmp_path / "clip.mkv", seconds=6).read_bytes()  # 17 MB, 4 chunks
+    writer = Writer(ingest_settings, tmp_path / "lost-upload.mkv")
+    process = FlowProcess("dataflows.ingest_flow", ingest_settings, tmp_path / "flow").start()
+    client = make_client(ingest_settings.storage)
+    bucket = ingest_settings.storage.bucket
+    try:
+        half = len(original) // 2
+        writer.path.write_bytes(original[:half])
+        writer.announce()
+        status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 60, process)
+        time.sleep(1.5)  # let a snapshot include the stored chunk and the open upload
+        process.kill()
+        # MinIO lists the uploads of one exact key
+        source = ObjectLayout(ingest_settings.storage).source(
+            video_of(status.events, "lost-upload.mkv")
+        )
+        open_uploads = client._list_multipart_uploads(bucket, prefix=source).uploads
+        assert open_uploads, "the flow composes its source in a multipart upload"
+        for upload in open_uploads:  # as if completed, or expired as stale
+            assert upload.object_name and upload.upload_id
+            multipart.abort(client, bucket, upload.object_name, upload.upload_id)
+        with writer.path.open("ab") as handle:
+            handle.write(original[half:])
+        writer.announce()
+        process.start()
+        events = wait_done(status, process, "lost-upload.mkv", timeout=90)
+        process.assert_running()
+    finally:
+        process.stop()
+    assert not any(isinstance(e, ev.JobFailed) for e in events)
+    completed = [e for e in events if isinstance(e, ev.IngestCompleted)]
+    assert completed
+    assert_source_matches(ingest_settings, completed[-1], original)
+
+
+def test_whole_file_hashing_holds_back_the_next_batch(
+    ingest_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backpressure: a batch's bytes are not read while the previous batch waits to be hashed,
+    so a slow whole-file SHA-256 cannot let buffered bytes (RSS) grow with the file."""
+    settings = with_ingest(ingest_settings, close_is_final=True)
+    monkeypatch.setattr(ingest_logic, "CHUNKS_PER_ACTIVATION", 1)
+    client = make_client(settings.storage)
+    ensure_bucket(client, settings.storage.bucket)
+    store = ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage))
+    ctx = IngestContext(settings, store)
+    data = raw_clip(tmp_path / "held.mkv", seconds=4).read_bytes()  # 3 chunks of 5 MiB
+    path = tmp_path / "held-back.mkv"
+    path.write_bytes(data)
+    stat = path.stat()
+    closed = ev.FileClosed(
+        id=uuid.uuid4().hex, stream_id=f"{HOST}:{path}", host=HOST, path=str(path),
+        size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
+    )  # fmt: skip
+    logic = IngestLogic(ctx, None)
+    gate = threading.Event()
+    ctx.file_hashing.submit(gate.wait, 60)  # the hashing thread is busy (a slow disk, say)
+    out: list[Outbound] = []
+
+    def drive() -> None:
+        items, _ = logic.on_item(Inbound(closed, settings.kafka.topic_file_events, 0, 0))
+        out.extend(items)
+        while not logic.done:
+            items, _ = logic.on_notify()
+            out.extend(items)
+
+    driver = threading.Thread(target=drive, daemon=True)
+    try:
+        driver.start()
+        time.sleep(3.0)
+        assert driver.is_alive()
+        assert logic.state is not None
+        assert logic.state.next_offset == 5 * MiB  # one batch read, the next one held back
+        gate.set()
+        driver.join(60)
+        assert not driver.is_alive()
+    finally:
+        gate.set()
+        ctx.io.shutdown()
+        ctx.file_hashing.shutdown()
+    completed = [o.event for o in out if isinstance(o.event, ev.IngestCompleted)]
+    assert len(completed) == 1
+    assert_source_matches(settings, completed[0], data)
+
+
+@pytest.mark.parametrize("change", ["replaced", "shrunk"])
+def test_a_replaced_or_shrunk_file_restarts_its_stream_and_ends_as_one_source(
+    change: str, ingest_settings: Settings, status: TopicReader, tmp_path: Path
+) -> None:
+    settings = with_ingest(ingest_settings, stream_timeout=6.0)  # room to change the file
+    final = raw_clip(tmp_path / "final.mkv", seconds=1).read_bytes()
+    writer = Writer(settings, tmp_path / f"{change}.mkv")
+    with FlowProcess("dataflows.ingest_flow", settings, tmp_path / "flow") as flow:
+        writer.path.write_bytes(os.urandom(11 * MiB))  # two whole chunks are cut at once
+        writer.announce()
+        status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 30, flow)
+        first_video = video_of(status.events, writer.path.name)
+        if change == "replaced":  # a new inode at the same path
+            fresh = tmp_path / "fresh.tmp"
+            fresh.write_bytes(final)
+            fresh.replace(writer.path)
+        else:  # truncated and rewritten in place, smaller
+            with writer.path.open("r+b") as handle:
+                handle.truncate(0)
+                handle.write(final)
+        writer.announce()
+        events = wait_done(status, flow, writer.path.name, timeout=60)
+        flow.assert_running()
+    first = events_of(status.events, first_video)
+    restarted = [e for e in first if isinstance(e, ev.IngestRestarted)]
+    assert len(restarted) == 1
+    expected = "replaced" if change == "replaced" else "shrank"
+    assert expected in restarted[0].reason
+    assert not any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in first)
+    every = [e for e in status.events if isinstance(e, ev.IngestCompleted)]
+    assert len(every) == 1 and every[0].video_id != first_video
+    completed = next(e for e in events if isinstance(e, ev.IngestCompleted))
+    assert_source_matches(settings, completed, final)
+
+
+def test_a_file_that_grows_after_completion_becomes_a_new_video(
+    ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    original = raw_clip(tmp_path / "grow.mkv", seconds=2).read_bytes()
+    writer = Writer(ingest_settings, tmp_path / "growing.mkv")
+    writer.path.write_bytes(original)
+    writer.announce()
+    first_events = wait_done(status, flow, "growing.mkv")
+    first = next(e for e in first_events if isinstance(e, ev.IngestCompleted))
+
+    more = raw_clip(tmp_path / "more.mkv", seconds=1).read_bytes()
+    with writer.path.open("ab") as handle:
+        handle.write(more)
+    writer.announce()
+
+    def second_done(events: list[ev.AnyEvent]) -> bool:
+        return any(
+            isinstance(e, ev.IngestCompleted | ev.JobFailed) and e.video_id != first.video_id
+            for e in events
+        )
+
+    status.wait_for(second_done, 60, flow)
+    completed = [e for e in status.events if isinstance(e, ev.IngestCompleted)]
+    assert len(completed) == 2
+    second = next(e for e in completed if e.video_id != first.video_id)
+    assert second.manifest.source_key != first.manifest.source_key
+    assert_source_matches(ingest_settings, second, original + more)
+    assert_source_matches(ingest_settings, first, original)  # the old version is untouched
+
+
+def retained_streams(recovery: Path) -> set[str]:
+    """Keys whose newest snapshot of the ingest step holds state (a discard is a NULL row)."""
+    kept: set[str] = set()
+    for part in recovery.glob("part-*.sqlite3"):
+        with sqlite3.connect(part) as db:
+            rows = db.execute(
+                "SELECT state_key FROM snaps AS s WHERE step_id LIKE '%ingest%'"
+                " AND step_id NOT LIKE '%read%' AND ser_change IS NOT NULL AND snap_epoch = ("
+                " SELECT max(snap_epoch) FROM snaps"
+                " WHERE step_id = s.step_id AND state_key = s.state_key)"
+            ).fetchall()
+        kept.update(key for (key,) in rows)
+    return kept
+
+
+def test_file_closed_completes_at_once_and_no_state_is_kept_after(
+    ingest_settings: Settings, status: TopicReader, tmp_path: Path
+) -> None:
+    settings = with_ingest(ingest_settings, stream_timeout=60.0, close_is_final=True)
+    data = raw_clip(tmp_path / "closed-src.mkv", seconds=4).read_bytes()  # 11 MB
+    writer = Writer(settings, tmp_path / "closed.mkv")
+    flow = FlowProcess("dataflows.ingest_flow", settings, tmp_path / "flow")
+    with flow:
+        with writer.path.open("wb") as handle:
+            half = len(data) // 2
+            handle.write(data[:half])
+            handle.flush()
+            writer.announce()  # still being written: the stream must stay open
+            status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 30, flow)
+            # the stream is retained in a snapshot while it is open
+            time.sleep(2.5)
+            assert writer.stream_id in retained_streams(flow.recovery)
+            handle.write(data[half:])
+        closed_at = time.monotonic()
+        writer.announce(closed=True)
+        events = wait_done(status, flow, "closed.mkv", timeout=30)
+        assert time.monotonic() - closed_at < 20  # well before the 60 s stream timeout
+        completed = next(e for e in events if isinstance(e, ev.IngestCompleted))
+        assert_source_matches(settings, completed, data)
+        time.sleep(2.5)  # snapshots every second: the discard reaches the recovery store
+    assert writer.stream_id not in retained_streams(flow.recovery)
+
+    # a resumed flow has nothing to finish: no event for the video comes again
+    seen = len(events_of(status.events, completed.video_id))
+    with flow:
+        time.sleep(6.0)
+        status.poll(1.0)
+        flow.assert_running()
+    assert len(events_of(status.events, completed.video_id)) == seen
