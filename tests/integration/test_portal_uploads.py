@@ -6,25 +6,38 @@ the "reload" in the middle is a fresh GET of the upload, which must answer from 
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from minio.error import S3Error
+from sqlalchemy import create_engine, insert, update
 
 from connectors.kafka import flush_or_raise, make_producer
 from connectors.multipart import MIN_PART_SIZE
-from connectors.storage import make_client
+from connectors.storage import (
+    INCOMING_RULE_ID,
+    close_client,
+    ensure_bucket,
+    ensure_incoming_lifecycle,
+    make_client,
+)
 from portal.accounts import create_user, issue_token
 from portal.app import create_app
 from portal.cli import replay_to_end
+from portal.models import Rendition, Upload
 from portal.projector import Projector
 from tests.flows import TopicReader, free_port
 from tests.integration.test_portal import life_of, produce
+from tests.integration.test_portal_auth import add_video
 from tests.portal_login import csrf_headers, log_in
 from vidflow import events as ev
 from vidflow.settings import Settings
@@ -38,6 +51,20 @@ def bearer(settings: Settings, username: str, role: str) -> dict[str, str]:
     """A user of ``role`` and the header a producer authenticates with (an API token)."""
     create_user(settings, username, "correct horse battery", role)  # type: ignore[arg-type]
     return {"authorization": f"Bearer {issue_token(settings, username, 'tests')}"}
+
+
+def claim(settings: Settings, upload_id: str, at: datetime) -> None:
+    """Mark an upload as claimed by a completion at ``at`` (status ``composing``)."""
+    engine = create_engine(settings.postgres.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(Upload)
+                .where(Upload.id == upload_id)
+                .values(status="composing", claimed_at=at)
+            )
+    finally:
+        engine.dispose()
 
 
 def put_parts(
@@ -79,6 +106,12 @@ def test_resumable_upload_is_announced_with_its_size(portal_settings: Settings) 
         assert early.status_code == 409 and early.json()["extra"] == {"parts": [3]}
 
         put_parts(client, upload_id, {3: chunks[3]}, auth)
+        # Another completion holds the claim (committed, no lock held): this one is told so.
+        claim(portal_settings, upload_id, datetime.now(UTC))
+        busy = client.post(f"/api/uploads/{upload_id}/complete", headers=auth)
+        assert busy.status_code == 409 and "being completed" in busy.text
+        # ... that completion died long ago: its stale claim is taken over
+        claim(portal_settings, upload_id, datetime.now(UTC) - timedelta(hours=1))
         done = client.post(f"/api/uploads/{upload_id}/complete", headers=auth)
         assert done.status_code == 200, done.text
         assert done.json()["status"] == "completed" and done.json()["video_id"]
@@ -230,3 +263,144 @@ def test_a_job_is_created_through_the_api(portal_settings: Settings) -> None:
     assert isinstance(request, ev.TranscodeRequested)
     assert request.job_id == created.json()["job_id"] and request.reason == "reprocess"
     assert request.source.key == f"sources/{video_id}/source"
+
+
+SMALL = '{"small": [{"height": 144, "video_kbps": 200}]}'
+
+
+def test_the_reprocess_button_sends_the_chosen_profile_and_shows_the_answer(
+    portal_settings: Settings,
+) -> None:
+    settings = msgspec.structs.replace(
+        portal_settings,
+        transcode=msgspec.structs.replace(portal_settings.transcode, profiles_json=SMALL),
+    )
+    video_id = add_video(settings, "uma", "uma.mp4")
+    jobs = TopicReader(settings, settings.kafka.topic_jobs)
+    with TestClient(app=create_app(settings)) as client:
+        log_in(client, settings, "uma", "uploader")
+        page = client.get(f"/videos/{video_id}").text
+        assert "<option >small</option>" in page and "<option selected>default</option>" in page
+        assert 'hx-target="#action-result"' in page and 'id="action-result"' in page
+        headers = {**csrf_headers(client), "HX-Request": "true"}
+        # exactly what htmx sends: the form urlencoded in the body
+        answer = client.post(
+            f"/videos/{video_id}/reprocess", data={"profile": "small"}, headers=headers
+        )
+        assert answer.status_code == 201 and "profile small" in answer.text, answer.text
+        unknown = client.post(
+            f"/videos/{video_id}/reprocess", data={"profile": "<huge>"}, headers=headers
+        )
+        assert unknown.status_code == 400
+        assert "unknown profile" in unknown.text and "&lt;huge&gt;" in unknown.text  # escaped
+        cancelled = client.post(f"/videos/{video_id}/cancel", headers=headers)
+        assert cancelled.status_code == 201 and "Cancel requested" in cancelled.text
+
+        theirs = add_video(settings, "vic", "vic.mp4")
+        client.cookies.clear()
+        log_in(client, settings, "vic", "viewer")
+        watched = client.get(f"/videos/{theirs}").text
+        assert "Reprocess" not in watched and "Cancel</button>" not in watched
+    events = jobs.wait_for(lambda es: len(es) >= 2, timeout=30)
+    jobs.close()
+    [requested] = [e for e in events if isinstance(e, ev.TranscodeRequested)]
+    assert requested.profile == "small" and requested.video_id == video_id
+    assert requested.reason == "reprocess"
+    assert any(isinstance(e, ev.TranscodeCancel) for e in events)
+
+
+def test_downloads_are_presigned_and_short_lived_playback_stays_same_origin(
+    portal_settings: Settings,
+) -> None:
+    video_id = add_video(portal_settings, "dan", "My holiday (1).mov")
+    bucket = portal_settings.storage.bucket
+    mp4, playlist = os.urandom(3000), b"#EXTM3U\n"
+    store = make_client(portal_settings.storage)
+    key = f"renditions/{video_id}/240p.mp4"
+    store.put_object(bucket, key, io.BytesIO(mp4), len(mp4), content_type="video/mp4")
+    store.put_object(bucket, f"hls/{video_id}/master.m3u8", io.BytesIO(playlist), len(playlist))
+    close_client(store)
+    engine = create_engine(portal_settings.postgres.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(Rendition).values(
+                    video_id=video_id, height=240, width=426, key=key,
+                    hls=f"hls/{video_id}/240p/index.m3u8",
+                )
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    with TestClient(app=create_app(portal_settings)) as client:
+        log_in(client, portal_settings, "dan", "uploader")
+        page = client.get(f"/videos/{video_id}")
+        links = re.findall(r'<a href="([^"]+)" rel="noreferrer">MP4</a>', page.text)
+        assert len(links) == 1 and f"/{bucket}/{key}?" in links[0]
+        url = links[0].replace("&amp;", "&")
+        assert "X-Amz-Expires=900" in url  # 15 minutes
+        policy = page.headers["content-security-policy"]
+        assert "connect-src 'self' http://" + portal_settings.storage.endpoint in policy
+        assert "media-src 'self' blob:" in policy  # hls.js plays from the same origin
+        proxied = client.get(f"/videos/{video_id}/files/hls/{video_id}/master.m3u8")
+        assert proxied.status_code == 200 and proxied.content == playlist
+    with httpx.Client(timeout=30) as browser:  # the link works without any portal session
+        got = browser.get(url)
+        assert got.status_code == 200 and got.content == mp4
+        assert got.headers["content-disposition"] == 'attachment; filename="My_holiday_1-240p.mp4"'
+        tampered = browser.get(url.replace("X-Amz-Expires=900", "X-Amz-Expires=90000"))
+        assert tampered.status_code == 403  # the lifetime is part of the signature
+
+
+def test_a_replayed_job_request_becomes_a_new_job(portal_settings: Settings) -> None:
+    video_id = uuid.uuid4().hex
+    original = ev.TranscodeRequested(
+        id=ev.event_id("t", video_id), video_id=video_id, job_id=f"job-{video_id}",
+        source=ev.SourceRef(bucket="vidflow", key=f"sources/{video_id}/source", size=10,
+                            sha256="ab" * 32),
+        probe=ev.Probe(duration=2, width=426, height=240), profile="default",
+    )  # fmt: skip
+    letter = ev.dead_letter(
+        raw=ev.encode(original), key=video_id.encode(), topic=portal_settings.kafka.topic_jobs,
+        partition=0, offset=7, error="encoder crashed", stage="transcode", ts=time.time(),
+    )  # fmt: skip
+    producer = make_producer(portal_settings.kafka)
+    producer.produce(
+        portal_settings.kafka.topic_dlq, key=video_id.encode(), value=ev.encode(letter)
+    )
+    flush_or_raise(producer)
+    replay_to_end(Projector(portal_settings))
+    jobs = TopicReader(portal_settings, portal_settings.kafka.topic_jobs)
+    with TestClient(app=create_app(portal_settings)) as client:
+        admin = bearer(portal_settings, "root", "admin")
+        [row] = client.get("/api/operations", headers=admin).json()["dead_letters"]
+        replayed = client.post(f"/api/dead-letters/{row['id']}/replay", headers=admin)
+        assert replayed.status_code == 200 and replayed.json()["replay_status"] == "replayed"
+    [again] = jobs.wait_for(lambda es: len(es) >= 1, timeout=30)
+    jobs.close()
+    assert isinstance(again, ev.TranscodeRequested) and again.video_id == video_id
+    assert again.job_id != original.job_id and again.id != original.id
+    assert again.reason == "replay" and again.source == original.source
+
+
+def test_the_bucket_gets_the_incomplete_upload_rule_where_the_store_takes_it(
+    portal_settings: Settings,
+) -> None:
+    store = make_client(portal_settings.storage)
+    bucket = f"lc-{uuid.uuid4().hex[:12]}"
+    try:
+        ensure_bucket(store, bucket)  # never fails for the rule: it is housekeeping
+        held = ensure_incoming_lifecycle(store, bucket)
+        try:
+            config = store.get_bucket_lifecycle(bucket)
+        except S3Error:
+            config = None
+        rules = [r for r in (config.rules if config else []) if r.rule_id == INCOMING_RULE_ID]
+        # MinIO refuses AbortIncompleteMultipartUpload (it expires stale uploads itself); an
+        # S3 store that takes it holds exactly our rule. Either way the answer is the truth.
+        assert held == bool(rules)
+        for rule in rules:
+            assert rule.rule_filter.prefix == "incoming/"
+            assert rule.abort_incomplete_multipart_upload.days_after_initiation == 1
+    finally:
+        store.remove_bucket(bucket)
+        close_client(store)
