@@ -25,6 +25,7 @@ from minio.error import S3Error
 from connectors.ffmpeg import ffprobe_binary, probe
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
+from dataflows.transcode.outputs import RenditionStore
 from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import h264_clip
 from vidflow import events as ev
@@ -556,3 +557,30 @@ def test_two_process_cluster_encodes_one_video_on_both_processes(
     for process in processes:  # each process encoded one of the video's units
         lines = [line for line in process.log.read_text().splitlines() if "unit started" in line]
         assert any(request.video_id in line for line in lines), process.output()
+
+
+def test_cleanup_removes_only_what_the_cancelled_job_wrote(
+    tc_settings: Settings, tmp_path: Path
+) -> None:
+    """A unit cancelled while publishing removes its job's objects of its rungs; the earlier
+    job's objects it did not overwrite stay (one it overwrote is the cancelled job's now: the
+    earlier bytes are gone whatever the clean-up does)."""
+    client = make_client(tc_settings.storage)
+    bucket, layout = tc_settings.storage.bucket, ObjectLayout(tc_settings.storage)
+    earlier = RenditionStore(client, bucket, layout, "vid", "job-earlier")
+    cancelled = RenditionStore(client, bucket, layout, "vid", "job-cancelled")
+    for label in (144, 240):
+        earlier._put_text(layout.rendition("vid", label), "mp4", "video/mp4")
+        earlier._put_text(f"{layout.hls_dir('vid', label)}/segment_00000.ts", "ts", "video/mp2t")
+    # the cancelled reprocess got as far as overwriting one segment and adding another
+    cancelled._put_text(f"{layout.hls_dir('vid', 240)}/segment_00000.ts", "ts2", "video/mp2t")
+    cancelled._put_text(f"{layout.hls_dir('vid', 240)}/segment_00001.ts", "ts2", "video/mp2t")
+    removed = cancelled.remove_written_by("job-cancelled", [240, 144])
+    assert sorted(removed) == [
+        f"{layout.hls_dir('vid', 240)}/segment_00000.ts",
+        f"{layout.hls_dir('vid', 240)}/segment_00001.ts",
+    ]
+    assert objects_of(tc_settings, "vid") == sorted(
+        [layout.rendition("vid", 144), layout.rendition("vid", 240),
+         f"{layout.hls_dir('vid', 144)}/segment_00000.ts"]
+    )  # fmt: skip

@@ -1,0 +1,108 @@
+"""The transcode flow's stateful steps driven by hand (real objects, no services touched):
+an encode that cannot start gives its slot back, and finished videos leave no state."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+from bytewax.operators import StatefulLogic
+
+from connectors.storage import make_client
+from dataflows.kafka_io import Inbound, Outbound
+from dataflows.transcode.cluster import ClusterShape
+from dataflows.transcode.collect import CollectLogic
+from dataflows.transcode.context import TranscodeContext
+from dataflows.transcode.encode import EncodeLogic
+from dataflows.transcode.messages import JobClosed, JobOpened, UnitCancel, UnitStopped, UnitTask
+from dataflows.transcode.plan import PlanLogic
+from dataflows.transcode.profiles import load_profiles
+from vidflow import events as ev
+from vidflow.settings import Settings
+
+PROFILES = '{"test": [{"height": 240, "video_kbps": 500}, {"height": 144, "video_kbps": 200}]}'
+
+
+def context(home: Path, **transcode: object) -> TranscodeContext:
+    base = Settings()
+    settings = msgspec.structs.replace(
+        base,
+        home=home,
+        transcode=msgspec.structs.replace(base.transcode, profiles_json=PROFILES, **transcode),
+    )
+    return TranscodeContext(
+        settings, make_client(settings.storage), load_profiles(PROFILES), ClusterShape(), "ladder"
+    )
+
+
+def request(video: str = "v1", job: str = "j1") -> Inbound:
+    event = ev.TranscodeRequested(
+        id=f"{video}-{job}", video_id=video, job_id=job, profile="test",
+        source=ev.SourceRef(bucket="vidflow", key=f"sources/{video}/source", size=1,
+                            sha256="0" * 64),
+        probe=ev.Probe(duration=2.0, width=480, height=270, fps=25.0, has_audio=True),
+    )  # fmt: skip
+    return Inbound(event, "vidflow.jobs", 0, 7)
+
+
+def test_an_encode_that_cannot_start_gives_its_slot_back(tmp_path: Path) -> None:
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the work directory should be")  # mkdir fails
+    ctx = context(blocker, retries=2, retry_backoff=0.0)
+    planned, _ = PlanLogic(ctx, None).on_item(request())
+    task = next(item for item in planned if isinstance(item, UnitTask))
+    logic = EncodeLogic(ctx, None)
+    out, retain = logic.on_item(task)
+    failed = [o.event for o in out if isinstance(o, Outbound)]
+    assert failed and all(isinstance(e, ev.RenditionFailed) and not e.final for e in failed)
+    assert "could not start FFmpeg" in failed[0].error  # type: ignore[union-attr]
+    assert retain == StatefulLogic.RETAIN
+    assert ctx._slots[threading.get_ident()] == 0  # the slot is free again
+    assert ctx.take_slot()  # and can be taken
+    ctx.give_slot()
+    out, retain = logic.on_notify()  # the retry fails the same way: out of retries
+    events = [o.event for o in out if isinstance(o, Outbound)]
+    assert events and all(isinstance(e, ev.RenditionFailed) and e.final for e in events)
+    assert any(not isinstance(o, Outbound) and o.error for o in out)  # the unit's outcome
+    assert retain == StatefulLogic.DISCARD
+    assert ctx._slots[threading.get_ident()] == 0
+
+
+def test_a_cancel_for_a_unit_with_no_state_is_acknowledged(tmp_path: Path) -> None:
+    logic = EncodeLogic(context(tmp_path), None)
+    out, retain = logic.on_item(UnitCancel("j1", "v1/j1/ladder", "v1", "ladder"))
+    assert out == [UnitStopped("v1", "j1", "ladder")] and retain == StatefulLogic.DISCARD
+
+
+def test_plan_drops_duplicates_until_the_ttl_then_discards(tmp_path: Path) -> None:
+    ctx = context(tmp_path, state_ttl=0.3)
+    logic = PlanLogic(ctx, None)
+    out, retain = logic.on_item(request())
+    assert any(isinstance(o, JobOpened) for o in out) and retain == StatefulLogic.RETAIN
+    assert logic.notify_at() is not None
+    out, retain = logic.on_item(request())
+    assert out == [] and retain == StatefulLogic.RETAIN  # a duplicate within the TTL
+    time.sleep(0.35)
+    out, retain = logic.on_notify()
+    assert out == [] and retain == StatefulLogic.DISCARD
+
+
+def test_collect_keeps_a_tombstone_then_discards_it(tmp_path: Path) -> None:
+    ctx = context(tmp_path, state_ttl=0.3)
+    planned, _ = PlanLogic(ctx, None).on_item(request())
+    opened = next(item for item in planned if isinstance(item, JobOpened))
+    logic = CollectLogic(ctx, None)
+    assert logic.on_item(opened) == ([], StatefulLogic.RETAIN)
+    out, retain = logic.on_item(JobClosed("v1", "j1", "cancelled on request"))
+    assert out == [] and retain == StatefulLogic.RETAIN  # waits for the unit to be stopped
+    out, retain = logic.on_item(UnitStopped("v1", "j1", opened.plan.units[0]))
+    assert [type(o.event) for o in out] == [ev.JobCancelled]
+    assert retain == StatefulLogic.RETAIN  # the tombstone
+    assert logic.snapshot().closed == ["j1"] and logic.snapshot().plan is None
+    late, _ = logic.on_item(opened)  # a late message of the ended job is not adopted again
+    assert late == [] and logic.state.plan is None
+    time.sleep(0.35)
+    out, retain = logic.on_notify()
+    assert out == [] and retain == StatefulLogic.DISCARD
