@@ -133,3 +133,83 @@ def test_submit_uploads_and_the_source_is_verified(
     assert document["status"] == "timeout (queued)", done.stderr
     assert document["source"]["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
     assert document["source"]["key"] == f"sources/{document['video_id']}/source"
+
+
+@pytest.fixture
+def running_watcher(watch_settings: Settings, tmp_path: Path) -> Iterator[Path]:
+    """``DirectoryWatcher.run`` on a fresh root in a thread; yields the root."""
+    root = tmp_path / "watched"
+    root.mkdir()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=DirectoryWatcher(watch_settings, [root]).run, kwargs={"stop": stop}, daemon=True
+    )
+    thread.start()
+    time.sleep(0.5)  # the watches are in place
+    try:
+        yield root
+    finally:
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
+def test_a_closed_file_is_announced_and_completes_at_once(
+    watch_settings: Settings, running_watcher: Path, tmp_path: Path
+) -> None:
+    settings = msgspec.structs.replace(
+        watch_settings,
+        ingest=msgspec.structs.replace(
+            watch_settings.ingest, stream_timeout=60.0, close_is_final=True
+        ),
+    )
+    data = raw_clip(tmp_path / "src.mkv", seconds=2).read_bytes()
+    status = TopicReader(settings, settings.kafka.topic_status)
+    reader = TopicReader(settings, settings.kafka.topic_file_events)
+    with FlowProcess("dataflows.ingest_flow", settings, tmp_path / "flow") as flow:
+        target = running_watcher / "recorder.mkv"
+        with target.open("wb") as handle:
+            for start in range(0, len(data), len(data) // 3 + 1):
+                handle.write(data[start : start + len(data) // 3 + 1])
+                handle.flush()
+                time.sleep(0.4)
+        closed_at = time.monotonic()
+        closed = reader.wait_for(lambda es: any(isinstance(e, ev.FileClosed) for e in es), 20)
+        event = next(e for e in closed if isinstance(e, ev.FileClosed))
+        assert event.path == str(target) and event.size == len(data)
+        status.wait_for(
+            lambda es: any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in es), 30, flow
+        )
+        assert time.monotonic() - closed_at < 20  # the close, not the 60 s timeout, completed it
+        time.sleep(2.0)  # a late file.changed of the same write would start a second version
+        status.poll(1.0)
+        flow.assert_running()
+    reader.close()
+    status.close()
+    completed = [e for e in status.events if isinstance(e, ev.IngestCompleted)]
+    assert len(completed) == 1
+    assert completed[0].manifest.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_a_directory_moved_into_a_root_has_its_files_reported(
+    watch_settings: Settings, running_watcher: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "card-dump"
+    (outside / "day1").mkdir(parents=True)
+    (outside / "a.mp4").write_bytes(b"a" * 100)
+    (outside / "day1" / "b.mp4").write_bytes(b"b" * 200)
+    moved = running_watcher / "card-dump"
+    outside.rename(moved)
+    expected = {str(moved / "a.mp4"): 100, str(moved / "day1" / "b.mp4"): 200}
+
+    reader = TopicReader(watch_settings, watch_settings.kafka.topic_file_events)
+
+    def closed(events: list[ev.AnyEvent]) -> dict[str, int]:
+        return {e.path: e.size for e in events if isinstance(e, ev.FileClosed)}
+
+    reader.wait_for(lambda es: closed(es) == expected, 20)
+    # a file written later inside the moved directory is watched too
+    (moved / "day1" / "c.mp4").write_bytes(b"c" * 300)
+    expected[str(moved / "day1" / "c.mp4")] = 300
+    reader.wait_for(lambda es: closed(es) == expected, 20)
+    reader.close()
