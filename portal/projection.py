@@ -72,8 +72,8 @@ def _video_changes(event: ev.Event) -> dict[str, Any]:
             }
         case ev.ChunkStored():
             return {"size": event.bytes_so_far}
-        case ev.IngestRestarted():
-            return {"size": 0, "status": "ingesting"}
+        case ev.IngestRestarted():  # this version is abandoned; a new video carries on
+            return {"size": 0, "status": "cancelled", "error": event.reason}
         case ev.IngestCompleted():
             m = event.manifest
             return {

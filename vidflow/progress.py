@@ -50,8 +50,8 @@ def apply_event(summary: VideoSummary, event: ev.AnyEvent) -> VideoSummary:
             summary.status, summary.filename = "ingesting", event.filename
         case ev.ChunkStored():
             summary.bytes_ingested = max(summary.bytes_ingested, event.bytes_so_far)
-        case ev.IngestRestarted():
-            summary.bytes_ingested = 0
+        case ev.IngestRestarted():  # this version is abandoned; a new video carries on
+            summary.bytes_ingested, summary.status, summary.error = 0, "cancelled", event.reason
         case ev.IngestCompleted():
             m = event.manifest
             summary.source = SourceSummary(key=m.source_key, size=m.size, sha256=m.sha256)

@@ -206,19 +206,25 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
     def _on_file(self, value: Inbound, event: ev.FileChanged | ev.FileClosed) -> list[Outbound]:
         out: list[Outbound] = []
         state = self.state
+        # a new version of the file is a new video, named after the event that starts it
+        video_id = video_id_for(event.stream_id, value.topic, value.partition, value.offset)
         if state is not None:
             replaced = bool(event.inode and state.inode and event.inode != state.inode)
             shrunk = event.size < state.known_size
             if replaced or shrunk:
                 why = "the file was replaced" if replaced else "the file shrank"
-                out.append(self._status(ev.IngestRestarted, reason=f"{why}; starting over"))
+                successor = video_id_for(
+                    event.stream_id, value.topic, value.partition, value.offset
+                )
+                reason = f"{why}; its ingest starts over as video {successor}"
+                out.append(self._status(ev.IngestRestarted, reason=reason))
                 self._abandon_source(state)
                 self._restart_file_sha()
                 state = None
         if state is None:
             state = StreamState(
                 stream_id=event.stream_id,
-                video_id=video_id_for(event.stream_id, value.topic, value.partition, value.offset),
+                video_id=video_id,
                 origin="watch",
                 location=event.path,
                 filename=PurePath(event.path).name,

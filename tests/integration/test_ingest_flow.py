@@ -572,6 +572,7 @@ def test_a_replaced_or_shrunk_file_restarts_its_stream_and_ends_as_one_source(
     assert not any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in first)
     every = [e for e in status.events if isinstance(e, ev.IngestCompleted)]
     assert len(every) == 1 and every[0].video_id != first_video
+    assert every[0].video_id in restarted[0].reason  # the abandoned video names its successor
     completed = next(e for e in events if isinstance(e, ev.IngestCompleted))
     assert_source_matches(settings, completed, final)
 

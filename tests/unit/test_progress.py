@@ -43,3 +43,12 @@ def test_failure_is_terminal_with_its_reason() -> None:
         ev.JobFailed(id="2", seq=2, reason="not a video", stage="probe", **BASE),
     )
     assert summary.finished and summary.status == "failed" and summary.error == "not a video"
+
+
+def test_an_abandoned_version_ends_cancelled_naming_its_successor() -> None:
+    summary = fold(
+        ev.IngestStarted(id="1", seq=1, origin="watch", **BASE),
+        ev.IngestRestarted(id="2", seq=2, reason="the file shrank; … as video v2", **BASE),
+    )
+    assert summary.finished and summary.status == "cancelled"
+    assert summary.error is not None and "v2" in summary.error
