@@ -209,10 +209,17 @@ def _releaser(response: BaseHTTPResponse) -> Any:
 
 
 async def _row_events(
-    hub: NotifyHub, state: State, viewer: Viewer, only: str | None, since: float | None = None
+    hub: NotifyHub,
+    state: State,
+    viewer: Viewer,
+    only: str | None,
+    since: float | None = None,
+    shown: frozenset[str] | None = None,
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
-    """Re-rendered HTML for each changed video; a video born after the page loaded is sent as
-    ``video-new`` once (the page prepends it), later changes as ``video-<id>`` (swapped). For
+    """Re-rendered HTML for each changed video; a video new to the page is sent as
+    ``video-new`` once (the page prepends it), later changes as ``video-<id>`` (swapped). New
+    means not among the rows the page ``shown`` and recent, when the page says what it shows:
+    a video whose first event was made before the page but projected after it is new too. For
     one video (``only``): its status block as ``status`` and its timeline as ``timeline``.
 
     ``since`` is when the page was rendered: whatever changed after it is sent at once, so a
@@ -220,7 +227,7 @@ async def _row_events(
     connection (:data:`RESYNC`) what changed meanwhile is sent again the same way.
     """
     queue = hub.subscribe()
-    born_after = since if since is not None else time.time() - 1
+    born_after = (since - RESYNC_SLACK) if since is not None else time.time() - 1
     announced: set[str] = set()
     renders: SharedRenders = state.renders
 
@@ -239,7 +246,10 @@ async def _row_events(
         row = await renders.get(video_id, "_video_row.html")
         if row is None or not viewer.sees(row.owner):
             return
-        if row.created_ts >= born_after and video_id not in announced:
+        new = row.created_ts >= born_after and (shown is None or video_id not in shown)
+        if since is not None and shown is None:
+            new = new and row.created_ts >= since
+        if new and video_id not in announced:
             announced.add(video_id)
             yield ServerSentEventMessage(data=row.html, event="video-new")
         else:
@@ -283,11 +293,15 @@ def _one_line(template: str, **context: Any) -> str:
 
 @get("/events")
 async def all_events(
-    request: Request[Any, Any, Any], state: State, since: FromQuery[float | None] = None
+    request: Request[Any, Any, Any],
+    state: State,
+    since: FromQuery[float | None] = None,
+    shown: FromQuery[str | None] = None,
 ) -> ServerSentEvent:
     """Server-sent events: a re-rendered row whenever a video the user may see changes (and at
     once every row changed after ``since``, the page's render time)."""
-    return ServerSentEvent(_row_events(state.hub, state, viewer_of(request), None, since))
+    on_page = None if shown is None else frozenset(i for i in shown.split(",") if i)
+    return ServerSentEvent(_row_events(state.hub, state, viewer_of(request), None, since, on_page))
 
 
 @get("/videos/{video_id:str}/events")

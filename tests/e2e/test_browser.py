@@ -144,6 +144,17 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
             style = thumb.get_attribute("style") or ""
             assert "sprite.jpg" in style and "background-position" in style
             page.screenshot(path=str(ARTIFACTS / "video-playing.png"), full_page=True)
+
+            # Reprocess with another profile: the answer shows on the page, and the new job's
+            # events reach the timeline live (no reload).
+            entries = page.locator("#timeline li").count()
+            page.select_option("select[name=profile]", "small")
+            page.click("section.actions button:has-text('Reprocess')")
+            page.locator("#action-result", has_text="profile small").wait_for(timeout=15_000)
+            page.wait_for_function(
+                f"() => document.querySelectorAll('#timeline li').length > {entries}",
+                timeout=120_000,
+            )
             assert refused == []
         finally:
             browser.close()

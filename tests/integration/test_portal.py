@@ -259,6 +259,13 @@ def test_a_status_event_reaches_the_browser_stream_without_polling(
             lines = s.iter_lines()
             assert "ingesting" in _sse_data(lines, "status")  # at once, no new event needed
             assert "source verified" in _sse_data(lines, "timeline")
+
+        # The videos page says what it shows: a recent video it did not show (its first event
+        # made before the page, projected after) is new to it; one it showed is swapped.
+        for shown, event in (("", "video-new"), (video_id, f"video-{video_id}")):
+            params = {"since": since, "shown": shown}
+            with httpx.stream("GET", f"{base}/events", params=params, headers=auth) as s:
+                assert video_id in _sse_data(s.iter_lines(), event)
     finally:
         stop.set()
         worker.join(10)
