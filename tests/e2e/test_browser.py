@@ -114,7 +114,9 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
             )
             _log_in(page, base, settings, "e2e")  # the owner `upload` below records
             page.goto(base + "/")
-            page.wait_for_function("document.querySelector('[sse-connect]') !== null")
+            # predicates are functions: a bare expression is polled through eval, which the
+            # page's content security policy (rightly) refuses
+            page.wait_for_function("() => document.querySelector('[sse-connect]') !== null")
             page.wait_for_timeout(500)  # the event stream is open
             video_id, _ = upload(settings, clip, "small", "e2e", quiet=True)
             row = page.locator(f"#video-{video_id}")
@@ -124,7 +126,7 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
 
             page.goto(f"{base}/videos/{video_id}")
             page.wait_for_function(
-                "document.getElementById('levels').options.length >= 3", timeout=30_000
+                "() => document.getElementById('levels').options.length >= 3", timeout=30_000
             )
             page.evaluate(
                 "() => { const v = document.getElementById('player'); v.muted = true; v.play(); }"
