@@ -21,6 +21,7 @@ __all__ = [
     "make_producer",
     "produce_event",
     "wait_for_kafka",
+    "wait_for_topics",
 ]
 
 
@@ -93,6 +94,22 @@ def ensure_topics(k: KafkaSettings, topics: list[str] | None = None, timeout: fl
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
+    wait_for_topics(k, missing, timeout)
+
+
+def wait_for_topics(k: KafkaSettings, topics: list[str], timeout: float = 60.0) -> None:
+    """Block until every topic's partitions show in the metadata: a topic just created (or a
+    broker just restarted) is briefly "unknown", and a reader built then fails at start-up."""
+    admin = make_admin(k, quiet=True)
+
+    def probe() -> None:
+        for topic in topics:
+            metadata = admin.list_topics(topic, timeout=2.0).topics.get(topic)
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                why = metadata.error if metadata is not None else "absent"
+                raise LookupError(f"topic {topic} is not ready ({why})")
+
+    wait_until(f"Kafka topics {', '.join(topics)} at {k.bootstrap}", probe, timeout)
 
 
 def high_watermarks(k: KafkaSettings, topic: str, timeout: float = 10.0) -> dict[int, int]:

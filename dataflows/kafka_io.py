@@ -19,8 +19,11 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.dataflow import Dataflow, Stream, operator
 
+from connectors.kafka import wait_for_kafka, wait_for_topics
 from vidflow.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
 from vidflow.settings import KafkaSettings
+
+START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
 
 __all__ = ["Inbound", "Outbound", "ReadResult", "read_events", "write_events", "write_results"]
 
@@ -81,7 +84,11 @@ def read_events(
 
     ``expect`` is the event family every message must belong to, or one per topic (a topic
     missing from the mapping takes any family); a message of another family is a dead letter.
+    The broker may still be starting, or a topic just created not yet in its metadata: both are
+    waited for here, before the source lists its partitions (which would fail the flow).
     """
+    wait_for_kafka(kafka, timeout=START_TIMEOUT)
+    wait_for_topics(kafka, topics, timeout=START_TIMEOUT)
     source = KafkaSource(
         [kafka.bootstrap], topics, tail=True, raise_on_errors=False, batch_size=batch_size
     )

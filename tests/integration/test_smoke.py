@@ -12,7 +12,16 @@ import psycopg
 import pytest
 
 from connectors.ffmpeg import ffmpeg_binary, probe
-from connectors.kafka import flush_or_raise, make_consumer, make_producer, produce_event
+from connectors.kafka import (
+    ensure_topics,
+    flush_or_raise,
+    make_admin,
+    make_consumer,
+    make_producer,
+    produce_event,
+    wait_for_topics,
+)
+from connectors.retry import ServiceUnavailable
 from connectors.storage import make_client
 from vidflow import events as ev
 from vidflow.settings import Settings
@@ -42,6 +51,16 @@ def test_event_through_kafka_comes_back_decoded(isolated_settings: Settings) -> 
         assert ev.decode(message.value(), expect="file-events") == sent
     finally:
         consumer.close()
+
+
+def test_a_created_topic_is_ready_when_ensure_returns(settings: Settings) -> None:
+    topic = f"fresh-{uuid.uuid4().hex[:10]}"
+    ensure_topics(settings.kafka, [topic])
+    metadata = make_admin(settings.kafka).list_topics(topic, timeout=5).topics[topic]
+    assert metadata.error is None and len(metadata.partitions) == settings.kafka.partitions
+    with pytest.raises(ServiceUnavailable, match="never-created"):  # named, not hung on
+        wait_for_topics(settings.kafka, [f"never-created-{uuid.uuid4().hex[:6]}"], timeout=2)
+    make_admin(settings.kafka).delete_topics([topic])
 
 
 def test_object_through_minio(isolated_settings: Settings) -> None:
