@@ -457,6 +457,8 @@ def test_a_multipart_source_lost_while_the_flow_was_down_is_composed_again(
     """The snapshot still names a multipart upload the store no longer knows (completed right
     before a SIGKILL, or expired as stale): the resumed stream composes its source in one go."""
     original = raw_clip(tmp_path / "clip.mkv", seconds=6).read_bytes()  # 17 MB, 4 chunks
+    # the half-written stream must still be open at the kill, not completed by its timeout
+    ingest_settings = with_ingest(ingest_settings, stream_timeout=8.0)
     writer = Writer(ingest_settings, tmp_path / "lost-upload.mkv")
     process = FlowProcess("dataflows.ingest_flow", ingest_settings, tmp_path / "flow").start()
     client = make_client(ingest_settings.storage)
