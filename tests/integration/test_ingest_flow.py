@@ -317,6 +317,9 @@ def test_sigkill_and_resume_gives_the_same_manifest(
     ingest_settings: Settings, status: TopicReader, tmp_path: Path
 ) -> None:
     original = raw_clip(tmp_path / "clip.mkv", seconds=6).read_bytes()  # 17 MB, 4 chunks
+    # the stream must still be open at the kill: completing by its timeout first would make the
+    # rest of the file a new version and test something else
+    ingest_settings = with_ingest(ingest_settings, stream_timeout=8.0)
     writer = Writer(ingest_settings, tmp_path / "crash.mkv")
     process = FlowProcess("dataflows.ingest_flow", ingest_settings, tmp_path / "flow").start()
     try:
@@ -336,6 +339,7 @@ def test_sigkill_and_resume_gives_the_same_manifest(
         process.stop()
     completed = [e for e in events if isinstance(e, ev.IngestCompleted)]
     assert len({c.manifest.sha256 for c in completed}) == 1
+    assert len({e.video_id for e in status.events if isinstance(e, ev.IngestStarted)}) == 1
     manifest = completed[0].manifest
     offsets = [c.offset for c in manifest.chunks]
     assert offsets == sorted(set(offsets))  # no chunk lost or listed twice
