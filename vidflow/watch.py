@@ -78,23 +78,7 @@ class DirectoryWatcher:
 
     def report_changed(self, path: Path) -> bool:
         """Send ``file.changed`` if ``path`` differs from what was last reported."""
-        if not self._acceptable(path):
-            return False
-        try:
-            facts = FileFacts.of(path)
-        except FileNotFoundError:
-            return False
-        if self.reported.get(str(path)) == facts:
-            return False
-        event = ev.FileChanged(
-            id=ev.event_id("file.changed", self.host, path, facts.size, facts.mtime, facts.inode),
-            stream_id=stream_id_for(self.host, path), host=self.host, path=str(path),
-            size=facts.size, mtime=facts.mtime, inode=facts.inode,
-        )  # fmt: skip
-        produce_event(self.producer, self.topic, event)
-        self.reported[str(path)] = facts
-        EVENTS.labels(type=event.type).inc()
-        return True
+        return self._report(path, ev.FileChanged, only_if_new=True)
 
     def report_closed(self, path: Path) -> bool:
         """Send ``file.closed``: the writer is done (closed after writing, or renamed into place).
@@ -102,14 +86,22 @@ class DirectoryWatcher:
         Always sent, even when the size was reported already; the facts are recorded, so the
         debounced ``file.changed`` of the same write that may come later is not sent after it
         (an event after completion would start a new version)."""
+        return self._report(path, ev.FileClosed, only_if_new=False)
+
+    def _report(
+        self, path: Path, kind: type[ev.FileChanged | ev.FileClosed], *, only_if_new: bool
+    ) -> bool:
         if not self._acceptable(path):
             return False
         try:
             facts = FileFacts.of(path)
         except FileNotFoundError:
             return False
-        event = ev.FileClosed(
-            id=ev.event_id("file.closed", self.host, path, facts.size, facts.mtime, facts.inode),
+        if only_if_new and self.reported.get(str(path)) == facts:
+            return False
+        tag = str(kind.__struct_config__.tag)
+        event = kind(
+            id=ev.event_id(tag, self.host, path, facts.size, facts.mtime, facts.inode),
             stream_id=stream_id_for(self.host, path), host=self.host, path=str(path),
             size=facts.size, mtime=facts.mtime, inode=facts.inode,
         )  # fmt: skip
