@@ -14,6 +14,7 @@ from vidflow.settings import KafkaSettings
 
 __all__ = [
     "KafkaDeliveryError",
+    "end_offsets",
     "ensure_topics",
     "high_watermarks",
     "make_admin",
@@ -112,22 +113,34 @@ def wait_for_topics(k: KafkaSettings, topics: list[str], timeout: float = 60.0) 
     wait_until(f"Kafka topics {', '.join(topics)} at {k.bootstrap}", probe, timeout)
 
 
-def high_watermarks(k: KafkaSettings, topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """The next offset to be written, per partition: the end a reader's lag is measured to."""
+def end_offsets(
+    k: KafkaSettings, topics: list[str], timeout: float = 10.0
+) -> dict[str, dict[int, int]]:
+    """The next offset to be written, per partition of each of ``topics`` that exists (one
+    short-lived consumer): the end a reader's lag is measured to."""
     consumer = make_consumer(k, group_id="vidflow-watermarks")
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
-        if metadata.error is not None:
-            raise KafkaException(metadata.error)
-        marks: dict[int, int] = {}
-        for partition in metadata.partitions:
-            _, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout
-            )
-            marks[partition] = high
-        return marks
+        metadata = consumer.list_topics(timeout=timeout).topics
+        return {
+            topic: {
+                partition: consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout
+                )[1]
+                for partition in sorted(metadata[topic].partitions)
+            }
+            for topic in topics
+            if topic in metadata and metadata[topic].error is None
+        }
     finally:
         consumer.close()
+
+
+def high_watermarks(k: KafkaSettings, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """:func:`end_offsets` of one topic, which must exist."""
+    ends = end_offsets(k, [topic], timeout)
+    if topic not in ends:
+        raise KafkaException(f"topic {topic} does not exist at {k.bootstrap}")
+    return ends[topic]
 
 
 def wait_for_kafka(k: KafkaSettings, timeout: float = 60.0) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Producer
 from litestar import get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
@@ -25,12 +25,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.kafka import flush_or_raise, make_consumer
+from connectors.kafka import end_offsets, flush_or_raise
 from portal import queries
 from portal.auth import requires_admin
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
 from vidflow import events as ev
-from vidflow.settings import KafkaSettings, Settings
+from vidflow.settings import Settings
 
 __all__ = [
     "Operations",
@@ -73,26 +73,6 @@ class Operations:
     prometheus_error: str = ""
     kafka_error: str = ""
     letters: list[queries.Letter] = field(default_factory=list)
-
-
-def _watermarks(
-    k: KafkaSettings, topics: list[str], timeout: float = 5.0
-) -> dict[str, dict[int, int]]:
-    """End offset of every partition of ``topics``, through one short-lived consumer."""
-    consumer = make_consumer(k, group_id="vidflow-portal-operations")
-    try:
-        metadata = consumer.list_topics(timeout=timeout).topics
-        ends: dict[str, dict[int, int]] = {}
-        for topic in topics:
-            if topic not in metadata:
-                continue
-            ends[topic] = {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-                for p in sorted(metadata[topic].partitions)
-            }
-        return ends
-    finally:
-        consumer.close()
 
 
 async def _prometheus(settings: Settings, query: str, client: httpx.AsyncClient) -> list[Any]:
@@ -147,7 +127,7 @@ async def gather(state: State) -> Operations:
 
     async def kafka() -> dict[str, dict[int, int]]:
         try:
-            return await asyncio.to_thread(_watermarks, settings.kafka, topics)
+            return await asyncio.to_thread(end_offsets, settings.kafka, topics, 5.0)
         except Exception as exc:  # noqa: BLE001 - shown on the page instead
             ops.kafka_error = f"Kafka unreachable: {type(exc).__name__}: {exc}"
             return {}
