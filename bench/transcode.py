@@ -2,8 +2,10 @@
 
 A generated 1080p clip (60 s by default) through the default profile. Prints one JSON line per
 figure: the flow from ``transcode.requested`` to ``job.completed`` and to the first playable
-master playlist; one ``ffmpeg`` producing the same MP4 rungs with one decode (the reference);
-one ``ffmpeg`` per rung in sequence (the naive way); and the ratios.
+master playlist; one ``ffmpeg`` producing the same MP4 rungs with one decode, each rung scaled
+from the source as a hand-written ladder command does (the reference); one ``ffmpeg`` per rung in
+sequence (the naive way); the flow's own command (rungs scaled in cascade) run bare, outside the
+flow, so the flow's own overhead shows too; and the ratios.
 
 Needs the local stack (``vidflow stack up``). Usage: ``python bench/transcode.py [--seconds 60]``.
 """
@@ -79,13 +81,16 @@ def main() -> None:
         planned = plan_ladder(found, DEFAULT_LADDER)
         preset = base.transcode.preset
 
-        reference = timed(encode_command(ffmpeg_binary(), str(clip), found, planned, work, preset))
+        ffmpeg = ffmpeg_binary()
+        by_hand = encode_command(ffmpeg, str(clip), found, planned, work, preset, cascade=False)
+        reference = timed(by_hand)
         emit("reference_single_decode_seconds", reference, "s", rungs=[p.label for p in planned])
         naive = sum(
-            timed(encode_command(ffmpeg_binary(), str(clip), found, [p], work, preset))
-            for p in planned
+            timed(encode_command(ffmpeg, str(clip), found, [p], work, preset)) for p in planned
         )
         emit("naive_one_ffmpeg_per_rung_seconds", naive, "s")
+        bare = timed(encode_command(ffmpeg, str(clip), found, planned, work, preset))
+        emit("flow_command_bare_seconds", bare, "s", note="the flow's cascaded command, no flow")
 
         settings = msgspec.structs.replace(isolated_copy(base, prefix="bench"), home=work / "home")
         data = clip.read_bytes()
@@ -123,6 +128,7 @@ def main() -> None:
         emit("flow_requested_to_completed_seconds", total, "s")
         emit("flow_first_playable_seconds", first_playable, "s", clip_seconds=args.seconds)
         emit("flow_vs_reference", total / reference, "ratio", target="<= 1.15")
+        emit("flow_vs_its_bare_command", total / bare, "ratio", note="what the flow itself costs")
         emit("flow_vs_naive", total / naive, "ratio", target="< 1")
         emit(
             "first_playable_vs_clip_duration",

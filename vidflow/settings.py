@@ -147,6 +147,11 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     """How jobs become renditions."""
 
     max_encodes_per_worker: int = 1
+    # A video's first-playable unit (its lowest rung, made alone) runs beside the bulk encodes,
+    # in slots of its own; the bulk encodes run at this niceness so it gets the CPU first (and
+    # the portal, Kafka and MinIO stay responsive under a long ladder).
+    early_encodes_per_worker: int = 1
+    bulk_nice: int = 10
     retries: int = 3
     retry_backoff: float = 2.0
     stall_timeout: float = 60.0
@@ -161,6 +166,15 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     profiles_json: str = ""
     preset: str = "veryfast"
     poll_interval: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_encodes_per_worker < 1 or self.early_encodes_per_worker < 1:
+            raise SettingsError(
+                "VIDFLOW_TRANSCODE_MAX_ENCODES_PER_WORKER and _EARLY_ENCODES_PER_WORKER must be "
+                "at least 1 (no unit would ever start)."
+            )
+        if not 0 <= self.bulk_nice <= 19:
+            raise SettingsError("VIDFLOW_TRANSCODE_BULK_NICE must be a niceness from 0 to 19.")
 
 
 class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):

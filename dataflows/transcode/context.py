@@ -39,24 +39,27 @@ class TranscodeContext:
         self.unit_mode = unit_mode
         self.layout = ObjectLayout(settings.storage)
         self.workroot = Path(settings.home).resolve() / "work" / "transcode"
-        self._slots: dict[int, int] = {}
+        self._slots: dict[tuple[int, bool], int] = {}
         self._lock = threading.Lock()
 
-    def take_slot(self) -> bool:
+    def take_slot(self, early: bool = False) -> bool:
         """One of this worker's encode slots, if free (a worker is a thread, and every key of a
-        step on a worker runs on that thread)."""
+        step on a worker runs on that thread). ``early`` units have slots of their own, so a new
+        video's first rung never waits behind another video's long ladder."""
+        limits = self.settings.transcode
+        limit = limits.early_encodes_per_worker if early else limits.max_encodes_per_worker
         with self._lock:
-            worker = threading.get_ident()
-            if self._slots.get(worker, 0) >= self.settings.transcode.max_encodes_per_worker:
+            slot = (threading.get_ident(), early)
+            if self._slots.get(slot, 0) >= limit:
                 return False
-            self._slots[worker] = self._slots.get(worker, 0) + 1
+            self._slots[slot] = self._slots.get(slot, 0) + 1
             metrics.RUNNING.inc()
             return True
 
-    def give_slot(self) -> None:
+    def give_slot(self, early: bool = False) -> None:
         with self._lock:
-            worker = threading.get_ident()
-            self._slots[worker] = max(0, self._slots.get(worker, 0) - 1)
+            slot = (threading.get_ident(), early)
+            self._slots[slot] = max(0, self._slots.get(slot, 0) - 1)
             metrics.RUNNING.dec()
 
 

@@ -175,7 +175,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         if self.ffmpeg is not None:
             self.ffmpeg.kill()
             self.ffmpeg = None
-            self.ctx.give_slot()
+            assert self.state is not None
+            self.ctx.give_slot(self.state.task.early)
         if self.child is not None:
             self.child.kill()
             self.child = None
@@ -196,7 +197,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         if state is None:
             return []
         if state.status == "pending" and state.not_before <= time.time():
-            if self.ctx.take_slot():
+            if self.ctx.take_slot(state.task.early):
                 return self._start()
         elif state.status == "encoding":
             return self._follow()
@@ -230,9 +231,12 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 workdir,
                 self.ctx.settings.transcode.preset,
             )
-            self.ffmpeg = FFmpegRun(argv, plan.request.probe.duration, workdir / "ffmpeg.log")
+            nice = 0 if task.early else self.ctx.settings.transcode.bulk_nice
+            self.ffmpeg = FFmpegRun(
+                argv, plan.request.probe.duration, workdir / "ffmpeg.log", nice=nice
+            )
         except Exception as exc:  # a full disk, a missing binary, a failed fork
-            self.ctx.give_slot()
+            self.ctx.give_slot(state.task.early)
             log.exception("unit could not start", unit=state.run)
             return self._failed("transient", f"could not start FFmpeg: {type(exc).__name__}: {exc}")
         state.status = "encoding"
@@ -277,7 +281,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             code = run.kill()
         run.close()
         self.ffmpeg = None
-        self.ctx.give_slot()
+        self.ctx.give_slot(state.task.early)
         if code != 0:
             kind = classify_failure(code, detail or f"exit code {code}", run.killed)
             return out + self._failed(kind, detail or f"exit code {code}")

@@ -60,6 +60,7 @@ class UnitTask:
     unit_id: str
     labels: tuple[int, ...]
     key: str  # the routing key this unit is keyed by
+    early: bool = False  # the first-playable unit: its own slot, not niced (see group_units)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def make_plan(
     units = group_units(planned, ctx.unit_mode)
     plan = JobPlan(request, position, tuple(planned), tuple(u.unit_id for u in units), nonce)
     keys = unit_routing_keys(f"{request.video_id}/{request.job_id}", plan.units, ctx.shape.workers)
-    tasks = [UnitTask(plan, u.unit_id, u.labels, keys[u.unit_id]) for u in units]
+    tasks = [UnitTask(plan, u.unit_id, u.labels, keys[u.unit_id], u.early) for u in units]
     return plan, tasks, keys
 
 

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 from dataflows.transcode.progress import ProgressParser, ProgressReading
@@ -58,8 +59,10 @@ _PRCTL.argtypes = [ctypes.c_int, ctypes.c_ulong]
 _PRCTL.restype = ctypes.c_int
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(nice: int = 0) -> None:
     _PRCTL(_PR_SET_PDEATHSIG, _SIGKILL)
+    if nice > 0:
+        os.nice(nice)
 
 
 def classify_failure(returncode: int, stderr: str, killed: bool) -> str:
@@ -81,7 +84,7 @@ def classify_failure(returncode: int, stderr: str, killed: bool) -> str:
 class FFmpegRun:
     """A running FFmpeg whose ``-progress pipe:1`` output is read as it comes."""
 
-    def __init__(self, argv: list[str], duration: float, log: Path) -> None:
+    def __init__(self, argv: list[str], duration: float, log: Path, nice: int = 0) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = log
         self._stderr = log.open("wb")
@@ -90,7 +93,7 @@ class FFmpegRun:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent if nice <= 0 else partial(_die_with_parent, nice),
         )
         assert self.process.stdout is not None
         os.set_blocking(self.process.stdout.fileno(), False)

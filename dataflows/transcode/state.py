@@ -24,26 +24,32 @@ UnitStatus = Literal["pending", "encoding", "publishing", "cleaning", "done"]
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """One FFmpeg run making one or several rungs."""
+    """One FFmpeg run making one or several rungs; ``early``: the lowest rung, made alone so the
+    video is playable soon (it runs beside the bulk encodes instead of waiting for a slot)."""
 
     unit_id: str
     labels: tuple[int, ...]
+    early: bool = False
 
 
 def group_units(planned: list[PlannedRendition], mode: str) -> list[UnitSpec]:
     """The units of a ladder, lowest rung first.
 
     ``rung``: one run per rung (most parallel across a cluster). ``ladder``: one run decodes the
-    source once for every rung (least CPU); with three rungs or more the lowest rung runs alone
-    first, so the video is playable within seconds, at the price of one more decode, which is
-    cheap next to the encodes.
+    source once for every rung (least CPU); with three rungs or more the lowest rung runs alone,
+    so the video is playable within seconds, at the price of one more decode, which is cheap
+    next to the encodes. Either way, with more than one unit the lowest rung is ``early``.
     """
     labels = tuple(p.label for p in sorted(planned, key=lambda p: p.label))
     if mode == "rung":
-        return [UnitSpec(f"{label}p", (label,)) for label in labels]
-    if len(labels) >= 3:
-        return [UnitSpec(f"{labels[0]}p", labels[:1]), UnitSpec("ladder", labels[1:])]
-    return [UnitSpec("ladder", labels)] if labels else []
+        units = [UnitSpec(f"{label}p", (label,)) for label in labels]
+    elif len(labels) >= 3:
+        units = [UnitSpec(f"{labels[0]}p", labels[:1]), UnitSpec("ladder", labels[1:])]
+    else:
+        units = [UnitSpec("ladder", labels)] if labels else []
+    if len(units) > 1:
+        units[0] = UnitSpec(units[0].unit_id, units[0].labels, early=True)
+    return units
 
 
 @dataclass

@@ -40,6 +40,10 @@ def test_invalid_value_names_the_field() -> None:
 def test_chunk_size_below_compose_minimum_is_refused() -> None:
     with pytest.raises(SettingsError, match="5 MiB compose minimum"):
         load_settings({"VIDFLOW_INGEST_CHUNK_SIZE": str(4 * MiB)})
+    with pytest.raises(SettingsError, match="at least 1"):
+        load_settings({"VIDFLOW_TRANSCODE_EARLY_ENCODES_PER_WORKER": "0"})
+    with pytest.raises(SettingsError, match="niceness from 0 to 19"):
+        load_settings({"VIDFLOW_TRANSCODE_BULK_NICE": "25"})
 
 
 def test_secrets_are_masked() -> None:

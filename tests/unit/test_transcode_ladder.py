@@ -81,8 +81,11 @@ def test_units_ladder_or_one_per_rung() -> None:
         ("144p", (144,)),
         ("ladder", (240, 360, 480, 720)),
     ]
+    assert [u.early for u in ladder] == [True, False]  # 144p runs beside the bulk encodes
     rungs = group_units(planned, "rung")
+    assert [u.early for u in rungs] == [True, False, False, False, False]
     assert [u.labels for u in rungs] == [(144,), (240,), (360,), (480,), (720,)]
     assert [u.unit_id for u in rungs] == ["144p", "240p", "360p", "480p", "720p"]
     two = plan_ladder(probe(426, 240), DEFAULT_LADDER)
     assert [u.labels for u in group_units(two, "ladder")] == [(144, 240)]  # one decode
+    assert not group_units(two, "ladder")[0].early  # a lone unit is simply the job

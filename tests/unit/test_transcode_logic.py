@@ -59,7 +59,7 @@ def test_an_encode_that_cannot_start_gives_its_slot_back(tmp_path: Path) -> None
     assert failed and all(isinstance(e, ev.RenditionFailed) and not e.final for e in failed)
     assert "could not start FFmpeg" in failed[0].error  # type: ignore[union-attr]
     assert retain == StatefulLogic.RETAIN
-    assert ctx._slots[threading.get_ident()] == 0  # the slot is free again
+    assert ctx._slots[(threading.get_ident(), False)] == 0  # the slot is free again
     assert ctx.take_slot()  # and can be taken
     ctx.give_slot()
     out, retain = logic.on_notify()  # the retry fails the same way: out of retries
@@ -67,7 +67,18 @@ def test_an_encode_that_cannot_start_gives_its_slot_back(tmp_path: Path) -> None
     assert events and all(isinstance(e, ev.RenditionFailed) and e.final for e in events)
     assert any(not isinstance(o, Outbound) and o.error for o in out)  # the unit's outcome
     assert retain == StatefulLogic.DISCARD
-    assert ctx._slots[threading.get_ident()] == 0
+    assert ctx._slots[(threading.get_ident(), False)] == 0
+
+
+def test_the_first_playable_unit_has_slots_of_its_own(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    assert ctx.take_slot()  # the bulk slot (max_encodes_per_worker = 1) ...
+    assert not ctx.take_slot()  # ... is taken
+    assert ctx.take_slot(early=True)  # a new video's lowest rung still starts
+    assert not ctx.take_slot(early=True)
+    ctx.give_slot(early=True)
+    ctx.give_slot()
+    assert ctx.take_slot() and ctx.take_slot(early=True)
 
 
 def test_a_cancel_for_a_unit_with_no_state_is_acknowledged(tmp_path: Path) -> None:

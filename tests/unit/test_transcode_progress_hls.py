@@ -89,7 +89,14 @@ def test_encode_command_decodes_once_for_every_rung(tmp_path: Path) -> None:
     argv = encode_command("ffmpeg", "http://s/source", probe, planned, tmp_path)
     assert argv.count("-i") == 1
     graph = argv[argv.index("-filter_complex") + 1]
-    assert graph.startswith("[0:v]fps=30.000,split=5")
+    # cascaded: the source is scaled once, to the top rung; each rung then feeds the next
+    assert graph.startswith("[0:v]fps=30.000,scale=1280:720:")
+    assert graph.count("scale=") == 5 and graph.count("[0:v]") == 1
+    assert all(graph.count(f"[v{i}]") == 1 for i in range(5))
+    assert "[c4]scale=854:480:" in graph  # 480p is made from 720p
+    by_hand = encode_command("ffmpeg", "s", probe, planned, tmp_path, cascade=False)
+    flat = by_hand[by_hand.index("-filter_complex") + 1]
+    assert flat.startswith("[0:v]fps=30.000,split=5") and "[s4]scale=1280:720:" in flat
     assert [a for a in argv if a.endswith(".mp4")] == [
         str(tmp_path / f"{r.label}p.mp4") for r in planned
     ]
