@@ -28,6 +28,7 @@ log = get_logger("vidflow.storage")
 INCOMING_PREFIX = "incoming/"
 INCOMING_RULE_ID = "abort-incomplete-incoming-uploads"
 INCOMPLETE_UPLOAD_DAYS = 1
+_LIFECYCLE_REFUSED: set[str] = set()
 
 
 def make_client(s: StorageSettings) -> Minio:
@@ -87,10 +88,13 @@ def ensure_incoming_lifecycle(client: Minio, bucket: str) -> bool:
             return True
         client.set_bucket_lifecycle(bucket, LifecycleConfig([*rules, rule]))
     except S3Error as exc:
-        log.warning(
-            "the store refused the lifecycle rule for incomplete uploads",
-            bucket=bucket, code=exc.code, error=exc.message,
-        )  # fmt: skip
+        if bucket not in _LIFECYCLE_REFUSED:  # said once per process, not at every start-up
+            _LIFECYCLE_REFUSED.add(bucket)
+            log.info(
+                "the store refused the lifecycle rule for incomplete uploads; it must expire "
+                "stale uploads itself (MinIO does, after 24 h)",
+                bucket=bucket, code=exc.code,
+            )  # fmt: skip
         return False
     return True
 
