@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dataflows.snapshots import Resumable
 from vidflow.events import ChunkRef, event_id
 
 __all__ = ["Origin", "StreamState", "upload_video_id", "video_id_for"]
@@ -29,7 +30,7 @@ def upload_video_id(upload_id: str) -> str:
 
 
 @dataclass
-class StreamState:
+class StreamState(Resumable):
     """One version of one source being ingested."""
 
     stream_id: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from dataflows.snapshots import Resumable
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.messages import JobPlan, UnitTask
@@ -53,7 +54,7 @@ def group_units(planned: list[PlannedRendition], mode: str) -> list[UnitSpec]:
 
 
 @dataclass
-class PlanState:
+class PlanState(Resumable):
     """The video's latest job as planned: enough to skip a duplicate and forward a cancel.
 
     Discarded at ``expires`` (wall clock, ``state_ttl`` after planning), so a video leaves no
@@ -66,7 +67,7 @@ class PlanState:
 
 
 @dataclass
-class EncodeState:
+class EncodeState(Resumable):
     """One unit: its task, attempts and where it is (``seq`` orders its own status run)."""
 
     task: UnitTask
@@ -86,7 +87,7 @@ class EncodeState:
 
 
 @dataclass
-class Cancelling:
+class Cancelling(Resumable):
     """A cancelled job waiting for its units to be stopped and cleaned up."""
 
     plan: JobPlan
@@ -97,7 +98,7 @@ class Cancelling:
 
 
 @dataclass
-class CollectState:
+class CollectState(Resumable):
     """A video's job as its units land; ``closed`` remembers the last jobs that ended.
 
     With no job running and none being cancelled, only ``closed`` (a tombstone) is left, until
