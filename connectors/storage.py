@@ -90,10 +90,13 @@ def ensure_incoming_lifecycle(client: Minio, bucket: str) -> bool:
     except S3Error as exc:
         if bucket not in _LIFECYCLE_REFUSED:  # said once per process, not at every start-up
             _LIFECYCLE_REFUSED.add(bucket)
-            log.info(
+            # MinIO's known refusal is InvalidArgument (it expires stale uploads itself, after
+            # 24 h): not worth a line on every CLI run; anything else (access denied) is
+            report = log.debug if exc.code == "InvalidArgument" else log.warning
+            report(
                 "the store refused the lifecycle rule for incomplete uploads; it must expire "
-                "stale uploads itself (MinIO does, after 24 h)",
-                bucket=bucket, code=exc.code,
+                "stale uploads itself",
+                bucket=bucket, code=exc.code, error=exc.message,
             )  # fmt: skip
         return False
     return True
