@@ -50,6 +50,13 @@ def make_file(path: Path, size: int) -> None:
             handle.write(os.urandom(block))
 
 
+def settle() -> None:
+    """Flush dirty pages first (the file just written, the previous figure's objects), so each
+    figure pays for its own writes and not for the writeback of the one before."""
+    os.sync()
+    time.sleep(1)
+
+
 def peak_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -69,6 +76,7 @@ def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]
             id=uuid.uuid4().hex, stream_id=f"bench:{path}", host="bench", path=str(path),
             size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
         )  # fmt: skip
+        settle()
         started = time.perf_counter()
         produce_event(producer, settings.kafka.topic_file_events, event)
         flush_or_raise(producer)
@@ -103,11 +111,13 @@ def main() -> None:
             size = path.stat().st_size
             settings = isolated_copy(base, prefix="bench")
             if gib == 1:
+                settle()
                 started = time.perf_counter()
                 subprocess.run(["sha256sum", str(path)], check=True, capture_output=True)
                 sha_rate = size / (time.perf_counter() - started)
                 emit("sha256sum_throughput", sha_rate, "B/s", size=size)
                 client = make_client(settings.storage)
+                settle()
                 started = time.perf_counter()
                 client.fput_object(settings.storage.bucket, "plain-put", str(path))
                 put_rate = size / (time.perf_counter() - started)
