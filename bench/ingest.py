@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
 from tests.flows import FlowProcess, TopicReader
-from tests.isolation import isolated_copy
+from tests.isolation import isolated_copy, remove_isolated
 from vidflow import events as ev
 from vidflow.settings import Settings, load_settings
 from vidflow.stack import ensure_up
@@ -89,6 +89,7 @@ def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]
     finally:
         flow.stop()
         status.close()
+        remove_isolated(settings)  # its bucket holds GiBs
 
 
 def main() -> None:

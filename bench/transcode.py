@@ -33,7 +33,7 @@ from dataflows.transcode.commands import encode_command
 from dataflows.transcode.ladder import plan_ladder
 from dataflows.transcode.profiles import DEFAULT_LADDER
 from tests.flows import FlowProcess, TopicReader
-from tests.isolation import isolated_copy
+from tests.isolation import isolated_copy, remove_isolated
 from vidflow import events as ev
 from vidflow.layout import ObjectLayout
 from vidflow.settings import load_settings
@@ -125,6 +125,7 @@ def main() -> None:
         finally:
             flow.stop()
             status.close()
+            remove_isolated(settings)  # its bucket holds GiBs
         emit("flow_requested_to_completed_seconds", total, "s")
         emit("flow_first_playable_seconds", first_playable, "s", clip_seconds=args.seconds)
         emit("flow_vs_reference", total / reference, "ratio", target="<= 1.15")

@@ -18,6 +18,7 @@ from bytewax.dataflow import Dataflow
 from connectors.metrics import start_metrics_server
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
 from dataflows.ingest.logic import IngestContext, IngestLogic
+from dataflows.ingest.memory import pin_mmap_threshold
 from dataflows.ingest.store import ChunkStore
 from dataflows.kafka_io import Inbound, read_events, write_results
 from vidflow import events as ev
@@ -39,6 +40,7 @@ def stream_key(item: Inbound) -> str:
 def build_flow(settings: Settings) -> Dataflow:
     """The ingest dataflow for ``settings``."""
     configure_logging(settings.log_level, settings.log_format)
+    pin_mmap_threshold()  # peak RSS independent of file size, run after run
     wait_for_storage(settings.storage, timeout=120)
     client = make_client(settings.storage)
     ensure_bucket(client, settings.storage.bucket)
