@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -26,6 +28,31 @@ def split_host_port(address: str) -> tuple[str, int]:
     """``"host:port"`` -> ``("host", port)``."""
     host, _, port = address.rpartition(":")
     return host or "127.0.0.1", int(port)
+
+
+MIN_JAVA = 11  # Kafka 3.9's broker and tools
+
+
+def java_major(version_text: str) -> int | None:
+    """The major version in ``java -version`` output (``"1.8.0_392"`` is 8, ``"17.0.9"`` 17)."""
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', version_text)
+    if found is None:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major
+
+
+@functools.cache
+def check_java(java: str) -> None:
+    """Refuse a Java too old for Kafka up front, naming it, instead of a JVM stack trace in the
+    broker's log."""
+    shown = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    major = java_major(shown.stderr + shown.stdout)
+    if major is not None and major < MIN_JAVA:
+        raise StackError(
+            f"{java} is Java {major}; Kafka needs Java {MIN_JAVA} or newer: "
+            "run `apt-get install openjdk-17-jre-headless`"
+        )
 
 
 @dataclass(frozen=True)
@@ -135,6 +162,7 @@ class Kafka(Service):
         java = shutil.which("java")
         if java is None:
             raise StackError("Java not found: run `apt-get install openjdk-17-jre-headless`")
+        check_java(java)
         return [
             java,
             "-Xms256m",
