@@ -91,7 +91,7 @@ def ensure_incoming_lifecycle(client: Minio, bucket: str) -> bool:
         if bucket not in _LIFECYCLE_REFUSED:  # said once per process, not at every start-up
             _LIFECYCLE_REFUSED.add(bucket)
             # MinIO's known refusal is InvalidArgument (it expires stale uploads itself, after
-            # 24 h): not worth a line on every CLI run; anything else (access denied) is
+            # 24 h): not worth a line on every CLI run. Anything else (access denied) warns.
             report = log.debug if exc.code == "InvalidArgument" else log.warning
             report(
                 "the store refused the lifecycle rule for incomplete uploads; it must expire "

@@ -3,8 +3,8 @@
 glibc serves an allocation above its mmap threshold with its own mapping, returned at free; but
 the threshold starts at 128 KiB and rises, after the first such free, up to 32 MiB. Past that,
 10 MiB chunk buffers come from the threads' heaps, whose freed space is kept and fragments:
-peak RSS then wanders by several chunks from run to run. A fixed threshold (set once, at import
-of the ingest flow) keeps every chunk buffer in a mapping of its own.
+peak RSS then wanders by several chunks from run to run. A fixed threshold (set once, when the
+ingest flow is built) keeps every chunk buffer in a mapping of its own.
 """
 
 from __future__ import annotations

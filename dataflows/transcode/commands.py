@@ -40,11 +40,11 @@ def scaling_graph(renditions: list[PlannedRendition], head: str = "", cascade: b
         each = ";".join(f"[s{i}]{scale}[v{i}]" for i, scale in enumerate(scales))
         return f"[0:v]{head}split={len(renditions)}{branches};{each}"
     largest_first = sorted(range(len(renditions)), key=lambda i: -renditions[i].height)
-    chains, previous = [], f"0:v]{head}"
+    chains, feed = [], f"[0:v]{head}"
     for step, i in enumerate(largest_first):
         tail = f"[v{i}]" if step == len(largest_first) - 1 else f",split=2[v{i}][c{i}]"
-        chains.append(f"[{previous}{scales[i]}{tail}")
-        previous = f"c{i}]"
+        chains.append(f"{feed}{scales[i]}{tail}")
+        feed = f"[c{i}]"  # this rung's copy feeds the next smaller one
     return ";".join(chains)
 
 

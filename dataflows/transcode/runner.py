@@ -93,7 +93,7 @@ class FFmpegRun:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            preexec_fn=_die_with_parent if nice <= 0 else partial(_die_with_parent, nice),
+            preexec_fn=partial(_die_with_parent, nice),
         )
         assert self.process.stdout is not None
         os.set_blocking(self.process.stdout.fileno(), False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from dataflows.snapshots import Resumable
@@ -49,7 +49,7 @@ def group_units(planned: list[PlannedRendition], mode: str) -> list[UnitSpec]:
     else:
         units = [UnitSpec("ladder", labels)] if labels else []
     if len(units) > 1:
-        units[0] = UnitSpec(units[0].unit_id, units[0].labels, early=True)
+        units[0] = replace(units[0], early=True)
     return units
 
 
