@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from connectors.ffmpeg import ffmpeg_binary
@@ -36,3 +38,21 @@ def h264_clip(
         check=True,
     )  # fmt: skip
     return path
+
+
+def write_in_pieces(
+    path: Path,
+    data: bytes,
+    pieces: int,
+    pause: float,
+    after_each: Callable[[], None] = lambda: None,
+) -> None:
+    """Write ``data`` to ``path`` as a recorder does: ``pieces`` flushed writes with a pause after
+    each (``after_each`` runs between the write and the pause, e.g. to announce it)."""
+    step = -(-len(data) // pieces)
+    with path.open("wb") as handle:
+        for start in range(0, len(data), step):
+            handle.write(data[start : start + step])
+            handle.flush()
+            after_each()
+            time.sleep(pause)

@@ -29,7 +29,7 @@ from dataflows.ingest.state import upload_video_id
 from dataflows.ingest.store import ChunkStore
 from dataflows.kafka_io import Inbound, Outbound
 from tests.flows import FlowProcess, TopicReader, flow_cluster
-from tests.media import raw_clip
+from tests.media import raw_clip, write_in_pieces
 from vidflow import events as ev
 from vidflow.layout import ObjectLayout
 from vidflow.settings import MiB, Settings
@@ -97,13 +97,7 @@ class Writer:
         flush_or_raise(self.producer)
 
     def write_in_pieces(self, data: bytes, pieces: int, pause: float) -> None:
-        step = -(-len(data) // pieces)
-        with self.path.open("wb") as handle:
-            for start in range(0, len(data), step):
-                handle.write(data[start : start + step])
-                handle.flush()
-                self.announce()
-                time.sleep(pause)
+        write_in_pieces(self.path, data, pieces, pause, after_each=self.announce)
 
 
 def terminal(video_events: list[ev.AnyEvent]) -> bool:

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from tests.flows import ROOT, FlowProcess, TopicReader
-from tests.media import h264_clip, raw_clip
+from tests.media import h264_clip, raw_clip, write_in_pieces
 from vidflow import events as ev
 from vidflow.settings import MiB, Settings, settings_environ
 from vidflow.watch import DirectoryWatcher
@@ -73,11 +73,7 @@ def test_watcher_follows_writes_and_the_flow_makes_one_source(
     try:
         data = raw_clip(tmp_path / "src.mkv", seconds=3).read_bytes()
         target = root / "camera.mkv"
-        with target.open("wb") as handle:
-            for start in range(0, len(data), len(data) // 4 + 1):
-                handle.write(data[start : start + len(data) // 4 + 1])
-                handle.flush()
-                time.sleep(0.4)
+        write_in_pieces(target, data, pieces=4, pause=0.4)
         events = status.wait_for(
             lambda es: any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in es), 60, flow
         )
@@ -168,11 +164,7 @@ def test_a_closed_file_is_announced_and_completes_at_once(
     reader = TopicReader(settings, settings.kafka.topic_file_events)
     with FlowProcess("dataflows.ingest_flow", settings, tmp_path / "flow") as flow:
         target = running_watcher / "recorder.mkv"
-        with target.open("wb") as handle:
-            for start in range(0, len(data), len(data) // 3 + 1):
-                handle.write(data[start : start + len(data) // 3 + 1])
-                handle.flush()
-                time.sleep(0.4)
+        write_in_pieces(target, data, pieces=3, pause=0.4)
         closed_at = time.monotonic()
         closed = reader.wait_for(lambda es: any(isinstance(e, ev.FileClosed) for e in es), 20)
         event = next(e for e in closed if isinstance(e, ev.FileClosed))
