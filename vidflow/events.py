@@ -345,6 +345,7 @@ class JobCompleted(StatusBase, frozen=True, kw_only=True, tag="job.completed"):
     poster: str = ""
     sprite: str = ""
     sprite_vtt: str = ""
+    warnings: list[str] = msgspec.field(default_factory=list)  # shown to users, never fatal
 
 
 class JobFailed(StatusBase, frozen=True, kw_only=True, tag="job.failed"):
