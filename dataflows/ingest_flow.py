@@ -12,15 +12,26 @@ Wiring only; the logic lives in ``dataflows/ingest/``. Run it with::
 
 from __future__ import annotations
 
+from typing import Any
+
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
 
 from connectors.metrics import start_metrics_server
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.memory import pin_mmap_threshold
 from dataflows.ingest.store import ChunkStore
-from dataflows.kafka_io import Inbound, read_events, write_results
+from dataflows.kafka_io import (
+    Inbound,
+    SinkMessage,
+    kafka_sink,
+    kafka_source,
+    read_source,
+    write_sink,
+)
 from vidflow import events as ev
 from vidflow.layout import ObjectLayout
 from vidflow.logs import configure_logging
@@ -37,17 +48,15 @@ def stream_key(item: Inbound) -> str:
     return event.partition_key
 
 
-def build_flow(settings: Settings) -> Dataflow:
-    """The ingest dataflow for ``settings``."""
-    configure_logging(settings.log_level, settings.log_format)
-    pin_mmap_threshold()  # peak RSS independent of file size, run after run
-    wait_for_storage(settings.storage, timeout=120)
-    client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage.bucket)
-    start_metrics_server(settings.metrics.ingest_port)
-    ctx = IngestContext(
-        settings, ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage))
-    )
+def build_flow(
+    settings: Settings, *, source: Source[Any], sink: Sink[SinkMessage], store: ChunkStore
+) -> Dataflow:
+    """The ingest dataflow for ``settings``, reading ``source`` and writing ``sink``.
+
+    Touches nothing outside the process (no service is waited for), so tests build it with
+    Bytewax's testing source and sink and an in-memory store; :func:`flow` wires production.
+    """
+    ctx = IngestContext(settings, store)
     k = settings.kafka
 
     flow = Dataflow("vidflow-ingest")
@@ -58,12 +67,28 @@ def build_flow(settings: Settings) -> Dataflow:
         k.topic_file_events: ev.FileChanged.topic,
         k.topic_uploads: ev.UploadCompleted.topic,
     }
-    read = read_events("read", flow, k, [k.topic_file_events, k.topic_uploads], expect=families)
+    read = read_source("read", flow, source, expect=families)
     keyed = op.key_on("by-stream", read.oks, stream_key)
     results = op.stateful("ingest", keyed, lambda resumed: IngestLogic(ctx, resumed))
     produced = op.map("unkey", results, lambda key_and_item: key_and_item[1])
-    write_results("out", produced, read.errs, k)
+    write_sink("out", produced, read.errs, k.topic_dlq, sink)
     return flow
 
 
-flow = build_flow(get_settings())
+def flow() -> Dataflow:
+    """The production ingest flow (``python -m bytewax.run dataflows.ingest_flow:flow``): waits
+    for the object store and Kafka, makes the bucket, serves metrics, reads and writes Kafka."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    pin_mmap_threshold()  # peak RSS independent of file size, run after run
+    wait_for_storage(settings.storage, timeout=120)
+    client = make_client(settings.storage)
+    ensure_bucket(client, settings.storage.bucket)
+    start_metrics_server(settings.metrics.ingest_port)
+    k = settings.kafka
+    return build_flow(
+        settings,
+        source=kafka_source(k, [k.topic_file_events, k.topic_uploads]),
+        sink=kafka_sink(k),
+        store=ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage)),
+    )

@@ -18,6 +18,8 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.dataflow import Dataflow, Stream, operator
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
 
 from connectors.kafka import wait_for_kafka, wait_for_topics
 from vidflow.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
@@ -25,7 +27,19 @@ from vidflow.settings import KafkaSettings
 
 START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
 
-__all__ = ["Inbound", "Outbound", "ReadResult", "read_events", "write_events", "write_results"]
+__all__ = [
+    "Inbound",
+    "Outbound",
+    "ReadResult",
+    "SinkMessage",
+    "kafka_sink",
+    "kafka_source",
+    "read_events",
+    "read_source",
+    "write_events",
+    "write_results",
+    "write_sink",
+]
 
 
 @dataclass(frozen=True)
@@ -119,3 +133,56 @@ def write_results(
     """A flow's events and its input's dead letters (to ``vidflow.dlq``), through one sink."""
     dead = op.map("to_dlq", errs, lambda letter: Outbound(kafka.topic_dlq, letter))
     write_events("write", op.merge("merge", produced, dead), kafka)
+
+
+# ---------------------------------------------------------------- injectable source and sink
+# The flows build their graph from a given source and sink (Kafka in production, Bytewax's
+# TestingSource / TestingSink in tests), so building a graph touches nothing outside the process.
+# Step ids match read_events / write_results, so a recovery store keeps its input offsets.
+
+SinkMessage = KafkaSinkMessage[Any, Any]  # what the sink of a flow gets: encoded events
+
+
+def kafka_source(kafka: KafkaSettings, topics: list[str], batch_size: int = 100) -> KafkaSource:
+    """The Kafka source of ``topics``, once the broker and the topics answer (waits for both:
+    listing the partitions of a topic the broker does not know yet fails the flow)."""
+    wait_for_kafka(kafka, timeout=START_TIMEOUT)
+    wait_for_topics(kafka, topics, timeout=START_TIMEOUT)
+    return KafkaSource(
+        [kafka.bootstrap], topics, tail=True, raise_on_errors=False, batch_size=batch_size
+    )
+
+
+def kafka_sink(kafka: KafkaSettings) -> KafkaSink:
+    """The Kafka sink of every flow (an idempotent producer; each message names its topic)."""
+    return KafkaSink([kafka.bootstrap], None, add_config={"enable.idempotence": "true"})
+
+
+@operator
+def read_source(
+    step_id: str,
+    flow: Dataflow,
+    source: Source[Any],
+    expect: str | Mapping[str, str] | None = None,
+) -> ReadResult:
+    """Like :func:`read_events`, from ``source`` (Kafka messages or errors, as KafkaSource
+    emits them with ``raise_on_errors=False``), which is given, not built here."""
+    raw = op.input("input", flow, source)
+    decoded = op.map("decode", raw, lambda m: _decode(m, expect))
+    split = op.branch("split", decoded, lambda item: isinstance(item, Inbound))
+    return ReadResult(oks=split.trues, errs=split.falses)  # type: ignore[arg-type]
+
+
+@operator
+def write_sink(
+    step_id: str,
+    produced: Stream[Outbound],
+    errs: Stream[DeadLetter],
+    dlq_topic: str,
+    sink: Sink[SinkMessage],
+) -> None:
+    """Like :func:`write_results`, into ``sink``: a flow's events and its input's dead letters
+    (to ``dlq_topic``), each encoded and keyed by its partition key."""
+    dead = op.map("to_dlq", errs, lambda letter: Outbound(dlq_topic, letter))
+    merged = op.merge("merge", produced, dead)
+    op.output("output", op.map("encode", merged, _to_sink), sink)

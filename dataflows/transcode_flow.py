@@ -24,12 +24,23 @@ from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+from minio import Minio
 
 from connectors.ffmpeg import ffmpeg_binary
 from connectors.metrics import start_metrics_server
 from connectors.storage import make_client, wait_for_storage
-from dataflows.kafka_io import Inbound, Outbound, read_events, write_results
-from dataflows.transcode.cluster import choose_unit_mode, cluster_shape
+from dataflows.kafka_io import (
+    Inbound,
+    Outbound,
+    SinkMessage,
+    kafka_sink,
+    kafka_source,
+    read_source,
+    write_sink,
+)
+from dataflows.transcode.cluster import ClusterShape, choose_unit_mode, cluster_shape
 from dataflows.transcode.collect import CollectLogic
 from dataflows.transcode.context import TranscodeContext
 from dataflows.transcode.encode import EncodeLogic
@@ -75,22 +86,25 @@ def _for_kafka(item: Any) -> Outbound | None:
     return item if isinstance(item, Outbound) else None
 
 
-def build_flow(settings: Settings) -> Dataflow:
-    """The transcode dataflow for ``settings``, shaped for the cluster it is started on."""
-    configure_logging(settings.log_level, settings.log_format)
-    ffmpeg_binary()  # fail at start-up, not on the first job, when FFmpeg is missing
-    wait_for_storage(settings.storage, timeout=120)
-    shape = cluster_shape(sys.argv[1:], os.environ)
-    port = settings.metrics.transcode_port
-    start_metrics_server(port + shape.process_id if port > 0 else 0)
+def build_flow(
+    settings: Settings,
+    *,
+    source: Source[Any],
+    sink: Sink[SinkMessage],
+    client: Minio,
+    shape: ClusterShape,
+) -> Dataflow:
+    """The transcode dataflow for ``settings``, reading ``source`` and writing ``sink``, shaped
+    for the cluster ``shape`` it runs on.
+
+    Touches nothing outside the process (no service is waited for, ``client`` is not called
+    while building), so tests build it with Bytewax's testing source and sink; :func:`flow`
+    wires production.
+    """
     mode = choose_unit_mode(settings.transcode.unit_mode, shape)
-    get_logger("vidflow.transcode").info(
-        "transcode flow", processes=shape.processes, workers=shape.workers,
-        process=shape.process_id, unit_mode=mode,
-    )  # fmt: skip
     ctx = TranscodeContext(
         settings,
-        make_client(settings.storage),
+        client,
         load_profiles(settings.transcode.profiles_json),
         shape,
         mode,
@@ -98,7 +112,7 @@ def build_flow(settings: Settings) -> Dataflow:
     k = settings.kafka
 
     flow = Dataflow("vidflow-transcode")
-    read = read_events("read", flow, k, [k.topic_jobs], expect="jobs")
+    read = read_source("read", flow, source, expect="jobs")
     keyed = op.key_on("by-video", read.oks, _video_key)
     planned = op.map("plan-out", op.stateful("plan", keyed, lambda r: PlanLogic(ctx, r)), _value)
 
@@ -119,8 +133,29 @@ def build_flow(settings: Settings) -> Dataflow:
         op.filter_map("encode-to-kafka", encoded, _for_kafka),
         op.map("collect-out", collected, _value),
     )
-    write_results("out", produced, read.errs, k)
+    write_sink("out", produced, read.errs, k.topic_dlq, sink)
     return flow
 
 
-flow = build_flow(get_settings())
+def flow() -> Dataflow:
+    """The production transcode flow (``python -m bytewax.run dataflows.transcode_flow:flow``):
+    checks FFmpeg, waits for the object store and Kafka, serves metrics, reads and writes Kafka."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    ffmpeg_binary()  # fail at start-up, not on the first job, when FFmpeg is missing
+    wait_for_storage(settings.storage, timeout=120)
+    shape = cluster_shape(sys.argv[1:], os.environ)
+    port = settings.metrics.transcode_port
+    start_metrics_server(port + shape.process_id if port > 0 else 0)
+    get_logger("vidflow.transcode").info(
+        "transcode flow", processes=shape.processes, workers=shape.workers,
+        process=shape.process_id, unit_mode=choose_unit_mode(settings.transcode.unit_mode, shape),
+    )  # fmt: skip
+    k = settings.kafka
+    return build_flow(
+        settings,
+        source=kafka_source(k, [k.topic_jobs]),
+        sink=kafka_sink(k),
+        client=make_client(settings.storage),
+        shape=shape,
+    )
