@@ -1,0 +1,130 @@
+"""An in-memory chunk store: the ingest flow's logic without an object store.
+
+For the pure logic only (chunk planning, completion, versions, restarts): S3 semantics (per-part
+checksums, multipart copies, a lost upload) stay with the integration tests on real MinIO. What
+FFmpeg probes is a real file: :meth:`MemoryChunkStore.presigned` writes the object to disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from connectors.storage import make_client
+from dataflows.ingest.chunking import composite_sha256
+from dataflows.ingest.store import ChunkStore, VerificationError
+from vidflow.events import ChunkRef, Manifest
+from vidflow.layout import ObjectLayout
+from vidflow.settings import Settings
+
+__all__ = ["MemoryChunkStore"]
+
+
+class MemoryChunkStore(ChunkStore):
+    """A :class:`ChunkStore` keeping objects and multipart uploads in dicts."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:  # no super(): no HTTP pool
+        # never called: only an upload's bytes are read through the client, a watched file's not
+        self.client = make_client(settings.storage)
+        self.bucket = settings.storage.bucket
+        self.layout = ObjectLayout(settings.storage)
+        self.workdir = workdir
+        self.objects: dict[str, bytes] = {}
+        self.uploads: dict[str, dict[int, bytes]] = {}
+        self.abandoned: list[str] = []
+        self.puts = 0  # chunks actually written (not deduplicated)
+        self._lock = threading.Lock()  # puts and copies come from the flow's I/O threads
+
+    def put_chunk(self, data: bytes) -> tuple[str, bool]:
+        digest = hashlib.sha256(data).hexdigest()
+        key = self.layout.chunk(digest)
+        with self._lock:
+            if key in self.objects:
+                return digest, True
+            self.objects[key] = bytes(data)
+            self.puts += 1
+        return digest, False
+
+    def begin_source(self, video_id: str) -> str:
+        upload = uuid.uuid4().hex
+        with self._lock:
+            self.uploads[upload] = {}
+        return upload
+
+    def copy_chunk_into_source(self, video_id: str, upload_id: str, chunk: ChunkRef) -> str:
+        with self._lock:
+            parts = self.uploads.get(upload_id)
+            if parts is None:
+                return ""
+            data = self.objects[self.layout.chunk(chunk.sha256)]
+            parts[chunk.index + 1] = data
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def finish_source(self, video_id: str, upload_id: str, etags: list[str]) -> str:
+        key = self.layout.source(video_id)
+        with self._lock:
+            parts = self.uploads.pop(upload_id)
+            assert sorted(parts) == list(range(1, len(etags) + 1)), "parts missing or extra"
+            self.objects[key] = b"".join(parts[n] for n in sorted(parts))
+        return key
+
+    def abandon_source(self, video_id: str, upload_id: str) -> None:
+        with self._lock:
+            self.uploads.pop(upload_id, None)
+            self.abandoned.append(upload_id)
+
+    def compose(self, video_id: str, chunks: list[ChunkRef]) -> str:
+        key = self.layout.source(video_id)
+        with self._lock:
+            self.objects[key] = b"".join(self.objects[self.layout.chunk(c.sha256)] for c in chunks)
+        return key
+
+    def _check(self, key: str, chunks: list[ChunkRef]) -> bytes:
+        data = self.objects[key]
+        expected = sum(c.size for c in chunks)
+        if len(data) != expected:
+            raise VerificationError(f"{key} has {len(data)} bytes, its chunks {expected}")
+        for chunk in chunks:
+            part = data[chunk.offset : chunk.offset + chunk.size]
+            if hashlib.sha256(part).hexdigest() != chunk.sha256:
+                raise VerificationError(f"{key}: chunk {chunk.index} does not match its digest")
+        return data
+
+    def verify_chunks(
+        self,
+        key: str,
+        chunks: list[ChunkRef],
+        parallel_map: Callable[[Callable[[ChunkRef], bool], Iterable[ChunkRef]], Iterator[bool]],
+    ) -> None:
+        self._check(key, chunks)
+
+    def verify(self, key: str, chunks: list[ChunkRef]) -> str:
+        return hashlib.sha256(self._check(key, chunks)).hexdigest()
+
+    def write_manifest(
+        self, video_id: str, key: str, chunks: list[ChunkRef], sha256: str
+    ) -> Manifest:
+        manifest = Manifest(
+            video_id=video_id,
+            size=sum(c.size for c in chunks),
+            chunks=chunks,
+            composite_sha256=composite_sha256(c.sha256 for c in chunks),
+            sha256=sha256,
+            source_key=key,
+        )
+        return manifest
+
+    def presigned(self, key: str, minutes: int = 60) -> str:
+        """A local copy of the object: what FFmpeg reads instead of a URL."""
+        path = self.workdir / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.objects[key])
+        return str(path)
+
+    def chunk_keys(self) -> set[str]:
+        """Keys of the stored chunks."""
+        prefix = self.layout.chunk("")
+        return {key for key in self.objects if key.startswith(prefix)}
