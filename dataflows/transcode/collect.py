@@ -210,10 +210,15 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             cancelling = self.state.cancelling.get(value.job_id)
             if cancelling is not None:
                 cancelling.pending.discard(value.unit_id)
+            elif value.job_id not in self.state.closed:
+                # on several workers a unit can hear of the cancel before this step hears of the
+                # job's close (or of the job): kept for when the close comes
+                self.state.stopped.setdefault(value.job_id, set()).add(value.unit_id)
             return []
         if isinstance(value, JobClosed):
             plan = self.state.plan
             if plan is None or plan.job_id != value.job_id:
+                self.state.stopped.pop(value.job_id, None)
                 if value.job_id not in self.state.closed:
                     self.state.closed = [*self.state.closed, value.job_id][-8:]
                 return []
@@ -347,8 +352,9 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         then report ``job.cancelled`` (``_cancels_tick``)."""
         plan = self.state.plan
         assert plan is not None
+        pending = set(plan.units) - self.state.stopped.pop(plan.job_id, set())
         self.state.cancelling[plan.job_id] = Cancelling(
-            plan, self.state.seq, set(plan.units), reason, time.time()
+            plan, self.state.seq, pending, reason, time.time()
         )
         self._end()
         return []

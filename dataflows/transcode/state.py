@@ -115,10 +115,12 @@ class CollectState(Resumable):
     master_dirty: bool = False  # rungs landed since the master playlist was last written
     cancelling: dict[str, Cancelling] = field(default_factory=dict)
     ended_at: float = 0.0
+    stopped: dict[str, set[str]] = field(default_factory=dict)  # job -> units stopped before
+    # its close reached this step (they run on other workers)
 
     @property
     def idle(self) -> bool:
-        return self.plan is None and not self.cancelling
+        return self.plan is None and not self.cancelling and not self.stopped
 
     def next_seq(self) -> int:
         self.seq += 1
