@@ -332,3 +332,47 @@ def test_undecodable_and_wrong_family_messages_are_dead_letters_and_the_flow_goe
     assert by_raw[garbage].error
     [request] = run.requests()  # the flow went on
     assert run.source_of(request.video_id) == short_clip
+
+
+def test_the_same_bytes_twice_store_no_chunk_again(
+    workers: int, tmp_path: Path, short_clip: bytes
+) -> None:
+    run = Ingest(ingest_settings(tmp_path, timeout=10.0, close_is_final=True), tmp_path)
+    for count, name in enumerate(("first.mkv", "second.mkv"), start=1):
+        watched = Watched(tmp_path / name)
+        run.script.then(watched.append(short_clip))
+        run.script.send(run.files, watched.event(closed=True))
+        run.script.then(run.until_requests(count))
+
+    run.run(workers)
+
+    first, second = run.requests()
+    stored = {
+        r.video_id: [e for e in run.statuses(ev.ChunkStored) if e.video_id == r.video_id]
+        for r in (first, second)
+    }
+    assert [e.deduplicated for e in stored[first.video_id]] == [False]
+    assert [e.deduplicated for e in stored[second.video_id]] == [True]
+    assert run.store.puts == 1
+    assert first.source.key != second.source.key and first.source.sha256 == second.source.sha256
+
+
+def test_an_empty_file_and_a_file_that_is_no_video_fail_and_request_nothing(
+    workers: int, tmp_path: Path
+) -> None:
+    run = Ingest(ingest_settings(tmp_path, timeout=10.0, close_is_final=True), tmp_path)
+    empty, text = Watched(tmp_path / "empty.mp4"), Watched(tmp_path / "notes.mp4")
+    run.script.then(empty.append(b""), text.append(b"this is not a video, just text\n" * 1000))
+    run.script.send(run.files, empty.event(closed=True))
+    run.script.send(run.files, text.event(closed=True))
+    run.script.then(run.until(lambda: len(run.statuses(ev.JobFailed)) >= 2, "2 job.failed"))
+
+    run.run(workers)
+
+    started = {e.video_id: e.filename for e in run.statuses(ev.IngestStarted)}
+    failed = {started[e.video_id]: e for e in run.statuses(ev.JobFailed)}
+    assert failed["empty.mp4"].stage == "ingest"
+    assert failed["notes.mp4"].stage == "probe"  # stored and verified, then refused by ffprobe
+    completed = [started[e.video_id] for e in run.statuses(ev.IngestCompleted)]
+    assert completed == ["notes.mp4"]
+    assert run.requests() == []
