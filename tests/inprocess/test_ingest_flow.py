@@ -30,6 +30,8 @@ from vidflow import events as ev
 from vidflow.settings import MiB, Settings, load_settings
 
 E = TypeVar("E")
+pytestmark = pytest.mark.integration  # real files and FFmpeg (ffprobe); no service
+
 HOST = "inprocess"
 WAIT = 30.0  # seconds any one wait of a script may take before the test fails
 
