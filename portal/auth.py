@@ -29,23 +29,32 @@ from portal.models import ApiToken, User
 __all__ = [
     "PUBLIC_PATHS",
     "ROLES",
+    "SCOPES",
     "SESSION_USER_KEY",
     "AuthMiddleware",
     "Role",
+    "Scope",
     "Viewer",
     "auth_middleware",
     "hash_password",
     "hash_token",
+    "may_hold",
     "needs_rehash",
     "new_token",
     "requires_admin",
     "requires_uploader",
     "verify_password",
     "viewer_of",
+    "widest_scope",
 ]
 
 Role = Literal["admin", "uploader", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
+Scope = Literal["read", "upload", "admin"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+# Roles and scopes form one ladder: read ⊂ upload ⊂ admin, viewer ⊂ uploader ⊂ admin.
+_ROLE_RANK: dict[str, int] = {"viewer": 0, "uploader": 1, "admin": 2}
+_SCOPE_RANK: dict[str, int] = {"read": 0, "upload": 1, "admin": 2}
 SESSION_USER_KEY = "uid"
 # Probes, scrapers and the login page itself must answer without a session.
 PUBLIC_PATHS = ["^/static/", "^/healthz$", "^/readyz$", "^/metrics$", "^/login$"]
@@ -76,6 +85,17 @@ class Viewer(msgspec.Struct, frozen=True):
     def sees(self, owner: str) -> bool:
         """Whether a video owned by ``owner`` exists as far as this viewer can tell."""
         return self.is_admin or owner == self.username
+
+
+def widest_scope(role: str) -> Scope:
+    """The widest scope a user of ``role`` may hold: what the role itself allows."""
+    rank = _ROLE_RANK.get(role, 0)
+    return next(scope for scope in SCOPES if _SCOPE_RANK[scope] == rank)
+
+
+def may_hold(role: str, scope: str) -> bool:
+    """Whether a user of ``role`` may be issued a token of ``scope`` (never above the role)."""
+    return scope in _SCOPE_RANK and _SCOPE_RANK[scope] <= _ROLE_RANK.get(role, 0)
 
 
 @cache
