@@ -55,6 +55,7 @@ from portal.operations import (
 )
 from portal.security import csrf_middleware, rate_limit_middleware, security_headers
 from portal.sessions import SESSION_STORE, session_config, session_store
+from portal.tokens import create_token, revoke_token, tokens_page
 from portal.uploads import UploadApi, storage_client, upload_page
 from vidflow import events as ev
 from vidflow.settings import Settings, get_settings
@@ -503,6 +504,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             api_operations,
             replay_dead_letter,
             api_replay_dead_letter,
+            tokens_page,
+            create_token,
+            revoke_token,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
         ],
         # Order matters: the session is loaded before anyone is authenticated, and CSRF and

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from alembic import command
-from litestar.testing import TestClient
 from sqlalchemy import create_engine, text, update
 
 from portal.accounts import AccountError, create_user, issue_token, list_tokens, revoke_token
@@ -111,7 +110,9 @@ def test_expired_and_revoked_tokens_get_401_with_a_short_reason(portal_settings:
             assert answer.headers["content-type"].startswith("application/json")
             assert answer.json()["detail"] == reason
             assert answer.headers["www-authenticate"].startswith("Bearer")
-            assert client.post("/api/uploads", json=UPLOAD, headers=bearer(token)).status_code == 401
+            assert (
+                client.post("/api/uploads", json=UPLOAD, headers=bearer(token)).status_code == 401
+            )
 
 
 def test_no_token_above_the_users_role(portal_settings: Settings) -> None:
@@ -138,7 +139,12 @@ def test_no_token_above_the_users_role(portal_settings: Settings) -> None:
         assert 'value="upload"' not in page.text  # not offered...
         forged = client.post(
             "/tokens",
-            data={"name": "ci", "scope": "upload", "expires": "", "_csrf_token": form_token(page.text)},
+            data={
+                "name": "ci",
+                "scope": "upload",
+                "expires": "",
+                "_csrf_token": form_token(page.text),
+            },
         )
         assert forged.status_code == 403  # ...and refused when sent anyway
         assert not TOKEN.search(forged.text)
@@ -174,7 +180,9 @@ def test_cli_issues_lists_without_secrets_and_revokes(portal_settings: Settings)
         assert " upload " in ci and " active " in ci
         nightly = next(line for line in lines if " nightly " in line)
         assert " read " in nightly and "2030-06-30 00:00 UTC" in nightly
-        digests = [row[0] for row in sql(portal_settings, text("SELECT token_sha256 FROM api_tokens"))]
+        digests = [
+            row[0] for row in sql(portal_settings, text("SELECT token_sha256 FROM api_tokens"))
+        ]
         for secret in (token, dated.stdout.strip(), *digests):
             assert secret not in listed.stdout
 
@@ -269,7 +277,9 @@ def test_the_portal_page_creates_shows_once_and_revokes(portal_settings: Setting
         assert 'hx-confirm="' in later.text and f"/tokens/{token_id}/revoke" in later.text
         # a token cannot mint or revoke tokens, whatever its scope
         assert client.get("/tokens", headers=bearer(token)).status_code == 403
-        minted = client.post("/tokens", data={"name": "y", "scope": "upload"}, headers=bearer(token))
+        minted = client.post(
+            "/tokens", data={"name": "y", "scope": "upload"}, headers=bearer(token)
+        )
         assert minted.status_code == 403
 
     with client_for(portal_settings) as other:
