@@ -87,10 +87,14 @@ async def _answer(
         "form": TokenForm(),
         **shown,
     }
+    # the one answer holding a new token must not linger in a browser or proxy cache
+    headers = {"Cache-Control": "no-store"} if context["plain_token"] else None
     if request.htmx:
         # htmx leaves an error response unswapped, so a form mistake is shown with a 200
-        return HTMXTemplate(template_name="_tokens.html", context=context)
-    return Template(template_name="tokens.html", context=context, status_code=status_code)
+        return HTMXTemplate(template_name="_tokens.html", context=context, headers=headers)
+    return Template(
+        template_name="tokens.html", context=context, status_code=status_code, headers=headers
+    )
 
 
 @get("/tokens", guards=[requires_session], include_in_schema=False)

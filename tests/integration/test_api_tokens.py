@@ -264,6 +264,7 @@ def test_the_portal_page_creates_shows_once_and_revokes(portal_settings: Setting
             headers={**HTMX, **csrf_headers(client)},
         )
         assert created.status_code == 200, created.text
+        assert created.headers["cache-control"] == "no-store"
         shown = TOKEN.findall(created.text)
         assert len(set(shown)) == 1, created.text
         token = shown[0]
@@ -273,6 +274,15 @@ def test_the_portal_page_creates_shows_once_and_revokes(portal_settings: Setting
         # shown once: the page never shows it again
         later = client.get("/tokens")
         assert token not in later.text and "camera-1" in later.text
+        assert "no-store" not in later.headers.get("cache-control", "")
+        # a mistake is said in the section (htmx swaps only a 200) or the page (400)
+        mistake = {"name": "camera-2", "scope": "read", "expires": "soon"}
+        said = client.post("/tokens", data=mistake, headers={**HTMX, **csrf_headers(client)})
+        assert said.status_code == 200 and "an expiry is like 30d" in said.text
+        plain = client.post("/tokens", data={**mistake, "_csrf_token": form_token(later.text)})
+        assert plain.status_code == 400 and "an expiry is like 30d" in plain.text
+        assert not TOKEN.search(said.text + plain.text)
+        assert [t.name for t in list_tokens(portal_settings, "alice")] == ["camera-1"]
         token_id = list_tokens(portal_settings, "alice")[0].id
         assert 'hx-confirm="' in later.text and f"/tokens/{token_id}/revoke" in later.text
         # a token cannot mint or revoke tokens, whatever its scope
