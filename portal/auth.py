@@ -194,8 +194,7 @@ async def viewer_by_token(session: AsyncSession, token: str, writes: bool) -> Vi
     if scope == "read" and writes:
         # Belt and braces: a route that forgot its guard still cannot be written through.
         raise PermissionDeniedException("this API token may only read")
-    return Viewer(id=user.id, username=user.username, role=_viewer(user).role, scope=scope,
-                  writes=writes)  # fmt: skip
+    return msgspec.structs.replace(_viewer(user), scope=scope, writes=writes)
 
 
 async def _touch(session: AsyncSession, api_token: ApiToken, now: datetime) -> None:
