@@ -7,7 +7,7 @@ from __future__ import annotations
 import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, run_main
+from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from dataflows.kafka_io import Inbound
 from dataflows.transcode.validate import RequestRules, request_problem, screen_requests
@@ -79,11 +79,9 @@ def test_the_flow_step_sends_a_forged_request_to_the_dlq_and_keeps_the_rest(
     op.output("oks", split.oks, TestingSink(oks))
     op.output("errs", split.errs, TestingSink(errs))
     if workers == 1:
-        run_main(flow)
+        run_main(flow)  # type: ignore[no-untyped-call]
     else:
-        from bytewax.testing import cluster_main
-
-        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)  # type: ignore[no-untyped-call]
     assert sorted(i.offset for i in oks) == [1, 3]
     assert len(errs) == 1
     letter = errs[0]
