@@ -28,9 +28,11 @@ def test_a_completed_job_with_a_warning_shows_it_and_a_clean_one_clears_it(
     video = uuid.uuid4().hex
     rendition = ev.Rendition(height=240, width=426, key=f"renditions/{video}/240p.mp4",
                              hls=f"hls/{video}/240p/index.m3u8")  # fmt: skip
-    s = {"video_id": video, "renditions": [rendition], "master": f"hls/{video}/master.m3u8"}
-    warned = ev.JobCompleted(id="w", run="job-1", seq=1, job_id="job-1", warnings=[WARNING], **s)
-    clean = ev.JobCompleted(id="c", run="job-2", seq=1, job_id="job-2", **s)
+    master = f"hls/{video}/master.m3u8"
+    warned = ev.JobCompleted(id="w", video_id=video, run="job-1", seq=1, job_id="job-1",
+                             renditions=[rendition], master=master, warnings=[WARNING])  # fmt: skip
+    clean = ev.JobCompleted(id="c", video_id=video, run="job-2", seq=1, job_id="job-2",
+                            renditions=[rendition], master=master)  # fmt: skip
     engine = create_engine(portal_settings.postgres.url)
     try:
         with engine.begin() as conn:

@@ -7,7 +7,6 @@ from vidflow import events as ev
 from vidflow.progress import VideoSummary, apply_event
 from vidflow.submit import _document
 
-BASE = {"video_id": "v", "run": "r"}
 RENDITION = ev.Rendition(height=240, width=320, key="renditions/v/240p.mp4", hls="hls/v/240p")
 WARNING = "renditions shorter than the source (the source may be truncated): 240p 1.9 s"
 
@@ -16,7 +15,7 @@ def test_a_completed_job_carries_its_warnings_to_submit_json() -> None:
     summary = apply_event(
         VideoSummary(video_id="v"),
         ev.JobCompleted(id="1", seq=1, job_id="j", renditions=[RENDITION], master="m",
-                        warnings=[WARNING], **BASE),
+                        warnings=[WARNING], video_id="v", run="r"),
     )  # fmt: skip
     assert summary.status == "completed" and summary.warnings == [WARNING]
     document = _document(summary)
@@ -27,6 +26,8 @@ def test_a_completed_job_carries_its_warnings_to_submit_json() -> None:
 def test_a_clean_job_has_an_empty_list() -> None:
     summary = apply_event(
         VideoSummary(video_id="v"),
-        ev.JobCompleted(id="1", seq=1, job_id="j", renditions=[RENDITION], master="m", **BASE),
+        ev.JobCompleted(
+            id="1", seq=1, job_id="j", renditions=[RENDITION], master="m", video_id="v", run="r"
+        ),
     )
     assert _document(summary)["warnings"] == []
