@@ -144,7 +144,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             return []
         workdir = self.ctx.workroot / plan.video_id / plan.job_id / "master"
         spec = MasterSpec(
-            video_id=plan.video_id, job_id=plan.job_id, bucket=plan.request.source.bucket,
+            video_id=plan.video_id, job_id=plan.job_id, bucket=self.ctx.settings.storage.bucket,
             entries=list(self.state.entries.values()),
         )  # fmt: skip
         write_spec(spec, workdir / "master.json")
@@ -265,7 +265,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             spec = PreviewSpec(
                 video_id=plan.video_id,
                 job_id=plan.job_id,
-                bucket=plan.request.source.bucket,
+                bucket=self.ctx.settings.storage.bucket,
                 workdir=str(workdir),
                 poster_key=renditions[poster].key,
                 sprite_key=renditions[sprite].key,

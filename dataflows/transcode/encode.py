@@ -155,7 +155,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         if self.child is None:
             spec = CleanupSpec(
                 video_id=plan.video_id, job_id=plan.job_id,
-                bucket=plan.request.source.bucket, labels=list(state.task.labels),
+                bucket=self.ctx.settings.storage.bucket, labels=list(state.task.labels),
             )  # fmt: skip
             write_spec(spec, workdir / "cleanup.json")
             self.child = ChildTask(
@@ -223,7 +223,10 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             shutil.rmtree(workdir, ignore_errors=True)
             workdir.mkdir(parents=True)
             source = self.ctx.client.presigned_get_object(
-                plan.request.source.bucket, plan.request.source.key, expires=timedelta(hours=12)
+                # the bucket is ours; the key was checked against the layout (validate.py)
+                self.ctx.settings.storage.bucket,
+                plan.request.source.key,
+                expires=timedelta(hours=12),
             )
             argv = encode_command(
                 ffmpeg_binary(),
@@ -301,7 +304,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         spec = PublishSpec(
             video_id=plan.video_id,
             job_id=plan.job_id,
-            bucket=plan.request.source.bucket,
+            bucket=self.ctx.settings.storage.bucket,
             workdir=str(workdir),
             planned=[plan.planned_for(label) for label in state.task.labels],
         )
