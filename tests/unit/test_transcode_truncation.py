@@ -7,6 +7,7 @@ import pytest
 
 from dataflows.transcode.truncation import allowed_shortfall, truncated, truncation_reason
 from vidflow.errors import is_public
+from vidflow.settings import SettingsError, load_settings
 
 
 @pytest.mark.parametrize(
@@ -39,3 +40,10 @@ def test_the_reason_names_the_rungs_and_both_durations_in_one_public_line() -> N
     )
     assert is_public(reason) and "\n" not in reason
     assert truncation_reason(3.0, {}) is None
+
+
+def test_the_setting_is_warn_by_default_and_fail_or_warn_only() -> None:
+    assert load_settings({}).transcode.truncated == "warn"
+    assert load_settings({"VIDFLOW_TRANSCODE_TRUNCATED": "fail"}).transcode.truncated == "fail"
+    with pytest.raises(SettingsError):
+        load_settings({"VIDFLOW_TRANSCODE_TRUNCATED": "ignore"})
