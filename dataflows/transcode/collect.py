@@ -132,10 +132,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             if code is None and not child.overdue():
                 return []
             if code != 0:
-                log.warning(
-                    "master playlist write failed", video=self.state.plan.video_id
-                    if self.state.plan else "", output=child.output_tail()[-2000:],
-                )  # fmt: skip
+                video = self.state.plan.video_id if self.state.plan else ""
+                log.warning("master playlist write failed", video=video, output=child.output_tail())
                 self.state.master_dirty = self.state.plan is not None
             child.kill()
             self.master_child = None

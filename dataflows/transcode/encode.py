@@ -277,8 +277,6 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                     )
                 )
         code = run.exit_code()
-        detail = run.stderr_tail() if code else ""
-        reason = public_reason("FFmpeg failed", stderr_reason(detail, f"exit code {code}"))
         if code is None:
             if run.stalled_for() <= self.ctx.settings.transcode.stall_timeout:
                 return out
@@ -287,6 +285,9 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 f"FFmpeg made no progress for {run.stalled_for():.0f}s (stalled); killed"
             )
             code = run.kill()
+        else:  # FFmpeg's stderr names the source by its presigned URL: never shown as it is
+            detail = run.stderr_tail() if code else ""
+            reason = public_reason("FFmpeg failed", stderr_reason(detail, f"exit code {code}"))
         run.close()
         self.ffmpeg = None
         self.ctx.give_slot(state.task.early)
