@@ -5,11 +5,12 @@ Wiring only; the logic lives in ``dataflows/transcode/``. Run it with::
     python -m bytewax.run dataflows.transcode_flow:flow -r RECOVERY_DIR -s 5 -b 30
     # a cluster: the same with -i 0 / -i 1 and -a "host0:2101;host1:2101" (one per process)
 
-    jobs ─ decode ─ key by video ─ plan ─┬─ unit tasks/cancels ─ key by unit ─ encode ─┐
-           │                            └─ job opened/closed ─┐      status ◀─────────┤
-           │                                                  ▼                       │
-           │                         key by video ─ collect ◀─ unit outcomes ◀────────┘
-           │                                          └─▶ status, dlq, jobs (stop units)
+    jobs ─ decode ─ screen ─ key by video ─ plan ─┬─ unit tasks/cancels ─ key by unit ─ encode ─┐
+           │        │                             └─ job opened/closed ─┐      status ◀────────┤
+           │        │                                                   ▼                      │
+           │        │                         key by video ─ collect ◀─ unit outcomes ◀────────┘
+           │        │                                          └─▶ status, dlq, jobs (stop units)
+           │        └─ refused (source not the layout's, wrong bucket, unknown profile) ─▶ dlq
            └─ undecodable ─▶ dlq
 
 ``plan`` spreads a job's units over every worker of the cluster; ``unit_mode=auto`` picks
@@ -43,6 +44,7 @@ from dataflows.transcode.messages import (
 )
 from dataflows.transcode.plan import PlanLogic
 from dataflows.transcode.profiles import load_profiles
+from dataflows.transcode.validate import RequestRules, screen_requests
 from vidflow.logs import configure_logging, get_logger
 from vidflow.settings import Settings, get_settings
 
@@ -99,7 +101,9 @@ def build_flow(settings: Settings) -> Dataflow:
 
     flow = Dataflow("vidflow-transcode")
     read = read_events("read", flow, k, [k.topic_jobs], expect="jobs")
-    keyed = op.key_on("by-video", read.oks, _video_key)
+    rules = RequestRules(settings.storage.bucket, ctx.layout, frozenset(ctx.profiles))
+    screened = screen_requests("screen", read.oks, rules)
+    keyed = op.key_on("by-video", screened.oks, _video_key)
     planned = op.map("plan-out", op.stateful("plan", keyed, lambda r: PlanLogic(ctx, r)), _value)
 
     units = op.filter_map("to-encode", planned, _for_encode)
@@ -119,7 +123,8 @@ def build_flow(settings: Settings) -> Dataflow:
         op.filter_map("encode-to-kafka", encoded, _for_kafka),
         op.map("collect-out", collected, _value),
     )
-    write_results("out", produced, read.errs, k)
+    refused = op.merge("refused", read.errs, screened.errs)
+    write_results("out", produced, refused, k)
     return flow
 
 

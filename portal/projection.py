@@ -50,7 +50,8 @@ def summary_of(event: ev.Event) -> str:
         case ev.RenditionFailed():
             return f"{event.height}p failed (attempt {event.attempt}): {event.error[:200]}"
         case ev.JobCompleted():
-            return f"completed: {len(event.renditions)} renditions"
+            warned = "".join(f"; warning: {w}" for w in event.warnings)
+            return f"completed: {len(event.renditions)} renditions{warned}"
         case ev.JobFailed():
             return f"failed: {event.reason}"
         case ev.JobCancelled():
@@ -101,6 +102,7 @@ def _video_changes(event: ev.Event) -> dict[str, Any]:
                 "poster": event.poster,
                 "sprite": event.sprite,
                 "sprite_vtt": event.sprite_vtt,
+                "error": "; ".join(event.warnings),  # shown as a warning once completed
             }
         case ev.JobFailed():
             return {"status": "failed", "error": event.reason, "stage": event.stage}

@@ -166,6 +166,9 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     profiles_json: str = ""
     preset: str = "veryfast"
     poll_interval: float = 0.5
+    # Renditions shorter than the probed source by more than max(1 s, 3 %) (a truncated
+    # source): "warn" completes the job with a warning users see, "fail" fails it.
+    truncated: Literal["warn", "fail"] = "warn"
 
     def __post_init__(self) -> None:
         if self.max_encodes_per_worker < 1 or self.early_encodes_per_worker < 1:

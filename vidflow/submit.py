@@ -138,6 +138,7 @@ def _document(summary: VideoSummary) -> dict[str, Any]:
         "video_id": summary.video_id,
         "status": summary.status if summary.finished else f"timeout ({summary.status})",
         "error": summary.error,
+        "warnings": summary.warnings,
         "source": msgspec.to_builtins(summary.source),
         "renditions": [
             {"height": r.height, "width": r.width, "key": r.key, "hls": r.hls}

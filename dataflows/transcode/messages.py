@@ -38,7 +38,7 @@ class JobPlan:
     planned: tuple[PlannedRendition, ...]
     units: tuple[str, ...]  # unit ids
     nonce: str  # this planning of the job (a replayed request is planned anew)
-    error: str = ""  # the job cannot run at all (unknown profile)
+    error: str = ""  # the job cannot run at all (unknown profile); public
 
     @property
     def video_id(self) -> str:
@@ -91,7 +91,8 @@ class UnitOutcome:
     unit_id: str
     renditions: dict[int, Rendition] = field(default_factory=dict)
     entries: dict[int, MasterEntry] = field(default_factory=dict)
-    error: str = ""
+    error: str = ""  # public (vidflow.errors.public_reason); the detail is in the log
+    durations: dict[int, float] = field(default_factory=dict)  # seconds of each rendition
 
     @property
     def ok(self) -> bool:

@@ -110,6 +110,7 @@ class CollectState(Resumable):
     done_units: set[str] = field(default_factory=set)
     renditions: dict[int, Rendition] = field(default_factory=dict)
     entries: dict[int, MasterEntry] = field(default_factory=dict)
+    durations: dict[int, float] = field(default_factory=dict)  # seconds of each landed rung
     previewing: bool = False
     closed: list[str] = field(default_factory=list)
     master_dirty: bool = False  # rungs landed since the master playlist was last written
@@ -132,5 +133,6 @@ class CollectState(Resumable):
         self.done_units = set()
         self.renditions = {}
         self.entries = {}
+        self.durations = {}
         self.previewing = False
         self.master_dirty = False
