@@ -42,7 +42,6 @@ from dataflows.transcode.messages import (
     UnitTask,
 )
 from dataflows.transcode.plan import PlanLogic
-from dataflows.transcode.profiles import load_profiles
 from vidflow.logs import configure_logging, get_logger
 from vidflow.settings import Settings, get_settings
 
@@ -91,7 +90,7 @@ def build_flow(settings: Settings) -> Dataflow:
     ctx = TranscodeContext(
         settings,
         make_client(settings.storage),
-        load_profiles(settings.transcode.profiles_json),
+        settings.transcode.profiles,
         shape,
         mode,
     )

@@ -38,7 +38,6 @@ from urllib3 import BaseHTTPResponse
 from connectors.db import async_engine
 from connectors.kafka import flush_or_raise, make_admin, make_producer, produce_event
 from connectors.storage import close_client
-from dataflows.transcode.profiles import load_profiles
 from portal import queries
 from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
 from portal.fanout import Rendered, SharedRenders
@@ -146,7 +145,7 @@ async def video(request: HTMXRequest, state: State, video_id: FromPath[str]) -> 
             "d": detail,
             "timeline": detail.timeline,
             "downloads": downloads,
-            "profiles": list(load_profiles(settings.transcode.profiles_json)),
+            "profiles": list(settings.transcode.profiles),
             "default_profile": settings.transcode.default_profile,
             "can_act": viewer_of(request).can_upload,
             "rendered_at": f"{time.time():.3f}",
