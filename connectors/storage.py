@@ -9,23 +9,23 @@ from minio.error import S3Error
 from minio.lifecycleconfig import AbortIncompleteMultipartUpload, LifecycleConfig, Rule
 
 from connectors.retry import wait_until
+from vidflow.layout import ObjectLayout
 from vidflow.logs import get_logger
 from vidflow.settings import StorageSettings
 
 __all__ = [
-    "INCOMING_PREFIX",
     "INCOMING_RULE_ID",
     "INCOMPLETE_UPLOAD_DAYS",
     "close_client",
     "ensure_bucket",
     "ensure_incoming_lifecycle",
+    "incoming_upload_rule",
     "make_client",
     "object_exists",
     "wait_for_storage",
 ]
 
 log = get_logger("vidflow.storage")
-INCOMING_PREFIX = "incoming/"
 INCOMING_RULE_ID = "abort-incomplete-incoming-uploads"
 INCOMPLETE_UPLOAD_DAYS = 1
 _LIFECYCLE_REFUSED: set[str] = set()
@@ -53,20 +53,32 @@ def close_client(client: Minio) -> None:
     client._http.clear()
 
 
-def ensure_bucket(client: Minio, bucket: str) -> None:
+def ensure_bucket(client: Minio, storage: StorageSettings) -> None:
     """Create the bucket unless it exists, with the lifecycle rule for abandoned uploads."""
+    bucket = storage.bucket
     try:
         if not client.bucket_exists(bucket):
             client.make_bucket(bucket)
     except S3Error as exc:
         if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
             raise
-    ensure_incoming_lifecycle(client, bucket)
+    ensure_incoming_lifecycle(client, storage)
 
 
-def ensure_incoming_lifecycle(client: Minio, bucket: str) -> bool:
-    """Abort multipart uploads under ``incoming/`` left incomplete for a day; True if the store
-    holds that rule afterwards.
+def incoming_upload_rule(storage: StorageSettings) -> Rule:
+    """The lifecycle rule aborting multipart uploads left incomplete for a day where uploads
+    land (the layout's incoming prefix, whatever the settings call it)."""
+    return Rule(
+        ENABLED,
+        rule_filter=Filter(prefix=ObjectLayout(storage).incoming_prefix()),
+        rule_id=INCOMING_RULE_ID,
+        abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(INCOMPLETE_UPLOAD_DAYS),
+    )
+
+
+def ensure_incoming_lifecycle(client: Minio, storage: StorageSettings) -> bool:
+    """Abort multipart uploads under the incoming prefix left incomplete for a day; True if the
+    store holds that rule afterwards.
 
     A browser that starts a resumable upload and never comes back leaves parts the store keeps
     forever; an S3 lifecycle rule drops them server-side. Other rules on the bucket are kept:
@@ -75,12 +87,7 @@ def ensure_incoming_lifecycle(client: Minio, bucket: str) -> bool:
     stale multipart uploads itself (``api stale_uploads_expiry``, 24 h by default). A refusal is
     logged and the bucket is used anyway: the rule is housekeeping, not a precondition.
     """
-    rule = Rule(
-        ENABLED,
-        rule_filter=Filter(prefix=INCOMING_PREFIX),
-        rule_id=INCOMING_RULE_ID,
-        abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(INCOMPLETE_UPLOAD_DAYS),
-    )
+    bucket, rule = storage.bucket, incoming_upload_rule(storage)
     try:
         current = client.get_bucket_lifecycle(bucket)
         rules = list(current.rules) if current is not None else []

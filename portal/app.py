@@ -56,6 +56,7 @@ from portal.security import csrf_middleware, rate_limit_middleware, security_hea
 from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.uploads import UploadApi, storage_client, upload_page
 from vidflow import events as ev
+from vidflow.layout import ObjectLayout
 from vidflow.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -167,11 +168,11 @@ async def video_file(
     """Objects of a video (HLS playlists and segments, previews) served same-origin, for the
     player; MP4 downloads are short-lived presigned links to the store (see the video page)."""
     key = key.lstrip("/")
-    allowed = (f"hls/{video_id}/", f"renditions/{video_id}/", f"thumbs/{video_id}/")
+    settings: Settings = state.settings
+    allowed = ObjectLayout(settings.storage).playable_prefixes(video_id)
     if ".." in key or not key.startswith(allowed):
         raise NotFoundException("no such file")
     await _visible(state, request, video_id)
-    settings: Settings = state.settings
     storage: Minio = state.storage
     try:
         response = await asyncio.to_thread(storage.get_object, settings.storage.bucket, key)

@@ -11,8 +11,8 @@ import hmac
 import os
 from collections.abc import Mapping
 from functools import cache
-from types import MappingProxyType
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, final
 
 import msgspec
