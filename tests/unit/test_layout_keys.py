@@ -26,9 +26,18 @@ def test_playable_prefixes_follow_the_settings_and_never_include_the_source() ->
     layout = ObjectLayout(load_settings(MOVED).storage)
     prefixes = layout.playable_prefixes("v1")
     assert prefixes == ("media-hls/v1/", "media-mp4/v1/", "media-thumbs/v1/")
-    playable = [layout.hls_master("v1"), layout.hls_playlist("v1", 240), layout.rendition("v1", 240),
-                layout.poster("v1"), layout.sprite_vtt("v1")]  # fmt: skip
+    playable = [
+        layout.hls_master("v1"),
+        layout.hls_playlist("v1", 240),
+        layout.rendition("v1", 240),
+        layout.poster("v1"),
+        layout.sprite_vtt("v1"),
+    ]
     assert [key for key in playable if not key.startswith(prefixes)] == []
-    private = [layout.source("v1"), layout.manifest("v1"), layout.incoming("v1"),
-               layout.hls_master("v10")]  # fmt: skip
+    private = [
+        layout.source("v1"),
+        layout.manifest("v1"),
+        layout.incoming("v1"),
+        layout.hls_master("v10"),
+    ]
     assert [key for key in private if key.startswith(prefixes)] == []
