@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import urllib3
 from minio import Minio
 from minio.commonconfig import ENABLED, Filter
 from minio.error import S3Error
 from minio.lifecycleconfig import AbortIncompleteMultipartUpload, LifecycleConfig, Rule
+from urllib3.exceptions import HTTPError
 
-from connectors.retry import wait_until
+from connectors.retry import RetryPolicy, ServiceUnavailable, retry_call, wait_until
 from vidflow.layout import ObjectLayout
 from vidflow.logs import get_logger
 from vidflow.settings import StorageSettings
@@ -16,12 +20,16 @@ from vidflow.settings import StorageSettings
 __all__ = [
     "INCOMING_RULE_ID",
     "INCOMPLETE_UPLOAD_DAYS",
+    "STORAGE_OUTAGE",
+    "TRANSIENT_S3_CODES",
     "close_client",
     "ensure_bucket",
     "ensure_incoming_lifecycle",
     "incoming_upload_rule",
+    "is_transient",
     "make_client",
     "object_exists",
+    "retry_storage",
     "wait_for_storage",
 ]
 
@@ -29,6 +37,15 @@ log = get_logger("vidflow.storage")
 INCOMING_RULE_ID = "abort-incomplete-incoming-uploads"
 INCOMPLETE_UPLOAD_DAYS = 1
 _LIFECYCLE_REFUSED: set[str] = set()
+T = TypeVar("T")
+
+# A store that is away (restarting, network down, busy) is waited for this long, with backoff.
+STORAGE_OUTAGE = RetryPolicy(budget=300.0, first_delay=0.5, max_delay=10.0)
+# What the store answers while it is busy or not ready yet: worth waiting out, unlike an answer
+# about the request itself (NoSuchKey, AccessDenied...), which is final.
+TRANSIENT_S3_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized"}
+)
 
 
 def make_client(s: StorageSettings) -> Minio:
@@ -124,3 +141,28 @@ def wait_for_storage(s: StorageSettings, timeout: float = 60.0) -> None:
     """Block until the S3 endpoint answers an authenticated request."""
     client = make_client(s)
     wait_until(f"object storage at {s.endpoint}", client.list_buckets, timeout)
+
+
+def is_transient(exc: Exception) -> bool:
+    """A failure that says the store (or the network to it) is away, not that the request is
+    wrong. Local-file errors never get here as ``OSError``: callers read files before calling."""
+    if isinstance(exc, S3Error):
+        return exc.code in TRANSIENT_S3_CODES
+    return isinstance(exc, HTTPError | OSError)
+
+
+def retry_storage(
+    what: str,
+    call: Callable[[], T],
+    *,
+    exhausted: Callable[[str], Exception] = ServiceUnavailable,
+) -> T:
+    """``call()`` through :data:`STORAGE_OUTAGE`: transient failures are waited out (logged),
+    others raise at once, and a store away for the whole budget raises ``exhausted``."""
+
+    def retrying(exc: Exception, delay: float) -> None:
+        log.warning("storage unavailable, retrying", step=what, error=str(exc), delay=delay)
+
+    return retry_call(
+        what, call, STORAGE_OUTAGE, retry_on=is_transient, on_retry=retrying, exhausted=exhausted
+    )
