@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -207,3 +209,17 @@ def test_invalid_profiles_json_is_refused_at_load_naming_the_variable() -> None:
         load_settings({"VIDFLOW_TRANSCODE_PROFILES_JSON": '{"empty": []}'})
     with pytest.raises(SettingsError, match="VIDFLOW_TRANSCODE_PROFILES_JSON"):
         load_settings({"VIDFLOW_TRANSCODE_PROFILES_JSON": '{"bad": [{"height": "tall"}]}'})
+
+
+def test_every_variable_the_readme_documents_is_one_settings_reads() -> None:
+    """A documented name that no setting reads is a knob that silently does nothing."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## The event contract")]
+    documented: set[str] = set()
+    for row in table.splitlines():
+        names = re.findall(r"`(VIDFLOW_[A-Z_]+|_[A-Z_]+)`", row.split("|")[1] if "|" in row else "")
+        if names and names[0].startswith("VIDFLOW_"):
+            group = "_".join(names[0].split("_")[:2]) + "_"  # VIDFLOW_<GROUP>_ for `_FIELD`
+            documented |= {n if n.startswith("VIDFLOW_") else group + n[1:] for n in names}
+    assert "VIDFLOW_PORTAL_ADMIN_PASSWORD" in documented  # the shorthand rows are read
+    assert sorted(documented - set(settings_environ(load_settings({})))) == []
