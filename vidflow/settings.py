@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 __all__ = [
+    "TRANSCODE_CLUSTER_PORTS",
     "IngestSettings",
     "KafkaSettings",
     "MetricsSettings",
@@ -41,6 +42,8 @@ __all__ = [
 
 MiB = 1024 * 1024
 ENV_PREFIX = "VIDFLOW_"
+# Ports kept free above VIDFLOW_METRICS_TRANSCODE_PORT for the processes of a transcode cluster.
+TRANSCODE_CLUSTER_PORTS = 8
 
 
 class SettingsError(ValueError):
@@ -270,7 +273,8 @@ class MetricsSettings(msgspec.Struct, kw_only=True, frozen=True):
     its own ``/metrics`` on :attr:`PortalSettings.port`: that port is not repeated here."""
 
     ingest_port: int = 19101
-    transcode_port: int = 19102
+    # process i of a transcode cluster serves on transcode_port + i: a block of its own
+    transcode_port: int = 19110
     watcher_port: int = 19103
     projector_port: int = 19104
     prometheus_port: int = 19090
@@ -362,6 +366,32 @@ def _refuse_default_credentials(settings: Settings) -> None:
         )
 
 
+def _refuse_shared_ports(settings: Settings) -> None:
+    """Two of vidflow's processes told to listen on one port: the second dies at start-up, or
+    Prometheus scrapes the wrong one. Refused at load, naming both variables (0 disables)."""
+    m = settings.metrics
+    single = {
+        "VIDFLOW_METRICS_INGEST_PORT": m.ingest_port,
+        "VIDFLOW_METRICS_WATCHER_PORT": m.watcher_port,
+        "VIDFLOW_METRICS_PROJECTOR_PORT": m.projector_port,
+        "VIDFLOW_METRICS_PROMETHEUS_PORT": m.prometheus_port,
+        "VIDFLOW_PORTAL_PORT": settings.portal.port,
+    }
+    claims = [(name, {port}) for name, port in single.items() if port > 0]
+    if m.transcode_port > 0:
+        block = set(range(m.transcode_port, m.transcode_port + TRANSCODE_CLUSTER_PORTS))
+        claims.append(("VIDFLOW_METRICS_TRANSCODE_PORT", block))
+    for i, (name, ports) in enumerate(claims):
+        for other, other_ports in claims[i + 1 :]:
+            if ports & other_ports:
+                first, second = sorted((name, other))
+                raise SettingsError(
+                    f"{first} and {second} claim the same port {min(ports & other_ports)} "
+                    f"(the transcode port keeps {TRANSCODE_CLUSTER_PORTS} above it for a "
+                    "cluster's processes); give each its own."
+                )
+
+
 def settings_environ(settings: Settings) -> dict[str, str]:
     """The environment variables that make :func:`load_settings` give back ``settings``.
 
@@ -396,6 +426,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings = msgspec.convert(_collect(source), Settings, strict=False, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid setting: {exc}") from None
+    _refuse_shared_ports(settings)
     if settings.env == "production":
         _refuse_default_credentials(settings)
     return settings

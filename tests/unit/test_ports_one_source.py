@@ -7,9 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 import yaml
 
-from vidflow.settings import MetricsSettings, Settings, load_settings
+from vidflow.settings import (
+    TRANSCODE_CLUSTER_PORTS,
+    MetricsSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+)
 from vidflow.stack.services import Prometheus
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -66,3 +73,20 @@ def test_deploy_prometheus_scrapes_every_job_on_the_ports_the_containers_use() -
     for job, targets in deployed.items():
         ports = [t.rpartition(":")[2] for t in targets]
         assert ports == [t.rpartition(":")[2] for t in expected[job]], job
+
+
+def test_two_processes_on_one_port_are_refused_at_load_naming_both() -> None:
+    with pytest.raises(SettingsError, match=r"VIDFLOW_METRICS_INGEST_PORT.*VIDFLOW_PORTAL_PORT"):
+        load_settings({"VIDFLOW_PORTAL_PORT": "19101"})
+    assert load_settings({"VIDFLOW_METRICS_WATCHER_PORT": "0", "VIDFLOW_METRICS_INGEST_PORT": "0"})
+
+
+def test_the_processes_of_a_transcode_cluster_do_not_land_on_another_port() -> None:
+    """Process ``i`` of a transcode cluster serves metrics on ``transcode_port + i``."""
+    metrics = load_settings({}).metrics
+    others = {metrics.ingest_port, metrics.watcher_port, metrics.projector_port,
+              metrics.prometheus_port, load_settings({}).portal.port}  # fmt: skip
+    cluster = {metrics.transcode_port + i for i in range(TRANSCODE_CLUSTER_PORTS)}
+    assert TRANSCODE_CLUSTER_PORTS >= 4 and cluster & others == set()
+    with pytest.raises(SettingsError, match="VIDFLOW_METRICS_TRANSCODE_PORT"):
+        load_settings({"VIDFLOW_METRICS_TRANSCODE_PORT": str(metrics.ingest_port - 1)})
