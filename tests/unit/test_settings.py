@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from vidflow.logs import configure_logging, get_logger
 from vidflow.settings import MiB, Secret, SettingsError, load_settings, settings_environ
@@ -172,11 +173,10 @@ def test_child_environment_carries_the_real_values() -> None:
     assert load_settings(environ) == load_settings(SECRET_ENV)
 
 
-def test_the_database_url_escapes_the_password() -> None:
-    url = load_settings(SECRET_ENV).postgres.url
-    assert url.password == "pg-p@ss/w%rd"
-    assert url.host == "127.0.0.1"
-    assert url.port == 15432
+def test_the_database_url_and_dsn_carry_any_password() -> None:
+    pg = load_settings({**SECRET_ENV, "VIDFLOW_POSTGRES_PASSWORD": "pg p@ss/w%rd 'x'"}).postgres
+    assert (pg.url.password, pg.url.host, pg.url.port) == ("pg p@ss/w%rd 'x'", "127.0.0.1", 15432)
+    assert conninfo_to_dict(pg.dsn)["password"] == "pg p@ss/w%rd 'x'"  # quoted for libpq
 
 
 def test_production_refuses_each_default_credential_by_name() -> None:
