@@ -223,3 +223,30 @@ def test_every_variable_the_readme_documents_is_one_settings_reads() -> None:
             documented |= {n if n.startswith("VIDFLOW_") else group + n[1:] for n in names}
     assert "VIDFLOW_PORTAL_ADMIN_PASSWORD" in documented  # the shorthand rows are read
     assert sorted(documented - set(settings_environ(load_settings({})))) == []
+
+
+def _credential_variables() -> list[str]:
+    """Every ``Secret`` setting with a published default, found by looking at the groups."""
+    found = []
+    defaults = load_settings({})
+    for top in msgspec.structs.fields(defaults):
+        group = getattr(defaults, top.name)
+        if isinstance(group, msgspec.Struct):
+            for field in msgspec.structs.fields(group):
+                value = getattr(group, field.name)
+                if isinstance(value, Secret) and value.reveal():
+                    found.append(f"VIDFLOW_{top.name}_{field.name}".upper())
+    return found
+
+
+def test_production_refuses_any_credential_left_at_its_default() -> None:
+    """A credential added to any group (a Kafka password) is covered without another list."""
+    names = _credential_variables()
+    assert set(SECRET_ENV) <= set(names)
+    real = {name: f"real-{name.lower()}-0123456789abcdef" for name in names}
+    for name in names:
+        env = {**real, "VIDFLOW_ENV": "production"}
+        del env[name]
+        with pytest.raises(SettingsError, match=name):
+            load_settings(env)
+    assert load_settings({**real, "VIDFLOW_ENV": "production"}).env == "production"
