@@ -43,7 +43,7 @@ def build_flow(settings: Settings) -> Dataflow:
     pin_mmap_threshold()  # peak RSS independent of file size, run after run
     wait_for_storage(settings.storage, timeout=120)
     client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage.bucket)
+    ensure_bucket(client, settings.storage)
     start_metrics_server(settings.metrics.ingest_port)
     ctx = IngestContext(
         settings, ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage))

@@ -43,7 +43,6 @@ from dataflows.transcode.messages import (
     UnitTask,
 )
 from dataflows.transcode.plan import PlanLogic
-from dataflows.transcode.profiles import load_profiles
 from dataflows.transcode.validate import RequestRules, screen_requests
 from vidflow.logs import configure_logging, get_logger
 from vidflow.settings import Settings, get_settings
@@ -93,7 +92,7 @@ def build_flow(settings: Settings) -> Dataflow:
     ctx = TranscodeContext(
         settings,
         make_client(settings.storage),
-        load_profiles(settings.transcode.profiles_json),
+        settings.transcode.profiles,
         shape,
         mode,
     )

@@ -38,7 +38,6 @@ from urllib3 import BaseHTTPResponse
 from connectors.db import async_engine
 from connectors.kafka import flush_or_raise, make_admin, make_producer, produce_event
 from connectors.storage import close_client
-from dataflows.transcode.profiles import load_profiles
 from portal import queries
 from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
 from portal.fanout import Rendered, SharedRenders
@@ -58,6 +57,7 @@ from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.tokens import create_token, revoke_token, tokens_page
 from portal.uploads import UploadApi, storage_client, upload_page
 from vidflow import events as ev
+from vidflow.layout import ObjectLayout
 from vidflow.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -147,7 +147,7 @@ async def video(request: HTMXRequest, state: State, video_id: FromPath[str]) -> 
             "d": detail,
             "timeline": detail.timeline,
             "downloads": downloads,
-            "profiles": list(load_profiles(settings.transcode.profiles_json)),
+            "profiles": list(settings.transcode.profiles),
             "default_profile": settings.transcode.default_profile,
             "can_act": viewer_of(request).can_upload,
             "rendered_at": f"{time.time():.3f}",
@@ -169,11 +169,11 @@ async def video_file(
     """Objects of a video (HLS playlists and segments, previews) served same-origin, for the
     player; MP4 downloads are short-lived presigned links to the store (see the video page)."""
     key = key.lstrip("/")
-    allowed = (f"hls/{video_id}/", f"renditions/{video_id}/", f"thumbs/{video_id}/")
+    settings: Settings = state.settings
+    allowed = ObjectLayout(settings.storage).playable_prefixes(video_id)
     if ".." in key or not key.startswith(allowed):
         raise NotFoundException("no such file")
     await _visible(state, request, video_id)
-    settings: Settings = state.settings
     storage: Minio = state.storage
     try:
         response = await asyncio.to_thread(storage.get_object, settings.storage.bucket, key)

@@ -19,7 +19,6 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.kafka import flush_or_raise, produce_event
-from dataflows.transcode.profiles import load_profiles
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
 from portal.models import Video
@@ -50,7 +49,7 @@ async def request_job(
     if not row.source_key or row.probe is None:
         raise NotFoundException("this video has no verified source yet")
     chosen = profile or settings.transcode.default_profile
-    if chosen not in load_profiles(settings.transcode.profiles_json):
+    if chosen not in settings.transcode.profiles:
         raise ClientException(f"unknown profile {chosen!r}")
     stamp = ev.now()
     requested = ev.TranscodeRequested(

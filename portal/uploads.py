@@ -33,7 +33,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors import multipart
 from connectors.storage import make_client
-from dataflows.transcode.profiles import load_profiles
 from portal.auth import requires_uploader, viewer_of
 from portal.models import Upload
 from vidflow.layout import ObjectLayout
@@ -209,7 +208,7 @@ class UploadApi(Controller):
         if data.size > limit:
             raise _too_large(data.size, limit)
         profile = data.profile or settings.transcode.default_profile
-        if profile not in load_profiles(settings.transcode.profiles_json):
+        if profile not in settings.transcode.profiles:
             raise ClientException(f"unknown profile {profile!r}")
         upload_id = uuid.uuid4().hex
         key = ObjectLayout(settings.storage).incoming(upload_id)
@@ -400,7 +399,7 @@ async def upload_page(request: Request[Any, Any, Any], state: State) -> Template
         template_name="upload.html",
         context={
             "uploads": list(rows.scalars()),
-            "profiles": list(load_profiles(settings.transcode.profiles_json)),
+            "profiles": list(settings.transcode.profiles),
             "default_profile": settings.transcode.default_profile,
             "max_bytes": settings.portal.max_upload_bytes,
         },

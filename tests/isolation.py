@@ -28,7 +28,7 @@ def isolated_copy(settings: Settings, prefix: str = "t") -> Settings:
     storage = msgspec.structs.replace(settings.storage, bucket=tag.replace("_", "-").lower())
     isolated = msgspec.structs.replace(settings, kafka=kafka, storage=storage)
     ensure_topics(isolated.kafka)
-    ensure_bucket(make_client(isolated.storage), isolated.storage.bucket)
+    ensure_bucket(make_client(isolated.storage), isolated.storage)
     return isolated
 
 

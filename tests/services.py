@@ -108,7 +108,7 @@ def _prepare(settings: Settings) -> None:
     wait_for_kafka(settings.kafka, timeout=120)
     wait_for_storage(settings.storage, timeout=120)
     ensure_topics(settings.kafka)
-    ensure_bucket(make_client(settings.storage), settings.storage.bucket)
+    ensure_bucket(make_client(settings.storage), settings.storage)
     upgrade(settings)
 
 

@@ -55,4 +55,16 @@ class ObjectLayout:
 
     def incoming(self, upload_id: str) -> str:
         """Where an upload's bytes land (never the browser's file name)."""
-        return f"{self._s.prefix_incoming}/{upload_id}/source"
+        return f"{self.incoming_prefix()}{upload_id}/source"
+
+    def incoming_prefix(self) -> str:
+        """Everything under which uploads land (a lifecycle rule sweeps what is left there)."""
+        return f"{self._s.prefix_incoming}/"
+
+    def playable_prefixes(self, video_id: str) -> tuple[str, ...]:
+        """What of a video a viewer may fetch: renditions, HLS and previews, never its source."""
+        return (
+            f"{self._s.prefix_hls}/{video_id}/",
+            f"{self._s.prefix_renditions}/{video_id}/",
+            f"{self._s.prefix_thumbs}/{video_id}/",
+        )

@@ -50,7 +50,7 @@ def upload(
 ) -> tuple[str, float]:
     """Put ``path`` into ``incoming/`` and announce it; returns (video id, time announced)."""
     client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage.bucket)
+    ensure_bucket(client, settings.storage)
     upload_id = uuid.uuid4().hex
     key = ObjectLayout(settings.storage).incoming(upload_id)
     size = path.stat().st_size

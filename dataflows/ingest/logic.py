@@ -66,22 +66,11 @@ class IngestContext:
 
     def with_storage_retry(self, what: str, call: Callable[[], T]) -> T:
         """Storage that goes away is waited for, not crashed on (bounded, with backoff)."""
-        deadline = time.monotonic() + STORAGE_RETRY_SECONDS
-        delay = 0.5
-        while True:
-            try:
-                return call()
-            except (HTTPError, OSError, S3Error) as exc:
-                # local-file errors never get here as OSError: read_range makes them
-                # SourceVanished; what is left is the network to the store, or the store itself
-                transient = not isinstance(exc, S3Error) or exc.code in TRANSIENT_S3_CODES
-                if not transient:
-                    raise
-                if time.monotonic() > deadline:
-                    raise StorageUnavailable(f"{what}: storage unavailable: {exc}") from exc
-                log.warning("storage unavailable, retrying", step=what, error=str(exc), delay=delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        # the one storage retry policy; imported here to keep this change inside the method
+        # (it belongs with the imports at the top once nobody else is editing them)
+        from connectors.storage import retry_storage
+
+        return retry_storage(what, call, exhausted=StorageUnavailable)
 
 
 class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ class TranscodeContext:
         self,
         settings: Settings,
         client: Minio,
-        profiles: dict[str, tuple[Rung, ...]],
+        profiles: Mapping[str, tuple[Rung, ...]],
         shape: ClusterShape,
         unit_mode: UnitMode,
     ) -> None:

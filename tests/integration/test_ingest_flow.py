@@ -499,7 +499,7 @@ def test_whole_file_hashing_holds_back_the_next_batch(
     settings = with_ingest(ingest_settings, close_is_final=True)
     monkeypatch.setattr(ingest_logic, "CHUNKS_PER_ACTIVATION", 1)
     client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage.bucket)
+    ensure_bucket(client, settings.storage)
     store = ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage))
     ctx = IngestContext(settings, store)
     data = raw_clip(tmp_path / "held.mkv", seconds=4).read_bytes()  # 3 chunks of 5 MiB

@@ -387,9 +387,10 @@ def test_the_bucket_gets_the_incomplete_upload_rule_where_the_store_takes_it(
 ) -> None:
     store = make_client(portal_settings.storage)
     bucket = f"lc-{uuid.uuid4().hex[:12]}"
+    storage = msgspec.structs.replace(portal_settings.storage, bucket=bucket)
     try:
-        ensure_bucket(store, bucket)  # never fails for the rule: it is housekeeping
-        held = ensure_incoming_lifecycle(store, bucket)
+        ensure_bucket(store, storage)  # never fails for the rule: it is housekeeping
+        held = ensure_incoming_lifecycle(store, storage)
         try:
             config = store.get_bucket_lifecycle(bucket)
         except S3Error:

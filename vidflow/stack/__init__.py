@@ -113,7 +113,7 @@ def init_resources(settings: Settings) -> None:
     from portal.migrate import upgrade
 
     ensure_topics(settings.kafka)
-    ensure_bucket(make_client(settings.storage), settings.storage.bucket)
+    ensure_bucket(make_client(settings.storage), settings.storage)
     upgrade(settings)
 
 
