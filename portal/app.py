@@ -57,7 +57,12 @@ from portal.operations import (
     operations_page,
     replay_dead_letter,
 )
-from portal.security import csrf_middleware, rate_limit_middleware, security_headers
+from portal.security import (
+    NulRefusingMiddleware,
+    csrf_middleware,
+    rate_limit_middleware,
+    security_headers,
+)
 from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.uploads import UploadApi, storage_client, upload_page
 from vidflow import events as ev
@@ -519,6 +524,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # the per-user upload limit need to know who (and how: session or token) is asking.
         middleware=[
             forwarded_middleware(resolved.portal.trusted_proxies),  # who asks, before anything
+            NulRefusingMiddleware,
             session_config(resolved).middleware,
             auth_middleware(),
             csrf_middleware(resolved),

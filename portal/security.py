@@ -14,10 +14,11 @@ from typing import Any
 from litestar import Request
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import ClientException
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.rate_limit import DurationUnit, RateLimitConfig, get_remote_address
-from litestar.types import BeforeMessageSendHookHandler, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, BeforeMessageSendHookHandler, Message, Receive, Scope, Send
 
 from portal.auth import Viewer
 from vidflow.settings import Settings
@@ -27,6 +28,7 @@ __all__ = [
     "CSRF_HEADER",
     "UPLOAD_PATHS",
     "UPLOAD_RATE",
+    "NulRefusingMiddleware",
     "TokenExemptCSRFMiddleware",
     "content_security_policy",
     "csrf_middleware",
@@ -94,6 +96,23 @@ def security_headers(settings: Settings) -> BeforeMessageSendHookHandler:
                 present["cache-control"] = "no-store"
 
     return add_headers
+
+
+class NulRefusingMiddleware:
+    """400 for an address with a NUL in its path or query.
+
+    No id, name or search of the portal contains one, and PostgreSQL refuses it in text: left
+    to reach a query, ``/videos/a%00b`` or ``/?q=%00`` would be a 500 instead of a client error.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"").lower()
+        if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+            raise ClientException("the address contains a NUL character")
+        await self.app(scope, receive, send)
 
 
 class TokenExemptCSRFMiddleware(CSRFMiddleware):
