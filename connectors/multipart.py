@@ -51,9 +51,7 @@ def part_size_for(size: int, minimum: int = MIN_PART_SIZE) -> int:
     return max(minimum, -(-needed // MiB) * MiB)
 
 
-def create(
-    client: Minio, bucket: str, key: str, metadata: Mapping[str, str] | None = None
-) -> str:
+def create(client: Minio, bucket: str, key: str, metadata: Mapping[str, str] | None = None) -> str:
     """Start a multipart upload; returns the store's upload id.
 
     ``metadata`` becomes the object's user metadata (``x-amz-meta-<name>``); S3 carries it in
