@@ -40,11 +40,15 @@ from connectors.kafka import flush_or_raise, make_admin, make_producer, produce_
 from connectors.storage import close_client
 from portal import queries
 from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
+from portal.error_pages import error_response
 from portal.fanout import Rendered, SharedRenders
+from portal.filenames import display_filename
+from portal.forwarded import forwarded_middleware
 from portal.health import readyz
 from portal.jobs import api_create_job, request_job
 from portal.live import RESYNC, NotifyHub
 from portal.login import login, login_page, logout, send_to_login
+from portal.login_throttle import LoginThrottle
 from portal.models import Video
 from portal.operations import (
     api_operations,
@@ -52,12 +56,19 @@ from portal.operations import (
     operations_page,
     replay_dead_letter,
 )
-from portal.security import csrf_middleware, rate_limit_middleware, security_headers
+from portal.security import (
+    NulRefusingMiddleware,
+    csrf_middleware,
+    rate_limit_middleware,
+    security_headers,
+)
 from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.tokens import create_token, revoke_token, tokens_page
 from portal.uploads import UploadApi, storage_client, upload_page
 from vidflow import events as ev
+from vidflow.errors import public_reason
 from vidflow.layout import ObjectLayout
+from vidflow.logs import get_logger
 from vidflow.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -69,6 +80,7 @@ DOWNLOAD_TTL = timedelta(minutes=15)
 # a page was rendered may be committed after it. Resyncs look back this much further.
 RESYNC_SLACK = 60.0
 TIMELINE = "_timeline.html"
+log = get_logger("vidflow.portal")
 
 
 def _session(state: State) -> AsyncSession:
@@ -335,8 +347,9 @@ async def cancel(
     try:
         produce_event(producer, settings.kafka.topic_jobs, event)
         await asyncio.to_thread(flush_or_raise, producer)
-    except Exception as exc:  # noqa: BLE001 - the button shows why
-        return _told(f"could not ask for the cancel: {exc}", 503)
+    except Exception as exc:  # noqa: BLE001 - the button says what failed, the log says why
+        log.warning("cancel not sent", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+        return _told(public_reason("could not ask for the cancel", exc), 503)
     return _told("Cancel requested.")
 
 
@@ -352,8 +365,9 @@ async def reprocess(
         requested = await request_job(state.settings, row, profile, state.producer)
     except HTTPException as exc:
         return _told(str(exc.detail), exc.status_code)
-    except Exception as exc:  # noqa: BLE001 - Kafka down: the button shows why
-        return _told(f"could not request the job: {exc}", 503)
+    except Exception as exc:  # noqa: BLE001 - Kafka down: the button says so, the log says why
+        log.warning("job not requested", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+        return _told(public_reason("could not request the job", exc), 503)
     return _told(f"Reprocess requested with profile {requested.profile} (job {requested.job_id}).")
 
 
@@ -403,7 +417,7 @@ async def api_video(
 def _video_json(v: Video) -> dict[str, Any]:
     return {
         "video_id": v.id,
-        "filename": v.filename,
+        "filename": display_filename(v.filename),
         "status": v.status,
         "progress": v.progress,
         "error": v.error or None,
@@ -449,6 +463,7 @@ def _current_viewer(context: jinja2.runtime.Context) -> Viewer | None:
 
 def _add_filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["when"] = _when
+    engine.engine.filters["filename"] = display_filename
     engine.engine.globals["current_viewer"] = _current_viewer
 
 
@@ -512,6 +527,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Order matters: the session is loaded before anyone is authenticated, and CSRF and
         # the per-user upload limit need to know who (and how: session or token) is asking.
         middleware=[
+            forwarded_middleware(resolved.portal.trusted_proxies),  # who asks, before anything
+            NulRefusingMiddleware,
             session_config(resolved).middleware,
             auth_middleware(),
             csrf_middleware(resolved),
@@ -519,7 +536,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         stores={SESSION_STORE: session_store(resolved)},
         before_send=[security_headers(resolved)],
-        exception_handlers={NotAuthorizedException: send_to_login},
+        exception_handlers={
+            NotAuthorizedException: send_to_login,
+            HTTPException: error_response,
+            Exception: error_response,
+        },
         template_config=template_config,
         plugins=[HTMXPlugin()],
         request_class=HTMXRequest,
@@ -530,6 +551,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "hub": hub,
                 "storage": storage,
                 "sessions": async_sessionmaker(engine, expire_on_commit=False),
+                "login_throttle": LoginThrottle(),
             }
         ),
     )

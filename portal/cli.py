@@ -32,7 +32,10 @@ def serve(host: str | None, port: int | None) -> None:
         host=host or settings.portal.host,
         port=port or settings.portal.port,
         log_level="warning",
-        proxy_headers=True,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS) before the
+        # app sees the request; the app decides from VIDFLOW_PORTAL_TRUSTED_PROXIES instead
+        # (portal/forwarded.py), so a local client cannot pick its own address.
+        proxy_headers=False,
     )
 
 

@@ -34,8 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from connectors import multipart
 from connectors.storage import make_client
 from portal.auth import requires_uploader, viewer_of
+from portal.filenames import InvalidFilename, check_upload_filename, display_filename
 from portal.models import Upload
+from vidflow.errors import public_reason
 from vidflow.layout import ObjectLayout
+from vidflow.logs import get_logger
 from vidflow.settings import Settings, StorageSettings
 from vidflow.submit import announce
 
@@ -44,6 +47,10 @@ __all__ = ["UploadApi", "storage_client", "upload_page"]
 PART_URL_TTL = timedelta(hours=1)
 CLAIM_TTL = timedelta(minutes=10)
 MAX_URLS_PER_REQUEST = 100
+# User metadata on the upload's object naming who sent it (S3 ``x-amz-meta-vidflow-owner``):
+# the ingest flow takes the owner from here, the store's record, not from an event's field.
+OWNER_METADATA = "vidflow-owner"
+log = get_logger("vidflow.portal.uploads")
 
 
 class UploadRequest(msgspec.Struct, frozen=True):
@@ -166,7 +173,7 @@ async def _stored(
 def _state(row: Upload, stored: list[multipart.StoredPart]) -> UploadState:
     return UploadState(
         upload_id=row.id,
-        filename=row.filename,
+        filename=display_filename(row.filename),
         size=row.size,
         part_size=row.part_size,
         parts=_part_count(row),
@@ -202,22 +209,35 @@ class UploadApi(Controller):
     async def create(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[UploadRequest]
     ) -> UploadCreated:
-        """Start an upload; a declared size over the limit is refused before any byte moves."""
+        """Start an upload; a declared size over the limit, an unknown profile or a file name
+        that cannot be kept (a NUL, a control character, too long) is refused before anything
+        exists in the object store. The object records its sender as user metadata."""
         settings: Settings = state.settings
         limit = settings.portal.max_upload_bytes
         if data.size > limit:
             raise _too_large(data.size, limit)
+        try:
+            filename = check_upload_filename(data.filename)
+        except InvalidFilename as exc:
+            raise ClientException(str(exc)) from exc
         profile = data.profile or settings.transcode.default_profile
         if profile not in settings.transcode.profiles:
             raise ClientException(f"unknown profile {profile!r}")
+        owner = viewer_of(request).username
         upload_id = uuid.uuid4().hex
         key = ObjectLayout(settings.storage).incoming(upload_id)
         client = storage_client(settings.storage)
-        s3_id = await asyncio.to_thread(multipart.create, client, settings.storage.bucket, key)
+        s3_id = await asyncio.to_thread(
+            multipart.create,
+            client,
+            settings.storage.bucket,
+            key,
+            metadata={OWNER_METADATA: owner},
+        )
         row = Upload(
             id=upload_id,
-            owner=viewer_of(request).username,
-            filename=data.filename,
+            owner=owner,
+            filename=filename,
             size=data.size,
             part_size=multipart.part_size_for(data.size),
             key=key,
@@ -310,7 +330,10 @@ class UploadApi(Controller):
                 filename=row.filename, owner=row.owner, profile=row.profile,
             )  # fmt: skip
         except Exception as exc:  # Kafka down: the object stays, completing again announces
-            raise ServiceUnavailableException(f"could not announce the upload: {exc}") from exc
+            detail = f"{type(exc).__name__}: {exc}"
+            log.warning("upload not announced", upload_id=row.id, error=detail)
+            reason = public_reason("could not announce the upload", exc)
+            raise ServiceUnavailableException(reason) from exc
         await _set_status(maker, row, "completed", None, video_id=video_id)
         return _state(row, [])
 

@@ -269,6 +269,9 @@ class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):
     admin_password: Secret = Secret("vidflow-admin")
     # Served over HTTPS (directly or behind a TLS proxy): session and CSRF cookies get Secure.
     tls: bool = False
+    # Addresses or networks (comma-separated: "10.0.0.5,10.1.0.0/16") of reverse proxies whose
+    # X-Forwarded-For / Forwarded headers are believed. Empty: nobody's, the peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class MetricsSettings(msgspec.Struct, kw_only=True, frozen=True):

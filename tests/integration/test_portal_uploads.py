@@ -40,6 +40,7 @@ from tests.integration.test_portal import life_of, produce
 from tests.integration.test_portal_auth import add_video
 from tests.portal_login import csrf_headers, log_in
 from vidflow import events as ev
+from vidflow.errors import is_public
 from vidflow.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -196,6 +197,8 @@ def test_readyz_and_openapi(portal_settings: Settings) -> None:
     with TestClient(app=create_app(no_store)) as client:
         down = client.get("/readyz")
         assert down.status_code == 503 and down.json()["failing"] == ["minio"]
+        shown = down.json()["checks"]["minio"]  # anyone may read /readyz: no internals
+        assert is_public(shown) and no_store.storage.endpoint not in shown, shown
 
 
 def test_operations_show_lag_and_replay_dead_letters(portal_settings: Settings) -> None:
