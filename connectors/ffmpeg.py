@@ -115,6 +115,8 @@ def probe(source: str, timeout: float = PROBE_TIMEOUT) -> Probe:
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
         reason = detail[-1] if detail else f"exit code {done.returncode}"
+        # ffprobe starts its error with the input, a presigned URL with credentials: never shown
+        reason = reason.replace(source, "the input")
         raise ProbeError(f"not a readable video: {reason}")
     try:
         report = json.loads(done.stdout or b"{}")
