@@ -25,9 +25,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def watch_settings(isolated_settings: Settings, tmp_path: Path) -> Settings:
+    # the ingest flow honours file events only under its watch roots: the test's directory
     ingest = msgspec.structs.replace(
-        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0
-    )
+        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0,
+        watch_roots=(str(tmp_path),),
+    )  # fmt: skip
     return msgspec.structs.replace(isolated_settings, ingest=ingest, home=tmp_path / "home")
 
 
