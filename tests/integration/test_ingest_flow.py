@@ -33,6 +33,7 @@ from tests.media import raw_clip, write_in_pieces
 from vidflow import events as ev
 from vidflow.errors import is_public
 from vidflow.layout import OWNER_METADATA, ObjectLayout
+from vidflow.names import display_filename
 from vidflow.settings import MiB, Settings
 
 pytestmark = pytest.mark.integration
@@ -813,15 +814,20 @@ def test_an_uploads_owner_comes_from_its_object_not_from_the_event(
     )  # fmt: skip
     alice = msgspec.structs.replace(alice, size=len(data), owner="mallory")
     anonymous = msgspec.structs.replace(put_upload(ingest_settings, data, "anon.mkv"), owner="bob")
-    announce_upload(ingest_settings, alice)
-    announce_upload(ingest_settings, anonymous)
-    wait_done(status, flow, "alices.mkv")
-    wait_done(status, flow, "anon.mkv")
+    # issue 9, obs. 10: a 200 KB name with a bidi override is shown bounded and without it
+    huge_name = "\u202e" + "n" * 200_000 + ".mkv"
+    huge = put_upload(ingest_settings, data, huge_name)
+    shown = display_filename(huge_name)
+    for event in (alice, anonymous, huge):
+        announce_upload(ingest_settings, event)
+    for name in ("alices.mkv", "anon.mkv", shown):
+        wait_done(status, flow, name)
     owners = {e.filename: e.owner for e in status.events if isinstance(e, ev.IngestStarted)}
-    assert owners == {"alices.mkv": "alice", "anon.mkv": "producer"}
+    assert owners == {"alices.mkv": "alice", "anon.mkv": "producer", shown: "producer"}
+    assert len(shown) == 255 and "\u202e" not in shown
     jobs = TopicReader(ingest_settings, ingest_settings.kafka.topic_jobs)
-    requests = jobs.wait_for(lambda es: len(es) >= 2, 20)
+    requests = jobs.wait_for(lambda es: len(es) >= 3, 20)
     jobs.close()
     assert {r.filename: r.owner for r in requests if isinstance(r, ev.TranscodeRequested)} == {
-        "alices.mkv": "alice", "anon.mkv": "producer"
+        "alices.mkv": "alice", "anon.mkv": "producer", shown: "producer"
     }  # fmt: skip
