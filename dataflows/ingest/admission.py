@@ -114,9 +114,7 @@ class Admission:
         if event.key != self.layout.incoming(event.upload_id):
             raise Refused("the key is not the incoming key of the upload")
         try:
-            found = self.retry(
-                "stat", lambda: self.client.stat_object(self.bucket, event.key)
-            )
+            found = self.retry("stat", lambda: self.client.stat_object(self.bucket, event.key))
         except S3Error as exc:
             if exc.code not in GONE_CODES:
                 raise

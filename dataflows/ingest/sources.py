@@ -36,8 +36,7 @@ def read_range(
             if exc.code not in GONE_CODES:
                 raise
             raise SourceVanished(
-                f"the uploaded object {state.location} cannot be read: "
-                f"{exc.code} ({exc.message})"
+                f"the uploaded object {state.location} cannot be read: {exc.code} ({exc.message})"
             ) from None
         try:
             data = response.read()
