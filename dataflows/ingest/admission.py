@@ -69,6 +69,9 @@ class Admission:
                 event = self._check_upload(event)
         except (Refused, RefusedFile) as exc:
             return self._refuse(item, str(exc))
+        except (ValueError, OSError) as exc:  # a path the OS refuses (a NUL byte, too long...)
+            log.warning("an ingest event could not be checked", error=repr(exc))
+            return self._refuse(item, f"it cannot be checked: {type(exc).__name__}")
         if event is item.event:
             return item
         return Inbound(event, item.topic, item.partition, item.offset)
@@ -116,10 +119,12 @@ class Admission:
         try:
             found = self.retry("stat", lambda: self.client.stat_object(self.bucket, event.key))
         except S3Error as exc:
-            if exc.code not in GONE_CODES:
-                raise
-            # not the sender's overreach: the stream fails reading it, visibly, for its owner
-            return msgspec.structs.replace(event, owner=self.producer_owner)
+            if exc.code in GONE_CODES:
+                # not the sender's overreach: the stream fails reading it, visibly, for its owner
+                return msgspec.structs.replace(event, owner=self.producer_owner)
+            # anything else the store says of this one key (transient codes were retried): this
+            # message cannot be applied, and no message may stop the flow
+            raise Refused(f"the store refused to describe the object: {exc.code}") from None
         size = int(getattr(found, "size", 0) or 0)
         if size != event.size:
             raise Refused(f"the declared size {event.size} is not the object's {size}")

@@ -80,18 +80,19 @@ def test_file_events_beyond_the_grant_are_dead_letters(tmp_path: Path, workers: 
         closed(root / "missing.mkv", 10),
         closed(good, 1000, inode=good.stat().st_ino),
         closed(good, 500),  # a growing file announced earlier: fewer bytes than it has is fine
+        closed(f"{root}/nul\x00.mkv", 10),  # the OS refuses such a path: so does admission
     ]
     started = time.monotonic()
     admitted, refused = run_admission(settings, items, workers)
     assert time.monotonic() - started < 10  # nothing blocked
     sizes = sorted(i.event.size for i in admitted if isinstance(i.event, ev.FileClosed))
     assert sizes == [500, 1000]
-    assert len(refused) == 9
+    assert len(refused) == 10
     assert all(r.stage == "admit" and is_public(r.error) for r in refused)
     errors = " | ".join(sorted(r.error for r in refused))
     for expected in (
         "outside the watched roots", "FIFO", "directory", "over the limit",
-        "more than the file has", "stream id", "replaced", "does not exist",
+        "more than the file has", "stream id", "replaced", "does not exist", "cannot be checked",
     ):  # fmt: skip
         assert expected in errors, errors
     assert all(msgspec.json.decode(r.raw)["type"] == "file.closed" for r in refused)
