@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["resolve_roots", "resolve_under"]
+__all__ = ["resolve_roots", "resolve_under", "root_and_rest"]
 
 
 def resolve_roots(roots: Iterable[str | Path]) -> tuple[Path, ...]:
@@ -27,3 +27,13 @@ def resolve_under(path: str | Path, roots: Iterable[Path]) -> Path | None:
         return None
     real = Path(os.path.realpath(path))
     return real if any(real.is_relative_to(root) for root in roots) else None
+
+
+def root_and_rest(path: str | Path, roots: Iterable[Path]) -> tuple[Path, Path] | None:
+    """The resolved root ``path`` lies under and the rest of its resolved path below that root
+    (empty for the root itself), or None when it lies under none of them."""
+    real = resolve_under(path, roots)
+    if real is None:
+        return None
+    root = max((r for r in roots if real.is_relative_to(r)), key=lambda r: len(r.parts))
+    return root, real.relative_to(root)

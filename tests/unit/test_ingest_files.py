@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dataflows.ingest import files
 from dataflows.ingest.files import RefusedFile, open_regular
 from vidflow.roots import resolve_roots, resolve_under
 
@@ -85,3 +86,22 @@ def test_anything_else_is_refused_without_blocking(root: Path) -> None:
     assert "outside" in refused["escape.mp4"]
     assert "outside" in refused["passwd"] and "outside" in refused["null"]
     assert "replaced" in refused["replaced"]
+
+
+def test_a_directory_swapped_for_a_link_after_resolution_is_not_followed(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the path is resolved while ``sub`` is a directory, then ``sub`` becomes a link
+    out of the root before the open. Opening component by component refuses it."""
+    roots = resolve_roots([root])
+    (root / "sub").mkdir()
+    (root / "sub" / "secret.mp4").write_bytes(b"inside")
+    resolved = files.root_and_rest(root / "sub" / "secret.mp4", roots)
+    (root / "sub").rename(root / "moved")
+    (root / "sub").symlink_to(root.parent / "outside")  # holds a secret.mp4 of its own
+    monkeypatch.setattr(files, "root_and_rest", lambda _path, _roots: resolved)
+    with (
+        pytest.raises(RefusedFile, match="symbolic link"),
+        open_regular(root / "sub" / "secret.mp4", roots),
+    ):
+        pass
