@@ -134,7 +134,8 @@ def probe(source: str, timeout: float = PROBE_TIMEOUT) -> Probe:
     except subprocess.TimeoutExpired:
         raise ProbeError(f"ffprobe did not finish within {timeout:.0f}s") from None
     if done.returncode != 0:
-        stderr = done.stderr.decode("utf-8", "replace")
+        # ffprobe starts its error with the input, a presigned URL with credentials: never shown
+        stderr = done.stderr.decode("utf-8", "replace").replace(source, "the input")
         reason = stderr_reason(stderr, f"exit code {done.returncode}")
         raise ProbeError(f"not a readable video: {reason}")
     try:

@@ -4,19 +4,20 @@ Wiring only; the logic lives in ``dataflows/ingest/``. Run it with::
 
     python -m bytewax.run dataflows.ingest_flow:flow -r RECOVERY_DIR -s 5
 
-    file-events ─┐                                ┌─ status events ─▶ vidflow.status
-    uploads ─────┴─ decode ─ key by stream ─ IngestLogic ─┤
-                   └─ undecodable or wrong family ─▶ vidflow.dlq
-                                                          └─ transcode.requested ─▶ vidflow.jobs
+    file-events ─┐                                      ┌─ status events ─▶ vidflow.status
+    uploads ─────┴─ decode ─ admit ─ by stream ─ IngestLogic ─┤
+                   │         └─ beyond the sender's grant ─┐  └─ transcode.requested ─▶ vidflow.jobs
+                   └─ undecodable or wrong family ─────────┴─▶ vidflow.dlq
 """
 
 from __future__ import annotations
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from connectors.metrics import start_metrics_server
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
+from dataflows.ingest.admission import Admission
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.memory import pin_mmap_threshold
 from dataflows.ingest.store import ChunkStore
@@ -59,10 +60,17 @@ def build_flow(settings: Settings) -> Dataflow:
         k.topic_uploads: ev.UploadCompleted.topic,
     }
     read = read_events("read", flow, k, [k.topic_file_events, k.topic_uploads], expect=families)
-    keyed = op.key_on("by-stream", read.oks, stream_key)
+    # every event is untrusted: one beyond its sender's grant is a dead letter, not an action
+    admission = Admission(settings, client, ctx.with_storage_retry)
+    checked = op.branch(
+        "admit", op.map("check", read.oks, admission), lambda item: isinstance(item, Inbound)
+    )
+    admitted: Stream[Inbound] = checked.trues  # type: ignore[assignment]
+    rejected: Stream[ev.DeadLetter] = checked.falses  # type: ignore[assignment]
+    keyed = op.key_on("by-stream", admitted, stream_key)
     results = op.stateful("ingest", keyed, lambda resumed: IngestLogic(ctx, resumed))
     produced = op.map("unkey", results, lambda key_and_item: key_and_item[1])
-    write_results("out", produced, read.errs, k)
+    write_results("out", produced, op.merge("dead", read.errs, rejected), k)
     return flow
 
 

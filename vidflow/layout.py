@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from vidflow.settings import StorageSettings
 
-__all__ = ["ObjectLayout"]
+__all__ = ["OWNER_METADATA", "ObjectLayout", "is_upload_id"]
+
+# User metadata on an incoming object (``x-amz-meta-vidflow-owner`` on the wire): the owner, set
+# by the authenticated creator of the object (the portal, ``vidflow submit``). The ingest flow
+# takes a video's owner from here, never from the announcement.
+OWNER_METADATA = "vidflow-owner"
+
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def is_upload_id(value: str) -> bool:
+    """Whether ``value`` can name an upload: letters, digits, ``_`` and ``-`` only, so the key
+    derived from it stays one segment under ``incoming/`` (no ``..``, no ``/``)."""
+    return _UPLOAD_ID.fullmatch(value) is not None
 
 
 class ObjectLayout:

@@ -96,6 +96,8 @@ def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProces
     home = Path(settings.home).resolve()
     env = {**os.environ, **settings_environ(settings)}
     env["VIDFLOW_HOME"] = str(home)
+    # the ingest flow honours file events only under the directories the watcher watches
+    env["VIDFLOW_INGEST_WATCH_ROOTS"] = ",".join(str(d.resolve()) for d in watch_dirs)
     started: list[AppProcess] = []
     processes = app_processes(settings, watch_dirs)
     for process in processes:

@@ -190,8 +190,21 @@ class IngestSettings(msgspec.Struct, kw_only=True, frozen=True):
     close_is_final: bool = True
     ignore_patterns: tuple[str, ...] = (".*", "*~", "*.tmp", "*.part", "*.swp", "*.crdownload")
     host: str = ""
+    # File events are honoured only for regular files under these directories (links resolved);
+    # empty means the local run's watch directory, ``VIDFLOW_HOME/watch`` (see ``roots``).
+    watch_roots: tuple[str, ...] = ()
+    # A file or upload declaring more bytes than this is refused (a size is untrusted input).
+    max_file_bytes: int = 1024**4
+    # The owner of an upload whose object carries no owner metadata (an outside producer's).
+    producer_owner: str = "producer"
+
+    def roots(self, home: Path) -> tuple[Path, ...]:
+        """The watched roots as given (or ``home/watch``), not yet resolved."""
+        return tuple(Path(r) for r in self.watch_roots) or (Path(home) / "watch",)
 
     def __post_init__(self) -> None:
+        if self.max_file_bytes <= 0:
+            raise SettingsError("VIDFLOW_INGEST_MAX_FILE_BYTES must be a positive number of bytes.")
         # S3 server-side compose needs every part but the last to be >= 5 MiB.
         if self.chunk_size < 5 * MiB:
             raise SettingsError(

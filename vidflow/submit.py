@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import msgspec
@@ -22,7 +23,7 @@ from connectors.kafka import flush_or_raise, make_consumer, make_producer, wait_
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
 from dataflows.ingest.state import upload_video_id
 from vidflow import events as ev
-from vidflow.layout import ObjectLayout
+from vidflow.layout import OWNER_METADATA, ObjectLayout
 from vidflow.progress import VideoSummary, apply_event
 from vidflow.settings import Settings, get_settings
 
@@ -58,9 +59,11 @@ def upload(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
         TransferSpeedColumn(), console=console, disable=quiet,
     ) as progress:  # fmt: skip
+        # the owner travels with the object: the ingest flow believes it, not the event
         client.fput_object(
-            settings.storage.bucket, key, str(path), progress=_PutProgress(progress, path.name)
-        )
+            settings.storage.bucket, key, str(path), progress=_PutProgress(progress, path.name),
+            metadata={OWNER_METADATA: quote(owner, safe="")} if owner else None,
+        )  # fmt: skip
     return announce(
         settings, upload_id, key, size, filename=path.name, owner=owner, profile=profile
     )

@@ -61,8 +61,9 @@ def pipeline(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Sett
             "stop it with `vidflow down --keep-services`"
         )
     ingest = msgspec.structs.replace(
-        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0
-    )
+        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0,
+        watch_roots=(str(tmp_path),),
+    )  # fmt: skip
     transcode = msgspec.structs.replace(
         isolated_settings.transcode, preset="ultrafast",
         profiles_json='{"default": [{"height": 144, "video_kbps": 150}]}',
