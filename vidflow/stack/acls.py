@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -141,8 +141,10 @@ def ensure_acls(admin: AdminClient, rules: Iterable[Grant], timeout: float = 30.
     for future in admin.create_acls(bindings, request_timeout=timeout).values():
         future.result()
     wanted = {str(b) for b in bindings}
+    # None matches any name, principal and host (the stubs say str; the library takes None)
+    anything: Any = None
     everything = AclBindingFilter(
-        ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+        ResourceType.ANY, anything, ResourcePatternType.ANY, anything, anything,
         AclOperation.ANY, AclPermissionType.ANY,
     )  # fmt: skip
 

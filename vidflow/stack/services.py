@@ -240,13 +240,14 @@ class Kafka(Service):
         """Present once the data directory's metadata holds the SCRAM users."""
         return paths.data("kafka") / "scram-users"
 
-    def _config(
+    def config(
         self,
         settings: Settings,
         paths: StackPaths,
         passwords: Mapping[str, Secret] | None,
         file: str = "server.properties",
     ) -> Path:
+        """Write the broker's properties (owner-only: they hold passwords) and log setup."""
         data = paths.data(self.name)
         properties = kafka_properties(settings, data, passwords)
         _write_private(data / file, "".join(f"{k}={v}\n" for k, v in properties.items()))
@@ -259,7 +260,8 @@ class Kafka(Service):
         )
         return data / file
 
-    def _java(self, libs: Path, data: Path, main: str, *args: str) -> list[str]:
+    def java(self, libs: Path, data: Path, main: str, *args: str) -> list[str]:
+        """The command running one of Kafka's Java entry points (broker, storage tool)."""
         java = shutil.which("java")
         if java is None:
             raise StackError("Java not found: run `apt-get install openjdk-17-jre-headless`")
@@ -287,7 +289,7 @@ class Kafka(Service):
         else:
             self._format(settings, paths, tools, passwords)
         self.users_marker(paths).write_text("\n".join(CLIENT_PRINCIPALS) + "\n")
-        self._config(settings, paths, passwords)
+        self.config(settings, paths, passwords)
 
     def _format(
         self,
@@ -297,9 +299,9 @@ class Kafka(Service):
         passwords: Mapping[str, Secret],
     ) -> None:
         data = paths.data(self.name)
-        config = self._config(settings, paths, passwords)
+        config = self.config(settings, paths, passwords)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        argv = self._java(
+        argv = self.java(
             tools["kafka"], data, "kafka.tools.StorageTool", "format",
             "-t", cluster_id, "-c", str(config), *scram_arguments(passwords),
         )  # fmt: skip
@@ -319,14 +321,14 @@ class Kafka(Service):
         the log of record): the broker runs once more as it was, without logins, just long
         enough to store the SCRAM users, then stops; the next start has SASL and ACLs."""
         data = paths.data(self.name)
-        config = self._config(settings, paths, None, file="server-upgrade.properties")
+        config = self.config(settings, paths, None, file="server-upgrade.properties")
         plain = msgspec.structs.replace(
             settings.kafka, security_protocol="PLAINTEXT", username="", password=Secret("")
         )
         log.info("upgrading", service=self.name, data=str(data), to="SASL/SCRAM")
         with paths.log(self.name).open("a") as out:
             broker = subprocess.Popen(
-                self._java(tools["kafka"], data, "kafka.Kafka", str(config)),
+                self.java(tools["kafka"], data, "kafka.Kafka", str(config)),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -351,8 +353,8 @@ class Kafka(Service):
 
     def launch(self, settings: Settings, paths: StackPaths, tools: dict[str, Path]) -> Launch:
         data = paths.data(self.name)
-        config = self._config(settings, paths, ensure_credentials(paths.home))
-        return Launch(self._java(tools["kafka"], data, "kafka.Kafka", str(config)))
+        config = self.config(settings, paths, ensure_credentials(paths.home))
+        return Launch(self.java(tools["kafka"], data, "kafka.Kafka", str(config)))
 
     def probe(self, settings: Settings) -> None:
         metadata = make_admin(settings.kafka, quiet=True).list_topics(timeout=2.0)
