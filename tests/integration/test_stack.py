@@ -26,7 +26,6 @@ import pytest
 from confluent_kafka import KafkaException
 
 from connectors.kafka import (
-    KafkaDeliveryError,
     ensure_topics,
     flush_or_raise,
     make_admin,
@@ -166,15 +165,17 @@ def test_env_for_a_principal_gives_its_kafka_login_and_nothing_else(own_stack: S
         "VIDFLOW_KAFKA_SASL_MECHANISM", "VIDFLOW_KAFKA_USERNAME", "VIDFLOW_KAFKA_PASSWORD",
     }  # fmt: skip
     assert values["VIDFLOW_KAFKA_USERNAME"] == "producer"
-    producer = load_settings(values).kafka
-    sent = ev.FileDeleted(id=ev.event_id("by-producer"), stream_id="s", host="h", path="/p")
-    handle = make_producer(producer)
-    produce_event(handle, own_stack.kafka.topic_uploads, sent)
-    flush_or_raise(handle)  # the stack's own ACLs let it write uploads
-    with pytest.raises(KafkaDeliveryError):
-        handle = make_producer(producer, **{"message.timeout.ms": 10000})
-        produce_event(handle, own_stack.kafka.topic_status, sent)
-        flush_or_raise(handle, timeout=15)
+    producer = make_producer(load_settings(values).kafka, **{"message.timeout.ms": 15000})
+    outcomes: dict[str, object] = {}
+    for topic in (own_stack.kafka.topic_uploads, own_stack.kafka.topic_status):
+        producer.produce(
+            topic, value=b"probe", on_delivery=lambda err, _, t=topic: outcomes.update({t: err})
+        )
+    flush_or_raise(producer, timeout=20)
+    # the stack's own ACLs: uploads yes, anything else no
+    assert outcomes[own_stack.kafka.topic_uploads] is None
+    refused = outcomes[own_stack.kafka.topic_status]
+    assert refused is not None and "TOPIC_AUTHORIZATION_FAILED" in str(refused)
 
 
 def test_a_kafka_from_before_logins_is_upgraded_keeping_its_messages(settings: Settings) -> None:
