@@ -307,7 +307,9 @@ class Kafka(Service):
         )  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            shown = (done.stdout + done.stderr).replace(passwords[ADMIN].reveal(), "***")
+            shown = done.stdout + done.stderr
+            for password in passwords.values():  # the arguments may be echoed back
+                shown = shown.replace(password.reveal(), "***")
             raise StackError(f"formatting Kafka's KRaft storage failed:\n{shown}")
 
     def _upgrade(
