@@ -54,8 +54,8 @@ def render_principal_env(settings: Settings, principal: str) -> str:
     logged_in = stack_login(settings, principal, force=True)
     if logged_in.kafka.username != principal:
         raise StackError(
-            f"this stack ({Path(settings.home).resolve()}) has no Kafka logins yet: "
-            "start it once with `vidflow stack up`"
+            "this stack (VIDFLOW_HOME) has no Kafka logins yet: start it once with "
+            "`vidflow stack up`"
         )
     return _exports(login_environ(logged_in.kafka))
 
