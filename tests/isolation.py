@@ -9,12 +9,15 @@ import msgspec
 from connectors.kafka import ensure_topics, make_admin
 from connectors.storage import ensure_bucket, make_client
 from vidflow.settings import Settings
+from vidflow.stack.credentials import stack_login
 
 __all__ = ["isolated_copy", "remove_isolated"]
 
 
 def isolated_copy(settings: Settings, prefix: str = "t") -> Settings:
-    """``settings`` with fresh, created topics and bucket under a unique tag."""
+    """``settings`` with fresh, created topics and bucket under a unique tag; with no Kafka
+    login given, logged in as the local stack's admin (making topics takes a super user)."""
+    settings = stack_login(settings)
     tag = f"{prefix}{uuid.uuid4().hex[:10]}"
     kafka = msgspec.structs.replace(
         settings.kafka,
