@@ -14,6 +14,7 @@ from vidflow.settings import KafkaSettings
 
 __all__ = [
     "KafkaDeliveryError",
+    "client_config",
     "end_offsets",
     "ensure_topics",
     "high_watermarks",
@@ -21,6 +22,7 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "produce_event",
+    "security_config",
     "wait_for_kafka",
     "wait_for_topics",
 ]
@@ -30,10 +32,29 @@ class KafkaDeliveryError(RuntimeError):
     """The broker did not acknowledge a message."""
 
 
+def security_config(k: KafkaSettings) -> dict[str, str]:
+    """How a client logs in to the broker, as librdkafka settings: the one place that turns
+    ``KafkaSettings`` credentials into client configuration (Bytewax's source and sink take it
+    as ``add_config``). Empty for a broker without authentication."""
+    if k.security_protocol == "PLAINTEXT":
+        return {}
+    return {
+        "security.protocol": k.security_protocol,
+        "sasl.mechanism": k.sasl_mechanism,
+        "sasl.username": k.username,
+        "sasl.password": k.password.reveal(),
+    }
+
+
+def client_config(k: KafkaSettings) -> dict[str, Any]:
+    """Where the brokers are and how to log in: the base of every client vidflow builds."""
+    return {"bootstrap.servers": k.bootstrap, **security_config(k)}
+
+
 def make_producer(k: KafkaSettings, **overrides: Any) -> Producer:
     """An idempotent producer: retries never duplicate or reorder within a partition."""
     config: dict[str, Any] = {
-        "bootstrap.servers": k.bootstrap,
+        **client_config(k),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -47,7 +68,7 @@ def make_producer(k: KafkaSettings, **overrides: Any) -> Producer:
 def make_consumer(k: KafkaSettings, group_id: str, **overrides: Any) -> Consumer:
     """A consumer in ``group_id`` that commits only when told to."""
     config: dict[str, Any] = {
-        "bootstrap.servers": k.bootstrap,
+        **client_config(k),
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -59,7 +80,7 @@ def make_consumer(k: KafkaSettings, group_id: str, **overrides: Any) -> Consumer
 
 def make_admin(k: KafkaSettings, *, quiet: bool = False) -> AdminClient:
     """An admin client; ``quiet`` silences librdkafka's connection errors (for health probes)."""
-    config: dict[str, Any] = {"bootstrap.servers": k.bootstrap}
+    config = client_config(k)
     if quiet:
         config["log_level"] = 0
     return AdminClient(config)

@@ -19,7 +19,7 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.dataflow import Dataflow, Stream, operator
 
-from connectors.kafka import wait_for_kafka, wait_for_topics
+from connectors.kafka import security_config, wait_for_kafka, wait_for_topics
 from vidflow.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
 from vidflow.settings import KafkaSettings
 
@@ -90,8 +90,9 @@ def read_events(
     wait_for_kafka(kafka, timeout=START_TIMEOUT)
     wait_for_topics(kafka, topics, timeout=START_TIMEOUT)
     source = KafkaSource(
-        [kafka.bootstrap], topics, tail=True, raise_on_errors=False, batch_size=batch_size
-    )
+        kafka.bootstrap.split(","), topics, tail=True, raise_on_errors=False,
+        batch_size=batch_size, add_config=security_config(kafka),
+    )  # fmt: skip
     raw = op.input("input", flow, source)
     decoded = op.map("decode", raw, lambda m: _decode(m, expect))
     split = op.branch("split", decoded, lambda item: isinstance(item, Inbound))
@@ -108,7 +109,10 @@ def _to_sink(item: Outbound) -> KafkaSinkMessage[bytes, bytes]:
 def write_events(step_id: str, up: Stream[Outbound], kafka: KafkaSettings) -> None:
     """Produce each event to its topic, keyed by its partition key (idempotent producer)."""
     messages = op.map("encode", up, _to_sink)
-    sink = KafkaSink([kafka.bootstrap], None, add_config={"enable.idempotence": "true"})
+    sink = KafkaSink(
+        kafka.bootstrap.split(","), None,
+        add_config={**security_config(kafka), "enable.idempotence": "true"},
+    )  # fmt: skip
     op.output("output", messages, sink)
 
 

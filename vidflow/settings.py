@@ -99,9 +99,19 @@ class Secret:
 
 
 class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
-    """Where Kafka is and how vidflow's topics are laid out."""
+    """Where Kafka is, who vidflow is to it, and how vidflow's topics are laid out.
+
+    The broker is a trust boundary: with ``security_protocol`` ``SASL_PLAINTEXT`` or
+    ``SASL_SSL`` every client logs in as ``username`` (SCRAM by default) and the broker's ACLs
+    decide what it may do. ``vidflow stack`` makes one principal per component and gives each
+    process its own; empty credentials mean a broker without authentication.
+    """
 
     bootstrap: str = "127.0.0.1:19092"
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    username: str = ""
+    password: Secret = Secret("")
     partitions: int = 3
     replication: int = 1
     topic_file_events: str = "vidflow.file-events"
@@ -119,6 +129,21 @@ class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
             self.topic_status,
             self.topic_dlq,
         ]
+
+    def __post_init__(self) -> None:
+        # Credentials that would be silently ignored, or a login without them, are mistakes
+        # better named at start-up than found as "connection refused" in a flow's log.
+        if self.security_protocol == "PLAINTEXT" and self.username:
+            raise SettingsError(
+                "VIDFLOW_KAFKA_USERNAME is set but VIDFLOW_KAFKA_SECURITY_PROTOCOL is PLAINTEXT "
+                "(no login): set it to SASL_PLAINTEXT or SASL_SSL."
+            )
+        if self.security_protocol != "PLAINTEXT" and not (self.username and self.password):
+            raise SettingsError(
+                f"VIDFLOW_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                "VIDFLOW_KAFKA_USERNAME and VIDFLOW_KAFKA_PASSWORD "
+                "(`vidflow stack env` prints them for the local stack)."
+            )
 
 
 class StorageSettings(msgspec.Struct, kw_only=True, frozen=True):
