@@ -9,8 +9,8 @@ import subprocess
 from fractions import Fraction
 from typing import Any
 
-from vidflow.errors import scrub
-from vidflow.events import Probe
+from core.errors import scrub
+from core.events import Probe
 
 __all__ = [
     "FFmpegMissing",
@@ -56,7 +56,7 @@ def ffprobe_binary() -> str:
 def stderr_reason(stderr: str, fallback: str) -> str:
     """The last line of FFmpeg's or ffprobe's error output as a public reason: FFmpeg names its
     input in its errors, and the input is a presigned URL (credentials in its query string), so
-    the line is scrubbed (:func:`vidflow.errors.scrub`) and its ``[demuxer @ 0x…]`` tag dropped.
+    the line is scrubbed (:func:`core.errors.scrub`) and its ``[demuxer @ 0x…]`` tag dropped.
     """
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     text = scrub(_CONTEXT_TAG.sub("", lines[-1])) if lines else ""

@@ -9,12 +9,13 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from connectors.retry import wait_until
-from vidflow.events import Event, encode
-from vidflow.settings import KafkaSettings
+from core.events import Event, encode
+from core.settings import KafkaSettings
 
 __all__ = [
     "KafkaDeliveryError",
     "client_config",
+    "deliver",
     "end_offsets",
     "ensure_topics",
     "high_watermarks",
@@ -90,6 +91,23 @@ def produce_event(producer: Producer, topic: str, event: Event) -> None:
     """Queue one event keyed by its partition key; the caller flushes."""
     producer.produce(topic, key=event.partition_key.encode(), value=encode(event))
     producer.poll(0)
+
+
+def deliver(producer: Producer, topic: str, event: Event, timeout: float = 30.0) -> None:
+    """Produce one event and wait until the broker acknowledged it; a refusal (an ACL, a
+    message too large) raises :class:`KafkaDeliveryError` instead of passing unnoticed."""
+    refused: list[Any] = []
+
+    def on_delivery(error: Any, _message: Any) -> None:
+        if error is not None:
+            refused.append(error)
+
+    producer.produce(
+        topic, key=event.partition_key.encode(), value=encode(event), on_delivery=on_delivery
+    )
+    flush_or_raise(producer, timeout)
+    if refused:
+        raise KafkaDeliveryError(f"the broker refused the {event.type} event: {refused[0]}")
 
 
 def flush_or_raise(producer: Producer, timeout: float = 30.0) -> None:

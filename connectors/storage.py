@@ -13,9 +13,9 @@ from minio.lifecycleconfig import AbortIncompleteMultipartUpload, LifecycleConfi
 from urllib3.exceptions import HTTPError
 
 from connectors.retry import RetryPolicy, ServiceUnavailable, retry_call, wait_until
-from vidflow.layout import ObjectLayout
-from vidflow.logs import get_logger
-from vidflow.settings import StorageSettings
+from core.layout import ObjectLayout
+from core.logs import get_logger
+from core.settings import StorageSettings
 
 __all__ = [
     "INCOMING_RULE_ID",

@@ -17,15 +17,15 @@ from bytewax.dataflow import Dataflow, Stream
 
 from connectors.metrics import start_metrics_server
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
+from core import events as ev
+from core.layout import ObjectLayout
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
 from dataflows.ingest.admission import Admission
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.memory import pin_mmap_threshold
 from dataflows.ingest.store import ChunkStore
 from dataflows.kafka_io import Inbound, read_events, write_results
-from vidflow import events as ev
-from vidflow.layout import ObjectLayout
-from vidflow.logs import configure_logging
-from vidflow.settings import Settings, get_settings
 
 __all__ = ["build_flow", "flow", "stream_key"]
 

@@ -20,8 +20,8 @@ from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, Ka
 from bytewax.dataflow import Dataflow, Stream, operator
 
 from connectors.kafka import security_config, wait_for_kafka, wait_for_topics
-from vidflow.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
-from vidflow.settings import KafkaSettings
+from core.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
+from core.settings import KafkaSettings
 
 START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
 

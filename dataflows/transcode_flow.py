@@ -29,6 +29,8 @@ from bytewax.dataflow import Dataflow
 from connectors.ffmpeg import ffmpeg_binary
 from connectors.metrics import start_metrics_server
 from connectors.storage import make_client, wait_for_storage
+from core.logs import configure_logging, get_logger
+from core.settings import Settings, get_settings
 from dataflows.kafka_io import Inbound, Outbound, read_events, write_results
 from dataflows.transcode.cluster import choose_unit_mode, cluster_shape
 from dataflows.transcode.collect import CollectLogic
@@ -44,8 +46,6 @@ from dataflows.transcode.messages import (
 )
 from dataflows.transcode.plan import PlanLogic
 from dataflows.transcode.validate import RequestRules, screen_requests
-from vidflow.logs import configure_logging, get_logger
-from vidflow.settings import Settings, get_settings
 
 __all__ = ["build_flow", "flow"]
 

@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from core.settings import Settings
 from portal.auth import (
     ROLES,
     SCOPES,
@@ -29,7 +30,6 @@ from portal.auth import (
     widest_scope,
 )
 from portal.models import ApiToken, User
-from vidflow.settings import Settings
 
 __all__ = [
     "AccountError",

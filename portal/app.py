@@ -38,6 +38,11 @@ from urllib3 import BaseHTTPResponse
 from connectors.db import async_engine
 from connectors.kafka import flush_or_raise, make_admin, make_producer, produce_event
 from connectors.storage import close_client
+from core import events as ev
+from core.errors import public_reason
+from core.layout import ObjectLayout
+from core.logs import get_logger
+from core.settings import Settings, get_settings
 from portal import queries
 from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
 from portal.error_pages import error_response
@@ -65,11 +70,6 @@ from portal.security import (
 from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.tokens import create_token, revoke_token, tokens_page
 from portal.uploads import UploadApi, storage_client, upload_page
-from vidflow import events as ev
-from vidflow.errors import public_reason
-from vidflow.layout import ObjectLayout
-from vidflow.logs import get_logger
-from vidflow.settings import Settings, get_settings
 
 __all__ = ["create_app"]
 

@@ -17,8 +17,8 @@ from litestar.exceptions import HTTPException
 from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
-from vidflow.errors import public_reason
-from vidflow.logs import get_logger
+from core.errors import public_reason
+from core.logs import get_logger
 
 __all__ = ["TITLES", "error_response", "wants_json"]
 

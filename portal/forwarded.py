@@ -8,7 +8,7 @@ address it saw, so the rightmost address that is not itself a trusted proxy is t
 lies to its left was written by the client and is ignored.
 
 This is the one place the portal reads those headers; uvicorn's own ``--proxy-headers`` is off
-(see ``portal/cli.py``), so ``scope["client"]`` reaching this middleware is the real peer.
+(see ``vidflow/portal_cli.py``), so ``scope["client"]`` reaching this middleware is the real peer.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from minio import Minio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vidflow.errors import public_reason
-from vidflow.logs import get_logger
-from vidflow.settings import Settings
+from core.errors import public_reason
+from core.logs import get_logger
+from core.settings import Settings
 
 __all__ = ["readyz"]
 

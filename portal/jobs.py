@@ -24,13 +24,13 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.kafka import flush_or_raise, produce_event
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
+from core.settings import Settings
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
 from portal.models import Video
-from vidflow import events as ev
-from vidflow.errors import public_reason
-from vidflow.logs import get_logger
-from vidflow.settings import Settings
 
 __all__ = ["JobCreated", "JobRequest", "api_create_job", "request_job"]
 

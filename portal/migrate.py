@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from vidflow.settings import Settings
+from core.settings import Settings
 
 __all__ = ["alembic_config", "upgrade"]
 

@@ -26,13 +26,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.kafka import end_offsets, flush_or_raise
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
+from core.settings import Settings
 from portal import queries
 from portal.auth import requires_admin
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
-from vidflow import events as ev
-from vidflow.errors import public_reason
-from vidflow.logs import get_logger
-from vidflow.settings import Settings
 
 __all__ = [
     "Operations",

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Float, case, delete, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from core import events as ev
 from portal.models import Chunk, DeadLetterRow, Rendition, RunProgress, TimelineEvent, Video
-from vidflow import events as ev
 
 __all__ = ["NOTIFY_CHANNEL", "apply", "summary_of"]
 

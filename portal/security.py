@@ -20,8 +20,8 @@ from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.rate_limit import DurationUnit, RateLimitConfig, get_remote_address
 from litestar.types import ASGIApp, BeforeMessageSendHookHandler, Message, Receive, Scope, Send
 
+from core.settings import Settings
 from portal.auth import Viewer
-from vidflow.settings import Settings
 
 __all__ = [
     "CSRF_COOKIE",

@@ -25,7 +25,7 @@ from litestar.stores.base import Store
 from litestar.stores.file import FileStore
 from litestar.types import Empty, Message, ScopeSession
 
-from vidflow.settings import Settings
+from core.settings import Settings
 
 __all__ = ["SESSION_COOKIE", "SESSION_STORE", "rotate_session", "session_config", "session_store"]
 

@@ -22,11 +22,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.errors import public_reason
+from core.logs import get_logger
 from portal.accounts import AccountError, TokenInfo, check_token_request, parse_expiry, token_info
 from portal.auth import SCOPES, Viewer, hash_token, may_hold, new_token, requires_session, viewer_of
 from portal.models import ApiToken, User
-from vidflow.errors import public_reason
-from vidflow.logs import get_logger
 
 __all__ = ["TokenForm", "create_token", "revoke_token", "tokens_page"]
 

@@ -32,15 +32,16 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors import multipart
+from connectors.kafka import deliver
 from connectors.storage import make_client
+from core.errors import public_reason
+from core.ids import upload_completed, upload_video_id
+from core.layout import ObjectLayout
+from core.logs import get_logger
+from core.settings import Settings, StorageSettings
 from portal.auth import requires_uploader, viewer_of
 from portal.filenames import InvalidFilename, check_upload_filename, display_filename
 from portal.models import Upload
-from vidflow.errors import public_reason
-from vidflow.layout import ObjectLayout
-from vidflow.logs import get_logger
-from vidflow.settings import Settings, StorageSettings
-from vidflow.submit import announce
 
 __all__ = ["UploadApi", "storage_client", "upload_page"]
 
@@ -325,10 +326,13 @@ class UploadApi(Controller):
                 raise
             await _set_status(maker, row, "composed", claim)
         try:
-            video_id, _ = await asyncio.to_thread(
-                announce, settings, row.id, row.key, row.size,
+            event = upload_completed(
+                row.id, bucket=settings.storage.bucket, key=row.key, size=row.size,
                 filename=row.filename, owner=row.owner, profile=row.profile,
             )  # fmt: skip
+            # the app's one producer (made at start-up), never one per request
+            await asyncio.to_thread(deliver, state.producer, settings.kafka.topic_uploads, event)
+            video_id = upload_video_id(row.id)
         except Exception as exc:  # Kafka down: the object stays, completing again announces
             detail = f"{type(exc).__name__}: {exc}"
             log.warning("upload not announced", upload_id=row.id, error=detail)

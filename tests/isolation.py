@@ -8,7 +8,7 @@ import msgspec
 
 from connectors.kafka import ensure_topics, make_admin
 from connectors.storage import ensure_bucket, make_client
-from vidflow.settings import Settings
+from core.settings import Settings
 from vidflow.stack.credentials import stack_login
 
 __all__ = ["isolated_copy", "remove_isolated"]

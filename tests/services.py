@@ -23,7 +23,7 @@ from typing import Literal
 
 from connectors.kafka import ensure_topics, wait_for_kafka
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
-from vidflow.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from vidflow.stack.credentials import stack_login
 
 Source = Literal["env", "testcontainers", "stack"]

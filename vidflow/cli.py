@@ -11,18 +11,18 @@ import os
 
 import click
 
-from vidflow.logs import configure_logging
-from vidflow.settings import Settings, SettingsError, get_settings
+from core.logs import configure_logging
+from core.settings import Settings, SettingsError, get_settings
 
 __all__ = ["cli", "main"]
 
 # command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
     "stack": "vidflow.stack.cli:stack",
-    "watch": "vidflow.watch:watch_command",
+    "watch": "watcher.watch:watch_command",
     "submit": "vidflow.submit:submit_command",
-    "portal": "portal.cli:portal",
-    "user": "portal.user_cli:user",
+    "portal": "vidflow.portal_cli:portal",
+    "user": "vidflow.user_cli:user",
     "up": "vidflow.pipeline:up_command",
     "down": "vidflow.pipeline:down_command",
 }

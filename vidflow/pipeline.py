@@ -20,7 +20,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from vidflow.settings import Settings, get_settings, settings_environ
+from core.settings import Settings, get_settings, settings_environ
 from vidflow.stack import StackError, ensure_up
 from vidflow.stack import stop as stop_stack
 from vidflow.stack.credentials import stack_login

@@ -23,15 +23,15 @@ import msgspec
 from minio import Minio
 from minio.error import S3Error
 
+from core import events as ev
+from core.errors import public_reason
+from core.layout import OWNER_METADATA, ObjectLayout, is_upload_id
+from core.logs import get_logger
+from core.roots import resolve_roots, resolve_under
+from core.settings import Settings
 from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import GONE_CODES
 from dataflows.kafka_io import Inbound
-from vidflow import events as ev
-from vidflow.errors import public_reason
-from vidflow.layout import OWNER_METADATA, ObjectLayout, is_upload_id
-from vidflow.logs import get_logger
-from vidflow.roots import resolve_roots, resolve_under
-from vidflow.settings import Settings
 
 __all__ = ["Admission", "Refused"]
 

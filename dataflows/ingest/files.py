@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vidflow.roots import root_and_rest
+from core.roots import root_and_rest
 
 __all__ = ["RefusedFile", "open_regular", "read_exactly"]
 

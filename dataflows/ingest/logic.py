@@ -22,19 +22,20 @@ from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
 from connectors.ffmpeg import ProbeError, probe
+from core import events as ev
+from core.errors import public_reason
+from core.ids import upload_video_id, video_id_for
+from core.logs import get_logger
+from core.names import display_filename
+from core.roots import resolve_roots
+from core.settings import Settings
 from dataflows.ingest import metrics
 from dataflows.ingest.chunking import plan_chunks
 from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import SourceVanished, read_range
-from dataflows.ingest.state import StreamState, upload_video_id, video_id_for
+from dataflows.ingest.state import StreamState
 from dataflows.ingest.store import ChunkStore, VerificationError
 from dataflows.kafka_io import Inbound, Outbound
-from vidflow import events as ev
-from vidflow.errors import public_reason
-from vidflow.logs import get_logger
-from vidflow.names import display_filename
-from vidflow.roots import resolve_roots
-from vidflow.settings import Settings
 
 __all__ = ["IngestContext", "IngestLogic", "StorageUnavailable"]
 

@@ -27,6 +27,9 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.context import Sequenced, TranscodeContext
@@ -51,9 +54,6 @@ from dataflows.transcode.tasks import (
     write_spec,
 )
 from dataflows.transcode.truncation import truncation_reason
-from vidflow import events as ev
-from vidflow.errors import public_reason
-from vidflow.logs import get_logger
 
 __all__ = ["CollectLogic"]
 

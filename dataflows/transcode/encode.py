@@ -22,6 +22,9 @@ from typing import Any
 from bytewax.operators import StatefulLogic
 
 from connectors.ffmpeg import ffmpeg_binary, stderr_reason
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.commands import encode_command
@@ -39,9 +42,6 @@ from dataflows.transcode.tasks import (
     read_result,
     write_spec,
 )
-from vidflow import events as ev
-from vidflow.errors import public_reason
-from vidflow.logs import get_logger
 
 __all__ = ["EncodeLogic", "EncodeOut"]
 

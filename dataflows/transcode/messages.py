@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.events import Rendition, TranscodeRequested
 from dataflows.kafka_io import Outbound
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
-from vidflow.events import Rendition, TranscodeRequested
 
 __all__ = [
     "CollectMessage",
@@ -91,7 +91,7 @@ class UnitOutcome:
     unit_id: str
     renditions: dict[int, Rendition] = field(default_factory=dict)
     entries: dict[int, MasterEntry] = field(default_factory=dict)
-    error: str = ""  # public (vidflow.errors.public_reason); the detail is in the log
+    error: str = ""  # public (core.errors.public_reason); the detail is in the log
     durations: dict[int, float] = field(default_factory=dict)  # seconds of each rendition
 
     @property

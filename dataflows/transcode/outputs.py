@@ -1,6 +1,6 @@
 """Turning a finished encode into objects: HLS remux, upload, master playlist, previews.
 
-Keys come from :class:`vidflow.layout.ObjectLayout`, so running a job twice overwrites the
+Keys come from :class:`core.layout.ObjectLayout`, so running a job twice overwrites the
 same keys with the same content.
 """
 
@@ -18,11 +18,11 @@ from minio import Minio
 from minio.error import S3Error
 
 from connectors.ffmpeg import ffmpeg_binary, ffprobe_binary, stderr_reason
+from core.events import Rendition
+from core.layout import ObjectLayout
 from dataflows.transcode.commands import hls_command, poster_command, sprite_command
 from dataflows.transcode.hls import MasterEntry, avc1_codec, master_playlist, sprite_vtt
 from dataflows.transcode.ladder import PlannedRendition
-from vidflow.events import Rendition
-from vidflow.layout import ObjectLayout
 
 __all__ = ["JOB_METADATA", "Previews", "RenditionStore", "preview_inputs"]
 

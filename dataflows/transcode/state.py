@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from core.events import Rendition
 from dataflows.snapshots import Resumable
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.messages import JobPlan, UnitTask
-from vidflow.events import Rendition
 
 __all__ = [
     "Cancelling",

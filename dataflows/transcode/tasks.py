@@ -18,13 +18,13 @@ from typing import TypeVar
 import msgspec
 
 from connectors.storage import make_client
+from core.errors import public_reason
+from core.events import Rendition
+from core.layout import ObjectLayout
+from core.settings import get_settings
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.outputs import RenditionStore
-from vidflow.errors import public_reason
-from vidflow.events import Rendition
-from vidflow.layout import ObjectLayout
-from vidflow.settings import get_settings
 
 __all__ = [
     "CleanupResult",
@@ -184,7 +184,7 @@ _WHAT = {
 
 def main(argv: list[str]) -> int:
     """Run a spec; on failure the traceback goes to stderr (the task's log, for the operator)
-    and one public line (:func:`vidflow.errors.public_reason`) beside the result, for users."""
+    and one public line (:func:`core.errors.public_reason`) beside the result, for users."""
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     failure = _failure_path(result_path)
     failure.unlink(missing_ok=True)

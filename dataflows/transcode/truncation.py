@@ -8,7 +8,7 @@ reported (a warning, or the job's failure by setting), never left silent.
 
 from __future__ import annotations
 
-from vidflow.errors import public_reason
+from core.errors import public_reason
 
 __all__ = [
     "MIN_SHORTFALL",

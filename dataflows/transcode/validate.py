@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 
+from core import events as ev
+from core.errors import public_reason
+from core.layout import ObjectLayout
+from core.logs import get_logger
 from dataflows.kafka_io import Inbound
-from vidflow import events as ev
-from vidflow.errors import public_reason
-from vidflow.layout import ObjectLayout
-from vidflow.logs import get_logger
 
 __all__ = ["RequestRules", "Screened", "request_problem", "screen_requests"]
 

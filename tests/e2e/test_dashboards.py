@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from core import events as ev
+from core.settings import MiB, Settings, settings_environ
 from tests.flows import ROOT, FlowProcess, TopicReader
 from tests.media import raw_clip
-from vidflow import events as ev
-from vidflow.settings import MiB, Settings, settings_environ
 from vidflow.stack.process import port_in_use
 
 pytestmark = pytest.mark.e2e

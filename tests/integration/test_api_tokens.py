@@ -14,13 +14,13 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text, update
 
+from core.settings import Settings, settings_environ
 from portal.accounts import AccountError, create_user, issue_token, list_tokens, revoke_token
 from portal.migrate import alembic_config, upgrade
 from portal.models import ApiToken
 from tests.flows import ROOT
 from tests.integration.test_portal_auth import add_video, client_for
 from tests.portal_login import PASSWORD, csrf_headers, form_token, log_in
-from vidflow.settings import Settings, settings_environ
 
 pytestmark = pytest.mark.integration
 

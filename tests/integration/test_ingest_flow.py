@@ -23,18 +23,18 @@ import pytest
 from connectors import multipart
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import ensure_bucket, make_client
+from core import events as ev
+from core.errors import is_public
+from core.ids import upload_video_id
+from core.layout import OWNER_METADATA, ObjectLayout
+from core.names import display_filename
+from core.settings import MiB, Settings
 from dataflows.ingest import logic as ingest_logic
 from dataflows.ingest.logic import IngestContext, IngestLogic
-from dataflows.ingest.state import upload_video_id
 from dataflows.ingest.store import ChunkStore
 from dataflows.kafka_io import Inbound, Outbound
 from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import raw_clip, write_in_pieces
-from vidflow import events as ev
-from vidflow.errors import is_public
-from vidflow.layout import OWNER_METADATA, ObjectLayout
-from vidflow.names import display_filename
-from vidflow.settings import MiB, Settings
 
 pytestmark = pytest.mark.integration
 

@@ -35,9 +35,9 @@ from connectors.kafka import (
     make_consumer,
     make_producer,
 )
+from core import events as ev
+from core.settings import KafkaSettings, Secret, Settings
 from tests.flows import FlowProcess, TopicReader
-from vidflow import events as ev
-from vidflow.settings import KafkaSettings, Secret, Settings
 from vidflow.stack.acls import BYTEWAX_GROUP, binding, ensure_acls, grants, projector_group
 from vidflow.stack.credentials import as_principal, load_credentials
 

@@ -17,15 +17,15 @@ from litestar.testing import TestClient
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from core import events as ev
+from core.settings import Secret, Settings, settings_environ
 from portal.accounts import AccountError, create_user, ensure_admin, issue_token
 from portal.app import create_app
 from portal.models import Video
 from portal.sessions import SESSION_COOKIE
 from tests.flows import ROOT
 from tests.portal_login import PASSWORD, csrf_headers, form_token, log_in
-from vidflow import events as ev
 from vidflow.pipeline import ensure_portal_login
-from vidflow.settings import Secret, Settings, settings_environ
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,13 @@ import pytest
 from litestar.testing import TestClient
 
 from connectors.storage import make_client
+from core.layout import ObjectLayout
+from core.settings import Settings
 from portal.app import create_app
-from portal.cli import replay_to_end
 from portal.projector import Projector
+from portal.rebuild import replay_to_end
 from tests.integration.test_portal import life_of, produce
 from tests.portal_login import log_in
-from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -30,18 +30,18 @@ from connectors.storage import (
     ensure_incoming_lifecycle,
     make_client,
 )
+from core import events as ev
+from core.errors import is_public
+from core.settings import Settings
 from portal.accounts import create_user, issue_token
 from portal.app import create_app
-from portal.cli import replay_to_end
 from portal.models import Rendition, Upload
 from portal.projector import Projector
+from portal.rebuild import replay_to_end
 from tests.flows import TopicReader, free_port
 from tests.integration.test_portal import life_of, produce
 from tests.integration.test_portal_auth import add_video
 from tests.portal_login import csrf_headers, log_in
-from vidflow import events as ev
-from vidflow.errors import is_public
-from vidflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 

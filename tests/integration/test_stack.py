@@ -35,8 +35,8 @@ from connectors.kafka import (
     wait_for_kafka,
 )
 from connectors.storage import make_client
-from vidflow import events as ev
-from vidflow.settings import Settings, load_settings
+from core import events as ev
+from core.settings import Settings, load_settings
 from vidflow.stack import health
 from vidflow.stack.credentials import stack_login
 from vidflow.stack.install import install_all
@@ -131,7 +131,7 @@ def test_env_gives_a_shell_that_reaches_every_service(own_stack: Settings, tmp_p
     assert exports.returncode == 0, exports.stderr
     probe = tmp_path / "probe.py"
     probe.write_text(
-        "from vidflow.settings import load_settings\n"
+        "from core.settings import load_settings\n"
         "from connectors.kafka import wait_for_kafka\n"
         "from connectors.storage import wait_for_storage\n"
         "import psycopg, urllib.request\n"

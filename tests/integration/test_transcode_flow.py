@@ -25,13 +25,13 @@ from minio.error import S3Error
 from connectors.ffmpeg import ffmpeg_binary, ffprobe_binary, probe
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
+from core import events as ev
+from core.errors import is_public
+from core.layout import ObjectLayout
+from core.settings import Settings
 from dataflows.transcode.outputs import RenditionStore
 from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import h264_clip
-from vidflow import events as ev
-from vidflow.errors import is_public
-from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, select
 
+from core import events as ev
+from core.settings import Settings
 from portal.app import create_app
 from portal.models import Video
 from portal.projection import apply
 from tests.portal_login import log_in
-from vidflow import events as ev
-from vidflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from core import events as ev
+from core.settings import MiB, Settings, settings_environ
 from tests.flows import ROOT, FlowProcess, TopicReader
 from tests.media import h264_clip, raw_clip, write_in_pieces
-from vidflow import events as ev
-from vidflow.settings import MiB, Settings, settings_environ
-from vidflow.watch import DirectoryWatcher
+from watcher.watch import DirectoryWatcher
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from connectors.storage import make_client
+from core import events as ev
+from core.errors import is_public
+from core.settings import MiB, Settings
 from dataflows.ingest.admission import Admission
 from dataflows.kafka_io import Inbound
-from vidflow import events as ev
-from vidflow.errors import is_public
-from vidflow.settings import MiB, Settings
 
 HOST = "cam-1"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from core.roots import resolve_roots, resolve_under
 from dataflows.ingest import files
 from dataflows.ingest.files import RefusedFile, open_regular
-from vidflow.roots import resolve_roots, resolve_under
 
 
 @pytest.fixture

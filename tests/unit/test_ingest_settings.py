@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vidflow.settings import SettingsError, load_settings, settings_environ
+from core.settings import SettingsError, load_settings, settings_environ
 
 
 def test_watch_roots_default_to_the_local_runs_watch_directory() -> None:

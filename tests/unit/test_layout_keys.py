@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from connectors.storage import incoming_upload_rule
-from vidflow.layout import ObjectLayout
-from vidflow.settings import load_settings
+from core.layout import ObjectLayout
+from core.settings import load_settings
 
 MOVED = {
     "VIDFLOW_STORAGE_PREFIX_INCOMING": "uploads-in",

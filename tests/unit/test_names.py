@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vidflow.names import MAX_FILENAME_CHARS, display_filename
+from core.names import MAX_FILENAME_CHARS, display_filename
 
 
 def test_a_huge_name_is_bounded() -> None:

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 import yaml
 
-from vidflow.settings import (
+from core.settings import (
     TRANSCODE_CLUSTER_PORTS,
     MetricsSettings,
     Settings,

@@ -12,10 +12,10 @@ from urllib3.exceptions import ProtocolError
 import connectors.retry
 from connectors.retry import RetryPolicy, ServiceUnavailable, retry_call, wait_until
 from connectors.storage import make_client, retry_storage
+from core.layout import ObjectLayout
+from core.settings import load_settings
 from dataflows.ingest.logic import IngestContext, StorageUnavailable
 from dataflows.ingest.store import ChunkStore
-from vidflow.layout import ObjectLayout
-from vidflow.settings import load_settings
 
 
 class FakeClock:

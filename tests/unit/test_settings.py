@@ -12,8 +12,8 @@ import msgspec
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from vidflow.logs import configure_logging, get_logger
-from vidflow.settings import MiB, Secret, SettingsError, load_settings, settings_environ
+from core.logs import configure_logging, get_logger
+from core.settings import MiB, Secret, SettingsError, load_settings, settings_environ
 
 
 def test_defaults_run_the_local_stack() -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from connectors.kafka import client_config, security_config
+from core.settings import Secret, SettingsError, load_settings
 from portal.projector import group_for
 from vidflow.pipeline import app_processes, process_environ
-from vidflow.settings import Secret, SettingsError, load_settings
 from vidflow.stack.acls import BYTEWAX_GROUP, grants, projector_group
 from vidflow.stack.cli import render_env, render_principal_env
 from vidflow.stack.credentials import (

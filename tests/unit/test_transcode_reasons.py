@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from connectors.ffmpeg import ProbeError, probe, stderr_reason
+from core import events as ev
+from core.errors import is_public
 from dataflows.kafka_io import Outbound
 from dataflows.transcode.encode import EncodeLogic
 from dataflows.transcode.ladder import PlannedRendition
@@ -17,8 +19,6 @@ from dataflows.transcode.messages import UnitOutcome, UnitTask
 from dataflows.transcode.plan import PlanLogic
 from dataflows.transcode.tasks import PublishSpec, child_argv, child_failure, write_spec
 from tests.unit.test_transcode_logic import context, request
-from vidflow import events as ev
-from vidflow.errors import is_public
 
 PRESIGNED = (
     "http://127.0.0.1:9/vidflow/sources/v1/source?X-Amz-Algorithm=AWS4-HMAC-SHA256"

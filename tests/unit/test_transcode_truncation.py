@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import is_public
+from core.settings import SettingsError, load_settings
 from dataflows.transcode.truncation import allowed_shortfall, truncated, truncation_reason
-from vidflow.errors import is_public
-from vidflow.settings import SettingsError, load_settings
 
 
 @pytest.mark.parametrize(

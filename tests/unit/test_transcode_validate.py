@@ -9,12 +9,12 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
+from core import events as ev
+from core.errors import is_public
+from core.layout import ObjectLayout
+from core.settings import Settings
 from dataflows.kafka_io import Inbound
 from dataflows.transcode.validate import RequestRules, request_problem, screen_requests
-from vidflow import events as ev
-from vidflow.errors import is_public
-from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings
 
 SETTINGS = Settings()
 LAYOUT = ObjectLayout(SETTINGS.storage)

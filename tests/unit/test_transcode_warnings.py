@@ -3,8 +3,8 @@ source must not complete silently)."""
 
 from __future__ import annotations
 
-from vidflow import events as ev
-from vidflow.progress import VideoSummary, apply_event
+from core import events as ev
+from core.progress import VideoSummary, apply_event
 from vidflow.submit import _document
 
 RENDITION = ev.Rendition(height=240, width=320, key="renditions/v/240p.mp4", hls="hls/v/240p")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vidflow.watching import FileFacts, inside_roots, is_ignored, reportable, stream_id_for
+from watcher.watching import FileFacts, inside_roots, is_ignored, reportable, stream_id_for
 
 PATTERNS = (".*", "*.tmp", "*.part")
 

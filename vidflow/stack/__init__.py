@@ -13,8 +13,8 @@ from pathlib import Path
 
 from connectors.kafka import ensure_topics, make_admin
 from connectors.storage import ensure_bucket, make_client
-from vidflow.logs import get_logger
-from vidflow.settings import Settings
+from core.logs import get_logger
+from core.settings import Settings
 from vidflow.stack.acls import ensure_acls, grants
 from vidflow.stack.credentials import stack_login
 from vidflow.stack.errors import StackError

@@ -46,7 +46,7 @@ from confluent_kafka.admin._scram import (
 )
 
 from connectors.retry import wait_until
-from vidflow.settings import KafkaSettings, Secret
+from core.settings import KafkaSettings, Secret
 
 __all__ = [
     "BYTEWAX_GROUP",

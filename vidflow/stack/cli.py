@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from vidflow.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from vidflow.stack import ServiceHealth, StackError, ensure_up, health, init_resources, stop
 from vidflow.stack.credentials import COMPONENTS, login_environ, stack_login
 from vidflow.stack.install import install_all

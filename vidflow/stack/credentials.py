@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from vidflow.settings import KafkaSettings, Secret, Settings
+from core.settings import KafkaSettings, Secret, Settings
 
 __all__ = [
     "ADMIN",

@@ -22,8 +22,8 @@ from confluent_kafka import KafkaException
 
 from connectors.kafka import make_admin, wait_for_kafka
 from connectors.retry import ServiceUnavailable
-from vidflow.logs import get_logger
-from vidflow.settings import Secret, Settings
+from core.logs import get_logger
+from core.settings import Secret, Settings
 from vidflow.stack.acls import ensure_scram_users
 from vidflow.stack.credentials import (
     ADMIN,

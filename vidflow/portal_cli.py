@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 import uvicorn
-from confluent_kafka import TopicPartition
 
-from connectors.kafka import high_watermarks, wait_for_kafka
+from connectors.kafka import wait_for_kafka
 from connectors.metrics import start_metrics_server
+from core.settings import Settings, get_settings
 from portal.projector import Projector, drop_projection
-from vidflow.settings import Settings, get_settings
+from portal.rebuild import replay_to_end
 from vidflow.stack.process import running_pid
 
-__all__ = ["portal", "projector_pid", "replay_to_end"]
+__all__ = ["portal", "projector_pid"]
 
 
 @click.group()
@@ -46,44 +46,6 @@ def project() -> None:
     wait_for_kafka(settings.kafka, timeout=120)
     start_metrics_server(settings.metrics.projector_port)
     Projector(settings).run()
-
-
-def replay_to_end(projector: Projector) -> int:
-    """Consume every partition of the projected topics from its stored offset to the end it
-    had when this started, then stop; returns how many messages changed something.
-
-    Every partition is assigned explicitly (no group subscription): a running projector in the
-    same group cannot take partitions away, and a partition already read to its end (stored
-    offset at the high watermark) is simply done, not waited for.
-    """
-    settings = projector.settings
-    ends = {
-        (topic, partition): high
-        for topic in projector.topics
-        for partition, high in high_watermarks(settings.kafka, topic).items()
-    }
-    starts = projector._stored_offsets([TopicPartition(t, p) for t, p in sorted(ends)])
-    positions = {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else 0) for tp in starts}
-    behind = {key for key, end in ends.items() if positions[key] < end}
-    consumer = projector.consumer
-    try:
-        consumer.assign([tp for tp in starts if (tp.topic, tp.partition) in behind])
-        while behind:
-            messages = [m for m in consumer.consume(500, 1.0) if m.error() is None]
-            if messages:
-                projector.apply_batch(messages)
-                for m in messages:
-                    key = (str(m.topic()), int(m.partition() or 0))
-                    positions[key] = max(positions[key], int(m.offset() or 0) + 1)
-            # the consumer's own position also steps over offsets that hold no message
-            # (transaction markers, compacted records)
-            for tp in consumer.position([TopicPartition(t, p) for t, p in behind]):
-                key = (tp.topic, tp.partition)
-                positions[key] = max(positions[key], tp.offset)
-            behind = {key for key in behind if positions[key] < ends[key]}
-    finally:
-        consumer.close()
-    return projector.applied
 
 
 def projector_pid(settings: Settings) -> int | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, final
 import msgspec
 
 # Profiles are parsed here, at load; the module moves into the core package later.
-from dataflows.transcode.profiles import Rung, load_profiles
+from core.profiles import Rung, load_profiles
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL

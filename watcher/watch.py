@@ -26,14 +26,14 @@ from prometheus_client import Counter
 
 from connectors.kafka import flush_or_raise, make_producer, produce_event, wait_for_kafka
 from connectors.metrics import start_metrics_server
-from vidflow import events as ev
-from vidflow.logs import get_logger
-from vidflow.settings import Settings, get_settings
-from vidflow.watching import FileFacts, inside_roots, reportable, stream_id_for, watcher_host
+from core import events as ev
+from core.logs import get_logger
+from core.settings import Settings, get_settings
+from watcher.watching import FileFacts, inside_roots, reportable, stream_id_for, watcher_host
 
 __all__ = ["CloseWatcher", "DirectoryWatcher", "watch_command"]
 
-log = get_logger("vidflow.watch")
+log = get_logger("watcher.watch")
 EVENTS = Counter("vidflow_watcher_events", "File events sent to Kafka, by type.", ["type"])
 
 

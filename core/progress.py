@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from vidflow import events as ev
+from core import events as ev
 
 __all__ = ["TERMINAL", "SourceSummary", "VideoSummary", "apply_event"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from vidflow.settings import StorageSettings
+from core.settings import StorageSettings
 
 __all__ = ["OWNER_METADATA", "ObjectLayout", "is_upload_id"]
 

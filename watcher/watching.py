@@ -8,7 +8,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidflow.roots import resolve_roots, resolve_under
+from core.roots import resolve_roots, resolve_under
 
 __all__ = [
     "FileFacts",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import click
 
+from core.settings import get_settings
 from portal.accounts import (
     AccountError,
     TokenInfo,
@@ -17,7 +18,6 @@ from portal.accounts import (
     revoke_token,
 )
 from portal.auth import ROLES, SCOPES, Role
-from vidflow.settings import get_settings
 
 __all__ = ["user"]
 
