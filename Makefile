@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test check unit lint types bench clean
+.PHONY: up down status test check unit lint types layers bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -32,7 +32,8 @@ test: check browser
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-check: lint types
+## check: lint, format, types and the layers (import-linter contract in pyproject.toml)
+check: lint types layers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,6 +41,9 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
 
 # Debian's Chromium for the Playwright browser test (Playwright's own download cannot work here).
 browser: $(STAMP)

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
+from core import events as ev
+from core.settings import Settings, load_settings
 from tests.flows import FlowProcess, TopicReader
 from tests.isolation import isolated_copy, remove_isolated
-from vidflow import events as ev
-from vidflow.settings import Settings, load_settings
 from vidflow.stack import ensure_up
 
 GiB = 1024**3

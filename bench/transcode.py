@@ -29,14 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectors.ffmpeg import ffmpeg_binary, probe
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
+from core import events as ev
+from core.layout import ObjectLayout
+from core.profiles import DEFAULT_LADDER
+from core.settings import load_settings
 from dataflows.transcode.commands import encode_command
 from dataflows.transcode.ladder import plan_ladder
-from dataflows.transcode.profiles import DEFAULT_LADDER
 from tests.flows import FlowProcess, TopicReader
 from tests.isolation import isolated_copy, remove_isolated
-from vidflow import events as ev
-from vidflow.layout import ObjectLayout
-from vidflow.settings import load_settings
 from vidflow.stack import ensure_up
 
 

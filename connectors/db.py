@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from vidflow.settings import PostgresSettings
+from core.settings import PostgresSettings
 
 __all__ = ["async_engine", "dispose_engine", "engine"]
 

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from fractions import Fraction
 from typing import Any
 
-from vidflow.events import Probe
+from core.errors import scrub
+from core.events import Probe
 
-__all__ = ["FFmpegMissing", "ProbeError", "ffmpeg_binary", "ffprobe_binary", "parse_probe", "probe"]
+__all__ = [
+    "FFmpegMissing",
+    "ProbeError",
+    "ffmpeg_binary",
+    "ffprobe_binary",
+    "parse_probe",
+    "probe",
+    "stderr_reason",
+]
 
 PROBE_TIMEOUT = 120.0
+_CONTEXT_TAG = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
 
 class FFmpegMissing(RuntimeError):
@@ -40,6 +51,16 @@ def ffmpeg_binary() -> str:
 def ffprobe_binary() -> str:
     """Path of ``ffprobe``."""
     return _binary("ffprobe")
+
+
+def stderr_reason(stderr: str, fallback: str) -> str:
+    """The last line of FFmpeg's or ffprobe's error output as a public reason: FFmpeg names its
+    input in its errors, and the input is a presigned URL (credentials in its query string), so
+    the line is scrubbed (:func:`core.errors.scrub`) and its ``[demuxer @ 0x…]`` tag dropped.
+    """
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    text = scrub(_CONTEXT_TAG.sub("", lines[-1])) if lines else ""
+    return text or fallback
 
 
 def _rate(value: str | None) -> float:
@@ -113,8 +134,9 @@ def probe(source: str, timeout: float = PROBE_TIMEOUT) -> Probe:
     except subprocess.TimeoutExpired:
         raise ProbeError(f"ffprobe did not finish within {timeout:.0f}s") from None
     if done.returncode != 0:
-        detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = detail[-1] if detail else f"exit code {done.returncode}"
+        # ffprobe starts its error with the input, a presigned URL with credentials: never shown
+        stderr = done.stderr.decode("utf-8", "replace").replace(source, "the input")
+        reason = stderr_reason(stderr, f"exit code {done.returncode}")
         raise ProbeError(f"not a readable video: {reason}")
     try:
         report = json.loads(done.stdout or b"{}")

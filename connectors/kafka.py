@@ -9,11 +9,13 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from connectors.retry import wait_until
-from vidflow.events import Event, encode
-from vidflow.settings import KafkaSettings
+from core.events import Event, encode
+from core.settings import KafkaSettings
 
 __all__ = [
     "KafkaDeliveryError",
+    "client_config",
+    "deliver",
     "end_offsets",
     "ensure_topics",
     "high_watermarks",
@@ -21,6 +23,7 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "produce_event",
+    "security_config",
     "wait_for_kafka",
     "wait_for_topics",
 ]
@@ -30,10 +33,29 @@ class KafkaDeliveryError(RuntimeError):
     """The broker did not acknowledge a message."""
 
 
+def security_config(k: KafkaSettings) -> dict[str, str]:
+    """How a client logs in to the broker, as librdkafka settings: the one place that turns
+    ``KafkaSettings`` credentials into client configuration (Bytewax's source and sink take it
+    as ``add_config``). Empty for a broker without authentication."""
+    if k.security_protocol == "PLAINTEXT":
+        return {}
+    return {
+        "security.protocol": k.security_protocol,
+        "sasl.mechanism": k.sasl_mechanism,
+        "sasl.username": k.username,
+        "sasl.password": k.password.reveal(),
+    }
+
+
+def client_config(k: KafkaSettings) -> dict[str, Any]:
+    """Where the brokers are and how to log in: the base of every client vidflow builds."""
+    return {"bootstrap.servers": k.bootstrap, **security_config(k)}
+
+
 def make_producer(k: KafkaSettings, **overrides: Any) -> Producer:
     """An idempotent producer: retries never duplicate or reorder within a partition."""
     config: dict[str, Any] = {
-        "bootstrap.servers": k.bootstrap,
+        **client_config(k),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -47,7 +69,7 @@ def make_producer(k: KafkaSettings, **overrides: Any) -> Producer:
 def make_consumer(k: KafkaSettings, group_id: str, **overrides: Any) -> Consumer:
     """A consumer in ``group_id`` that commits only when told to."""
     config: dict[str, Any] = {
-        "bootstrap.servers": k.bootstrap,
+        **client_config(k),
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -59,7 +81,7 @@ def make_consumer(k: KafkaSettings, group_id: str, **overrides: Any) -> Consumer
 
 def make_admin(k: KafkaSettings, *, quiet: bool = False) -> AdminClient:
     """An admin client; ``quiet`` silences librdkafka's connection errors (for health probes)."""
-    config: dict[str, Any] = {"bootstrap.servers": k.bootstrap}
+    config = client_config(k)
     if quiet:
         config["log_level"] = 0
     return AdminClient(config)
@@ -69,6 +91,23 @@ def produce_event(producer: Producer, topic: str, event: Event) -> None:
     """Queue one event keyed by its partition key; the caller flushes."""
     producer.produce(topic, key=event.partition_key.encode(), value=encode(event))
     producer.poll(0)
+
+
+def deliver(producer: Producer, topic: str, event: Event, timeout: float = 30.0) -> None:
+    """Produce one event and wait until the broker acknowledged it; a refusal (an ACL, a
+    message too large) raises :class:`KafkaDeliveryError` instead of passing unnoticed."""
+    refused: list[Any] = []
+
+    def on_delivery(error: Any, _message: Any) -> None:
+        if error is not None:
+            refused.append(error)
+
+    producer.produce(
+        topic, key=event.partition_key.encode(), value=encode(event), on_delivery=on_delivery
+    )
+    flush_or_raise(producer, timeout)
+    if refused:
+        raise KafkaDeliveryError(f"the broker refused the {event.type} event: {refused[0]}")
 
 
 def flush_or_raise(producer: Producer, timeout: float = 30.0) -> None:

@@ -7,6 +7,7 @@ raw S3 calls as underscore methods; this module is the one place that touches th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
@@ -30,6 +31,8 @@ __all__ = [
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3: every part but the last is at least 5 MiB
 MAX_PARTS = 10_000  # S3: part numbers run 1..10000
 MiB = 1024 * 1024
+# printable ASCII but the escape character itself and space (headers trim it)
+_METADATA_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) != "%")
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,17 @@ def part_size_for(size: int, minimum: int = MIN_PART_SIZE) -> int:
     return max(minimum, -(-needed // MiB) * MiB)
 
 
-def create(client: Minio, bucket: str, key: str) -> str:
-    """Start a multipart upload; returns the store's upload id."""
-    return client._create_multipart_upload(
-        bucket, key, {"Content-Type": "application/octet-stream"}
-    )
+def create(client: Minio, bucket: str, key: str, metadata: Mapping[str, str] | None = None) -> str:
+    """Start a multipart upload; returns the store's upload id.
+
+    ``metadata`` becomes the object's user metadata (``x-amz-meta-<name>``); S3 carries it in
+    headers, which are ASCII, so values are percent-encoded UTF-8 (``quote``; plain ASCII
+    names read as themselves, ``unquote`` gives back any other).
+    """
+    headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": "application/octet-stream"}
+    for name, value in (metadata or {}).items():
+        headers[f"x-amz-meta-{name}"] = quote(value, safe=_METADATA_SAFE)
+    return client._create_multipart_upload(bucket, key, headers)
 
 
 def presign_part(

@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import urllib3
 from minio import Minio
 from minio.commonconfig import ENABLED, Filter
 from minio.error import S3Error
 from minio.lifecycleconfig import AbortIncompleteMultipartUpload, LifecycleConfig, Rule
+from urllib3.exceptions import HTTPError
 
-from connectors.retry import wait_until
-from vidflow.logs import get_logger
-from vidflow.settings import StorageSettings
+from connectors.retry import RetryPolicy, ServiceUnavailable, retry_call, wait_until
+from core.layout import ObjectLayout
+from core.logs import get_logger
+from core.settings import StorageSettings
 
 __all__ = [
-    "INCOMING_PREFIX",
     "INCOMING_RULE_ID",
     "INCOMPLETE_UPLOAD_DAYS",
+    "STORAGE_OUTAGE",
+    "TRANSIENT_S3_CODES",
     "close_client",
     "ensure_bucket",
     "ensure_incoming_lifecycle",
+    "incoming_upload_rule",
+    "is_transient",
     "make_client",
     "object_exists",
+    "retry_storage",
     "wait_for_storage",
 ]
 
 log = get_logger("vidflow.storage")
-INCOMING_PREFIX = "incoming/"
 INCOMING_RULE_ID = "abort-incomplete-incoming-uploads"
 INCOMPLETE_UPLOAD_DAYS = 1
 _LIFECYCLE_REFUSED: set[str] = set()
+T = TypeVar("T")
+
+# A store that is away (restarting, network down, busy) is waited for this long, with backoff.
+STORAGE_OUTAGE = RetryPolicy(budget=300.0, first_delay=0.5, max_delay=10.0)
+# What the store answers while it is busy or not ready yet: worth waiting out, unlike an answer
+# about the request itself (NoSuchKey, AccessDenied...), which is final.
+TRANSIENT_S3_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized"}
+)
 
 
 def make_client(s: StorageSettings) -> Minio:
@@ -53,20 +70,32 @@ def close_client(client: Minio) -> None:
     client._http.clear()
 
 
-def ensure_bucket(client: Minio, bucket: str) -> None:
+def ensure_bucket(client: Minio, storage: StorageSettings) -> None:
     """Create the bucket unless it exists, with the lifecycle rule for abandoned uploads."""
+    bucket = storage.bucket
     try:
         if not client.bucket_exists(bucket):
             client.make_bucket(bucket)
     except S3Error as exc:
         if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
             raise
-    ensure_incoming_lifecycle(client, bucket)
+    ensure_incoming_lifecycle(client, storage)
 
 
-def ensure_incoming_lifecycle(client: Minio, bucket: str) -> bool:
-    """Abort multipart uploads under ``incoming/`` left incomplete for a day; True if the store
-    holds that rule afterwards.
+def incoming_upload_rule(storage: StorageSettings) -> Rule:
+    """The lifecycle rule aborting multipart uploads left incomplete for a day where uploads
+    land (the layout's incoming prefix, whatever the settings call it)."""
+    return Rule(
+        ENABLED,
+        rule_filter=Filter(prefix=ObjectLayout(storage).incoming_prefix()),
+        rule_id=INCOMING_RULE_ID,
+        abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(INCOMPLETE_UPLOAD_DAYS),
+    )
+
+
+def ensure_incoming_lifecycle(client: Minio, storage: StorageSettings) -> bool:
+    """Abort multipart uploads under the incoming prefix left incomplete for a day; True if the
+    store holds that rule afterwards.
 
     A browser that starts a resumable upload and never comes back leaves parts the store keeps
     forever; an S3 lifecycle rule drops them server-side. Other rules on the bucket are kept:
@@ -75,12 +104,7 @@ def ensure_incoming_lifecycle(client: Minio, bucket: str) -> bool:
     stale multipart uploads itself (``api stale_uploads_expiry``, 24 h by default). A refusal is
     logged and the bucket is used anyway: the rule is housekeeping, not a precondition.
     """
-    rule = Rule(
-        ENABLED,
-        rule_filter=Filter(prefix=INCOMING_PREFIX),
-        rule_id=INCOMING_RULE_ID,
-        abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(INCOMPLETE_UPLOAD_DAYS),
-    )
+    bucket, rule = storage.bucket, incoming_upload_rule(storage)
     try:
         current = client.get_bucket_lifecycle(bucket)
         rules = list(current.rules) if current is not None else []
@@ -117,3 +141,28 @@ def wait_for_storage(s: StorageSettings, timeout: float = 60.0) -> None:
     """Block until the S3 endpoint answers an authenticated request."""
     client = make_client(s)
     wait_until(f"object storage at {s.endpoint}", client.list_buckets, timeout)
+
+
+def is_transient(exc: Exception) -> bool:
+    """A failure that says the store (or the network to it) is away, not that the request is
+    wrong. Local-file errors never get here as ``OSError``: callers read files before calling."""
+    if isinstance(exc, S3Error):
+        return exc.code in TRANSIENT_S3_CODES
+    return isinstance(exc, HTTPError | OSError)
+
+
+def retry_storage(
+    what: str,
+    call: Callable[[], T],
+    *,
+    exhausted: Callable[[str], Exception] = ServiceUnavailable,
+) -> T:
+    """``call()`` through :data:`STORAGE_OUTAGE`: transient failures are waited out (logged),
+    others raise at once, and a store away for the whole budget raises ``exhausted``."""
+
+    def retrying(exc: Exception, delay: float) -> None:
+        log.warning("storage unavailable, retrying", step=what, error=str(exc), delay=delay)
+
+    return retry_call(
+        what, call, STORAGE_OUTAGE, retry_on=is_transient, on_retry=retrying, exhausted=exhausted
+    )

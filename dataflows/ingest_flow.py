@@ -4,10 +4,10 @@ Wiring only; the logic lives in ``dataflows/ingest/``. Run it with::
 
     python -m bytewax.run dataflows.ingest_flow:flow -r RECOVERY_DIR -s 5
 
-    file-events ─┐                                ┌─ status events ─▶ vidflow.status
-    uploads ─────┴─ decode ─ key by stream ─ IngestLogic ─┤
-                   └─ undecodable or wrong family ─▶ vidflow.dlq
-                                                          └─ transcode.requested ─▶ vidflow.jobs
+    file-events ─┐                                      ┌─ status events ─▶ vidflow.status
+    uploads ─────┴─ decode ─ admit ─ by stream ─ IngestLogic ─┤
+                   │         └─ beyond the sender's grant ─┐  └─ transcode.requested ─▶ vidflow.jobs
+                   └─ undecodable or wrong family ─────────┴─▶ vidflow.dlq
 """
 
 from __future__ import annotations
@@ -15,12 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from connectors.metrics import start_metrics_server
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
+from core import events as ev
+from core.layout import ObjectLayout
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
+from dataflows.ingest.admission import Admission
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.memory import pin_mmap_threshold
 from dataflows.ingest.store import ChunkStore
@@ -32,10 +37,6 @@ from dataflows.kafka_io import (
     read_source,
     write_sink,
 )
-from vidflow import events as ev
-from vidflow.layout import ObjectLayout
-from vidflow.logs import configure_logging
-from vidflow.settings import Settings, get_settings
 
 __all__ = ["build_flow", "flow", "stream_key"]
 
@@ -68,10 +69,17 @@ def build_flow(
         k.topic_uploads: ev.UploadCompleted.topic,
     }
     read = read_source("read", flow, source, expect=families)
-    keyed = op.key_on("by-stream", read.oks, stream_key)
+    # every event is untrusted: one beyond its sender's grant is a dead letter, not an action
+    admission = Admission(settings, store.client, ctx.with_storage_retry)
+    checked = op.branch(
+        "admit", op.map("check", read.oks, admission), lambda item: isinstance(item, Inbound)
+    )
+    admitted: Stream[Inbound] = checked.trues  # type: ignore[assignment]
+    rejected: Stream[ev.DeadLetter] = checked.falses  # type: ignore[assignment]
+    keyed = op.key_on("by-stream", admitted, stream_key)
     results = op.stateful("ingest", keyed, lambda resumed: IngestLogic(ctx, resumed))
     produced = op.map("unkey", results, lambda key_and_item: key_and_item[1])
-    write_sink("out", produced, read.errs, k.topic_dlq, sink)
+    write_sink("out", produced, op.merge("dead", read.errs, rejected), k.topic_dlq, sink)
     return flow
 
 
@@ -83,7 +91,7 @@ def flow() -> Dataflow:
     pin_mmap_threshold()  # peak RSS independent of file size, run after run
     wait_for_storage(settings.storage, timeout=120)
     client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage.bucket)
+    ensure_bucket(client, settings.storage)
     start_metrics_server(settings.metrics.ingest_port)
     k = settings.kafka
     return build_flow(

@@ -21,9 +21,9 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from connectors.kafka import wait_for_kafka, wait_for_topics
-from vidflow.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
-from vidflow.settings import KafkaSettings
+from connectors.kafka import security_config, wait_for_kafka, wait_for_topics
+from core.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
+from core.settings import KafkaSettings
 
 START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
 
@@ -101,12 +101,7 @@ def read_events(
     The broker may still be starting, or a topic just created not yet in its metadata: both are
     waited for here, before the source lists its partitions (which would fail the flow).
     """
-    wait_for_kafka(kafka, timeout=START_TIMEOUT)
-    wait_for_topics(kafka, topics, timeout=START_TIMEOUT)
-    source = KafkaSource(
-        [kafka.bootstrap], topics, tail=True, raise_on_errors=False, batch_size=batch_size
-    )
-    raw = op.input("input", flow, source)
+    raw = op.input("input", flow, kafka_source(kafka, topics, batch_size))
     decoded = op.map("decode", raw, lambda m: _decode(m, expect))
     split = op.branch("split", decoded, lambda item: isinstance(item, Inbound))
     return ReadResult(oks=split.trues, errs=split.falses)  # type: ignore[arg-type]
@@ -122,8 +117,7 @@ def _to_sink(item: Outbound) -> KafkaSinkMessage[bytes, bytes]:
 def write_events(step_id: str, up: Stream[Outbound], kafka: KafkaSettings) -> None:
     """Produce each event to its topic, keyed by its partition key (idempotent producer)."""
     messages = op.map("encode", up, _to_sink)
-    sink = KafkaSink([kafka.bootstrap], None, add_config={"enable.idempotence": "true"})
-    op.output("output", messages, sink)
+    op.output("output", messages, kafka_sink(kafka))
 
 
 @operator
@@ -149,13 +143,17 @@ def kafka_source(kafka: KafkaSettings, topics: list[str], batch_size: int = 100)
     wait_for_kafka(kafka, timeout=START_TIMEOUT)
     wait_for_topics(kafka, topics, timeout=START_TIMEOUT)
     return KafkaSource(
-        [kafka.bootstrap], topics, tail=True, raise_on_errors=False, batch_size=batch_size
-    )
+        kafka.bootstrap.split(","), topics, tail=True, raise_on_errors=False,
+        batch_size=batch_size, add_config=security_config(kafka),
+    )  # fmt: skip
 
 
 def kafka_sink(kafka: KafkaSettings) -> KafkaSink:
     """The Kafka sink of every flow (an idempotent producer; each message names its topic)."""
-    return KafkaSink([kafka.bootstrap], None, add_config={"enable.idempotence": "true"})
+    return KafkaSink(
+        kafka.bootstrap.split(","), None,
+        add_config={**security_config(kafka), "enable.idempotence": "true"},
+    )  # fmt: skip
 
 
 @operator

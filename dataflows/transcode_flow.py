@@ -5,11 +5,12 @@ Wiring only; the logic lives in ``dataflows/transcode/``. Run it with::
     python -m bytewax.run dataflows.transcode_flow:flow -r RECOVERY_DIR -s 5 -b 30
     # a cluster: the same with -i 0 / -i 1 and -a "host0:2101;host1:2101" (one per process)
 
-    jobs ─ decode ─ key by video ─ plan ─┬─ unit tasks/cancels ─ key by unit ─ encode ─┐
-           │                            └─ job opened/closed ─┐      status ◀─────────┤
-           │                                                  ▼                       │
-           │                         key by video ─ collect ◀─ unit outcomes ◀────────┘
-           │                                          └─▶ status, dlq, jobs (stop units)
+    jobs ─ decode ─ screen ─ key by video ─ plan ─┬─ unit tasks/cancels ─ key by unit ─ encode ─┐
+           │        │                             └─ job opened/closed ─┐      status ◀────────┤
+           │        │                                                   ▼                      │
+           │        │                         key by video ─ collect ◀─ unit outcomes ◀────────┘
+           │        │                                          └─▶ status, dlq, jobs (stop units)
+           │        └─ refused (source not the layout's, wrong bucket, unknown profile) ─▶ dlq
            └─ undecodable ─▶ dlq
 
 ``plan`` spreads a job's units over every worker of the cluster; ``unit_mode=auto`` picks
@@ -31,6 +32,8 @@ from minio import Minio
 from connectors.ffmpeg import ffmpeg_binary
 from connectors.metrics import start_metrics_server
 from connectors.storage import make_client, wait_for_storage
+from core.logs import configure_logging, get_logger
+from core.settings import Settings, get_settings
 from dataflows.kafka_io import (
     Inbound,
     Outbound,
@@ -53,9 +56,7 @@ from dataflows.transcode.messages import (
     UnitTask,
 )
 from dataflows.transcode.plan import PlanLogic
-from dataflows.transcode.profiles import load_profiles
-from vidflow.logs import configure_logging, get_logger
-from vidflow.settings import Settings, get_settings
+from dataflows.transcode.validate import RequestRules, screen_requests
 
 __all__ = ["build_flow", "flow"]
 
@@ -105,7 +106,7 @@ def build_flow(
     ctx = TranscodeContext(
         settings,
         client,
-        load_profiles(settings.transcode.profiles_json),
+        settings.transcode.profiles,
         shape,
         mode,
     )
@@ -113,7 +114,9 @@ def build_flow(
 
     flow = Dataflow("vidflow-transcode")
     read = read_source("read", flow, source, expect="jobs")
-    keyed = op.key_on("by-video", read.oks, _video_key)
+    rules = RequestRules(settings.storage.bucket, ctx.layout, frozenset(ctx.profiles))
+    screened = screen_requests("screen", read.oks, rules)
+    keyed = op.key_on("by-video", screened.oks, _video_key)
     planned = op.map("plan-out", op.stateful("plan", keyed, lambda r: PlanLogic(ctx, r)), _value)
 
     units = op.filter_map("to-encode", planned, _for_encode)
@@ -133,7 +136,8 @@ def build_flow(
         op.filter_map("encode-to-kafka", encoded, _for_kafka),
         op.map("collect-out", collected, _value),
     )
-    write_sink("out", produced, read.errs, k.topic_dlq, sink)
+    refused = op.merge("refused", read.errs, screened.errs)
+    write_sink("out", produced, refused, k.topic_dlq, sink)
     return flow
 
 

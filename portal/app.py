@@ -38,14 +38,22 @@ from urllib3 import BaseHTTPResponse
 from connectors.db import async_engine
 from connectors.kafka import flush_or_raise, make_admin, make_producer, produce_event
 from connectors.storage import close_client
-from dataflows.transcode.profiles import load_profiles
+from core import events as ev
+from core.errors import public_reason
+from core.layout import ObjectLayout
+from core.logs import get_logger
+from core.settings import Settings, get_settings
 from portal import queries
 from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
+from portal.error_pages import error_response
 from portal.fanout import Rendered, SharedRenders
+from portal.filenames import display_filename
+from portal.forwarded import forwarded_middleware
 from portal.health import readyz
 from portal.jobs import api_create_job, request_job
 from portal.live import RESYNC, NotifyHub
 from portal.login import login, login_page, logout, send_to_login
+from portal.login_throttle import LoginThrottle
 from portal.models import Video
 from portal.operations import (
     api_operations,
@@ -53,11 +61,15 @@ from portal.operations import (
     operations_page,
     replay_dead_letter,
 )
-from portal.security import csrf_middleware, rate_limit_middleware, security_headers
+from portal.security import (
+    NulRefusingMiddleware,
+    csrf_middleware,
+    rate_limit_middleware,
+    security_headers,
+)
 from portal.sessions import SESSION_STORE, session_config, session_store
+from portal.tokens import create_token, revoke_token, tokens_page
 from portal.uploads import UploadApi, storage_client, upload_page
-from vidflow import events as ev
-from vidflow.settings import Settings, get_settings
 
 __all__ = ["create_app"]
 
@@ -68,6 +80,7 @@ DOWNLOAD_TTL = timedelta(minutes=15)
 # a page was rendered may be committed after it. Resyncs look back this much further.
 RESYNC_SLACK = 60.0
 TIMELINE = "_timeline.html"
+log = get_logger("vidflow.portal")
 
 
 def _session(state: State) -> AsyncSession:
@@ -146,7 +159,7 @@ async def video(request: HTMXRequest, state: State, video_id: FromPath[str]) -> 
             "d": detail,
             "timeline": detail.timeline,
             "downloads": downloads,
-            "profiles": list(load_profiles(settings.transcode.profiles_json)),
+            "profiles": list(settings.transcode.profiles),
             "default_profile": settings.transcode.default_profile,
             "can_act": viewer_of(request).can_upload,
             "rendered_at": f"{time.time():.3f}",
@@ -168,11 +181,11 @@ async def video_file(
     """Objects of a video (HLS playlists and segments, previews) served same-origin, for the
     player; MP4 downloads are short-lived presigned links to the store (see the video page)."""
     key = key.lstrip("/")
-    allowed = (f"hls/{video_id}/", f"renditions/{video_id}/", f"thumbs/{video_id}/")
+    settings: Settings = state.settings
+    allowed = ObjectLayout(settings.storage).playable_prefixes(video_id)
     if ".." in key or not key.startswith(allowed):
         raise NotFoundException("no such file")
     await _visible(state, request, video_id)
-    settings: Settings = state.settings
     storage: Minio = state.storage
     try:
         response = await asyncio.to_thread(storage.get_object, settings.storage.bucket, key)
@@ -334,8 +347,9 @@ async def cancel(
     try:
         produce_event(producer, settings.kafka.topic_jobs, event)
         await asyncio.to_thread(flush_or_raise, producer)
-    except Exception as exc:  # noqa: BLE001 - the button shows why
-        return _told(f"could not ask for the cancel: {exc}", 503)
+    except Exception as exc:  # noqa: BLE001 - the button says what failed, the log says why
+        log.warning("cancel not sent", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+        return _told(public_reason("could not ask for the cancel", exc), 503)
     return _told("Cancel requested.")
 
 
@@ -351,8 +365,9 @@ async def reprocess(
         requested = await request_job(state.settings, row, profile, state.producer)
     except HTTPException as exc:
         return _told(str(exc.detail), exc.status_code)
-    except Exception as exc:  # noqa: BLE001 - Kafka down: the button shows why
-        return _told(f"could not request the job: {exc}", 503)
+    except Exception as exc:  # noqa: BLE001 - Kafka down: the button says so, the log says why
+        log.warning("job not requested", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+        return _told(public_reason("could not request the job", exc), 503)
     return _told(f"Reprocess requested with profile {requested.profile} (job {requested.job_id}).")
 
 
@@ -402,7 +417,7 @@ async def api_video(
 def _video_json(v: Video) -> dict[str, Any]:
     return {
         "video_id": v.id,
-        "filename": v.filename,
+        "filename": display_filename(v.filename),
         "status": v.status,
         "progress": v.progress,
         "error": v.error or None,
@@ -448,6 +463,7 @@ def _current_viewer(context: jinja2.runtime.Context) -> Viewer | None:
 
 def _add_filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["when"] = _when
+    engine.engine.filters["filename"] = display_filename
     engine.engine.globals["current_viewer"] = _current_viewer
 
 
@@ -503,11 +519,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             api_operations,
             replay_dead_letter,
             api_replay_dead_letter,
+            tokens_page,
+            create_token,
+            revoke_token,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
         ],
         # Order matters: the session is loaded before anyone is authenticated, and CSRF and
         # the per-user upload limit need to know who (and how: session or token) is asking.
         middleware=[
+            forwarded_middleware(resolved.portal.trusted_proxies),  # who asks, before anything
+            NulRefusingMiddleware,
             session_config(resolved).middleware,
             auth_middleware(),
             csrf_middleware(resolved),
@@ -515,7 +536,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         stores={SESSION_STORE: session_store(resolved)},
         before_send=[security_headers(resolved)],
-        exception_handlers={NotAuthorizedException: send_to_login},
+        exception_handlers={
+            NotAuthorizedException: send_to_login,
+            HTTPException: error_response,
+            Exception: error_response,
+        },
         template_config=template_config,
         plugins=[HTMXPlugin()],
         request_class=HTMXRequest,
@@ -526,6 +551,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "hub": hub,
                 "storage": storage,
                 "sessions": async_sessionmaker(engine, expire_on_commit=False),
+                "login_throttle": LoginThrottle(),
             }
         ),
     )

@@ -17,11 +17,14 @@ from minio import Minio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vidflow.settings import Settings
+from core.errors import public_reason
+from core.logs import get_logger
+from core.settings import Settings
 
 __all__ = ["readyz"]
 
 TIMEOUT = 3.0
+log = get_logger("vidflow.portal.health")
 
 
 async def _kafka(settings: Settings, state: State) -> None:
@@ -56,7 +59,9 @@ async def _run(name: str, settings: Settings, state: State) -> tuple[str, str]:
     except TimeoutError:
         return name, f"timed out after {TIMEOUT + 1:.0f}s"
     except Exception as exc:  # noqa: BLE001 - any failure is the answer, not a crash
-        return name, f"{type(exc).__name__}: {exc}"
+        # /readyz is open to anyone (probes): a short reason, the detail in the log
+        log.warning("readiness check failed", check=name, error=f"{type(exc).__name__}: {exc}")
+        return name, public_reason("not ready", exc)
     return name, "ok"
 
 

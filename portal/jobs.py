@@ -13,20 +13,28 @@ import msgspec
 from confluent_kafka import Producer
 from litestar import Request, post
 from litestar.datastructures import State
-from litestar.exceptions import ClientException, NotFoundException
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotFoundException,
+    ServiceUnavailableException,
+)
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.kafka import flush_or_raise, produce_event
-from dataflows.transcode.profiles import load_profiles
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
+from core.settings import Settings
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
 from portal.models import Video
-from vidflow import events as ev
-from vidflow.settings import Settings
 
 __all__ = ["JobCreated", "JobRequest", "api_create_job", "request_job"]
+
+log = get_logger("vidflow.portal.jobs")
 
 
 class JobRequest(msgspec.Struct, frozen=True):
@@ -50,7 +58,7 @@ async def request_job(
     if not row.source_key or row.probe is None:
         raise NotFoundException("this video has no verified source yet")
     chosen = profile or settings.transcode.default_profile
-    if chosen not in load_profiles(settings.transcode.profiles_json):
+    if chosen not in settings.transcode.profiles:
         raise ClientException(f"unknown profile {chosen!r}")
     stamp = ev.now()
     requested = ev.TranscodeRequested(
@@ -89,5 +97,11 @@ async def api_create_job(
         row = await queries.visible_video(session, video_id, viewer_of(request).owner_scope)
     if row is None:
         raise NotFoundException(f"no video {video_id}")
-    requested = await request_job(state.settings, row, data.profile, state.producer)
+    try:
+        requested = await request_job(state.settings, row, data.profile, state.producer)
+    except HTTPException:
+        raise
+    except Exception as exc:  # Kafka did not take it: say so (503), the detail goes to the log
+        log.warning("job not requested", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+        raise ServiceUnavailableException(public_reason("could not request the job", exc)) from exc
     return JobCreated(video_id=video_id, job_id=requested.job_id, profile=requested.profile)

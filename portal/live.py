@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import psycopg
 
+from core.logs import get_logger
+from core.settings import PostgresSettings
 from portal.projection import NOTIFY_CHANNEL
-from vidflow.logs import get_logger
-from vidflow.settings import PostgresSettings
 
 __all__ = ["RESYNC", "NotifyHub"]
 

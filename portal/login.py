@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
@@ -13,11 +14,16 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_401_UNAUTHORIZED
+from litestar.status_codes import (
+    HTTP_303_SEE_OTHER,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_429_TOO_MANY_REQUESTS,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portal.auth import SESSION_USER_KEY, dummy_hash, hash_password, needs_rehash, verify_password
+from portal.login_throttle import LoginThrottle, Refusal
 from portal.models import User
 from portal.sessions import rotate_session
 
@@ -25,11 +31,11 @@ __all__ = ["LoginForm", "login", "login_page", "logout", "send_to_login"]
 
 
 class LoginForm(msgspec.Struct):
-    """The login form's fields."""
+    """The login form's fields (bounded: each attempt's name is kept by the throttle a while)."""
 
-    username: str
-    password: str
-    next: str = "/"
+    username: Annotated[str, msgspec.Meta(max_length=256)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+    next: Annotated[str, msgspec.Meta(max_length=2048)] = "/"
 
 
 def safe_next(target: str) -> str:
@@ -42,11 +48,19 @@ def safe_next(target: str) -> str:
 @get("/login")
 async def login_page(next: FromQuery[str] = "/") -> Template:
     """The login form."""
-    return Template(template_name="login.html", context={"next": safe_next(next), "error": ""})
+    return Template(
+        template_name="login.html", context={"next": safe_next(next), "error": "", "username": ""}
+    )
 
 
 async def _check_password(state: State, username: str, password: str) -> int | None:
-    """The user's id if the password matches; argon2 runs off the event loop."""
+    """The user's id if the password matches; argon2 runs off the event loop.
+
+    A name PostgreSQL cannot hold (a NUL) names nobody: checked like an unknown one.
+    """
+    if "\x00" in username:
+        await asyncio.to_thread(verify_password, dummy_hash(), password)
+        return None
     maker: async_sessionmaker[AsyncSession] = state.sessions
     async with maker() as session, session.begin():
         user = await session.scalar(select(User).where(User.username == username))
@@ -65,17 +79,46 @@ async def login(
     state: State,
     data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Response[Any]:
-    """Start a session (under a fresh id) and go where the user was heading."""
+    """Start a session (under a fresh id) and go where the user was heading.
+
+    Attempts go through the throttle first (per client address and per account): a refused
+    one gets the form back with when to try again, and its password is not checked.
+    """
+    throttle: LoginThrottle = state.login_throttle
+    address = request.client.host if request.client else "unknown"
+    attempt = throttle.begin(address, data.username)
+    if isinstance(attempt, Refusal):
+        return _refused(data, attempt)
     user_id = await _check_password(state, data.username, data.password)
     if user_id is None:
-        return Template(
-            template_name="login.html",
-            context={"next": safe_next(data.next), "error": "Wrong username or password."},
-            status_code=HTTP_401_UNAUTHORIZED,
-        )
+        return _form_again(data, "Wrong username or password.", HTTP_401_UNAUTHORIZED)
+    throttle.succeeded(attempt)
     rotate_session(request)
     request.set_session({SESSION_USER_KEY: user_id})
     return Redirect(safe_next(data.next), status_code=HTTP_303_SEE_OTHER)
+
+
+def _form_again(
+    data: LoginForm, error: str, status_code: int, headers: dict[str, str] | None = None
+) -> Template:
+    """The login form with ``error`` above the button and the username kept."""
+    return Template(
+        template_name="login.html",
+        context={"next": safe_next(data.next), "error": error, "username": data.username},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def _refused(data: LoginForm, refusal: Refusal) -> Template:
+    """429 in words a person reads, with ``Retry-After`` for programs."""
+    at = datetime.fromtimestamp(refusal.at, UTC).strftime("%H:%M:%S UTC")
+    wait = refusal.retry_after
+    text = (
+        "Too many failed logins from here or for this account. "
+        f"Please try again in {wait} second{'s' if wait != 1 else ''} (after {at})."
+    )
+    return _form_again(data, text, HTTP_429_TOO_MANY_REQUESTS, {"Retry-After": str(wait)})
 
 
 @post("/logout", status_code=HTTP_303_SEE_OTHER)

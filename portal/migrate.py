@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from vidflow.settings import Settings
+from core.settings import Settings
 
 __all__ = ["alembic_config", "upgrade"]
 
@@ -18,7 +18,8 @@ def alembic_config(settings: Settings) -> Config:
     """Alembic configuration pointing at ``settings.postgres``."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", settings.postgres.url.replace("%", "%%"))
+    url = settings.postgres.url.render_as_string(hide_password=False)  # sent to alembic's engine
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

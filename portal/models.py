@@ -51,14 +51,25 @@ class User(Base):
 
 
 class ApiToken(Base):
-    """A bearer token for producers; only its SHA-256 is stored."""
+    """A bearer token for producers; only its SHA-256 is stored.
+
+    A request made with it may do what both its user's role and its ``scope`` (read, upload,
+    admin; a check constraint of the migration) allow, until ``expires_at`` (never when empty)
+    or ``revoked_at``. ``last_used_at`` is written at most once a minute, not per request.
+    """
 
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     name: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    scope: Mapped[str] = mapped_column(String(16), nullable=False, default="read")
     created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Video(Base):

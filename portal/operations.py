@@ -26,11 +26,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.kafka import end_offsets, flush_or_raise
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
+from core.settings import Settings
 from portal import queries
 from portal.auth import requires_admin
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
-from vidflow import events as ev
-from vidflow.settings import Settings
 
 __all__ = [
     "Operations",
@@ -41,6 +43,7 @@ __all__ = [
     "replay_payload",
 ]
 
+log = get_logger("vidflow.portal.operations")
 PROMETHEUS_TIMEOUT = 2.0
 THROUGHPUT = {
     "ingest bytes/s": "sum(rate(vidflow_ingest_bytes_read_total[1m]))",
@@ -94,7 +97,8 @@ async def _from_prometheus(settings: Settings, ops: Operations) -> dict[tuple[st
                 *(_prometheus(settings, THROUGHPUT[name], client) for name in names),
             )
         except (httpx.HTTPError, KeyError, ValueError) as exc:
-            ops.prometheus_error = f"Prometheus unreachable: {type(exc).__name__}: {exc}"
+            log.warning("prometheus unreachable", error=f"{type(exc).__name__}: {exc}")
+            ops.prometheus_error = public_reason("Prometheus unreachable", exc)
             return {}
     up, lag, *rates = answers
     ops.workers = sorted(
@@ -129,7 +133,8 @@ async def gather(state: State) -> Operations:
         try:
             return await asyncio.to_thread(end_offsets, settings.kafka, topics, 5.0)
         except Exception as exc:  # noqa: BLE001 - shown on the page instead
-            ops.kafka_error = f"Kafka unreachable: {type(exc).__name__}: {exc}"
+            log.warning("kafka unreachable", error=f"{type(exc).__name__}: {exc}")
+            ops.kafka_error = public_reason("Kafka unreachable", exc)
             return {}
 
     async def projection() -> tuple[dict[tuple[str, int], int], list[queries.Letter]]:
@@ -257,7 +262,8 @@ async def _replay(state: State, letter_id: str) -> tuple[queries.Letter, str]:
         producer.produce(topic, key=key.encode() or None, value=value)
         await asyncio.to_thread(flush_or_raise, producer)
     except Exception as exc:  # noqa: BLE001 - recorded and shown, the page keeps working
-        error = f"{type(exc).__name__}: {exc}"
+        log.warning("dead letter not replayed", letter_id=letter_id, error=f"{exc!r}")
+        error = public_reason("could not replay", exc)
         await _mark(maker, letter_id, status="failed", error=error)
     else:
         await _mark(
@@ -285,5 +291,5 @@ async def api_replay_dead_letter(state: State, letter_id: FromPath[str]) -> dict
     """Replay a dead letter to its original topic (503 when Kafka did not take it)."""
     letter, error = await _replay(state, letter_id)
     if error:
-        raise ServiceUnavailableException(f"could not replay: {error}")
+        raise ServiceUnavailableException(error)
     return _letter_json(letter)

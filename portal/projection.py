@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Float, case, delete, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from core import events as ev
 from portal.models import Chunk, DeadLetterRow, Rendition, RunProgress, TimelineEvent, Video
-from vidflow import events as ev
 
 __all__ = ["NOTIFY_CHANNEL", "apply", "summary_of"]
 
@@ -50,7 +50,8 @@ def summary_of(event: ev.Event) -> str:
         case ev.RenditionFailed():
             return f"{event.height}p failed (attempt {event.attempt}): {event.error[:200]}"
         case ev.JobCompleted():
-            return f"completed: {len(event.renditions)} renditions"
+            warned = "".join(f"; warning: {w}" for w in event.warnings)
+            return f"completed: {len(event.renditions)} renditions{warned}"
         case ev.JobFailed():
             return f"failed: {event.reason}"
         case ev.JobCancelled():
@@ -101,6 +102,7 @@ def _video_changes(event: ev.Event) -> dict[str, Any]:
                 "poster": event.poster,
                 "sprite": event.sprite,
                 "sprite_vtt": event.sprite_vtt,
+                "error": "; ".join(event.warnings),  # shown as a warning once completed
             }
         case ev.JobFailed():
             return {"status": "failed", "error": event.reason, "stage": event.stage}

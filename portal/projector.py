@@ -18,11 +18,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from connectors.db import engine as make_engine
 from connectors.kafka import make_consumer
+from core import events as ev
+from core.logs import get_logger
+from core.settings import Settings
 from portal.models import PROJECTION_TABLES, ConsumerOffset
 from portal.projection import apply
-from vidflow import events as ev
-from vidflow.logs import get_logger
-from vidflow.settings import Settings
 
 __all__ = ["Projector", "drop_projection"]
 

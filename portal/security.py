@@ -1,8 +1,10 @@
 """The portal's protective layers: CSRF, rate limits and security headers on every response.
 
-Rate limits use Litestar's :class:`RateLimitConfig` with its in-memory store: the counts belong
-to one portal process (a restart forgets them), which is enough to slow password guessing and
-runaway upload clients without any shared state.
+The upload rate limit uses Litestar's :class:`RateLimitConfig` with its in-memory store: the
+counts belong to one portal process (a restart forgets them), which is enough to slow runaway
+upload clients without any shared state. Password guessing has its own throttle, per address
+and per account (:mod:`portal.login_throttle`), which a fixed window per address cannot be.
+Who "the address" is was settled before any of this runs (:mod:`portal.forwarded`).
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ from typing import Any
 from litestar import Request
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import ClientException
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.rate_limit import DurationUnit, RateLimitConfig, get_remote_address
-from litestar.types import BeforeMessageSendHookHandler, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, BeforeMessageSendHookHandler, Message, Receive, Scope, Send
 
+from core.settings import Settings
 from portal.auth import Viewer
-from vidflow.settings import Settings
 
 __all__ = [
     "CSRF_COOKIE",
     "CSRF_HEADER",
-    "LOGIN_RATE",
     "UPLOAD_PATHS",
     "UPLOAD_RATE",
+    "NulRefusingMiddleware",
     "TokenExemptCSRFMiddleware",
     "content_security_policy",
     "csrf_middleware",
@@ -35,10 +38,10 @@ __all__ = [
 
 CSRF_COOKIE = "vidflow_csrf"
 CSRF_HEADER = "x-csrftoken"
-LOGIN_RATE: tuple[DurationUnit, int] = ("minute", 10)
 # Generous: a resumable upload sends a request per part (and a retry per failed part).
 UPLOAD_RATE: tuple[DurationUnit, int] = ("minute", 600)
 UPLOAD_PATHS = ("/uploads", "/api/uploads")
+STATIC_PREFIX = "/static/"
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -67,7 +70,12 @@ def content_security_policy(settings: Settings) -> str:
 
 
 def security_headers(settings: Settings) -> BeforeMessageSendHookHandler:
-    """A ``before_send`` hook: it sees every response, errors and static files included."""
+    """A ``before_send`` hook: it sees every response, errors and static files included.
+
+    Everything but the static assets is ``Cache-Control: no-store`` (unless the handler said
+    otherwise): pages and API answers show one user's data, and a shared or back-button cache
+    must not keep them after a logout.
+    """
     headers = {
         "content-security-policy": content_security_policy(settings),
         "x-content-type-options": "nosniff",
@@ -82,8 +90,29 @@ def security_headers(settings: Settings) -> BeforeMessageSendHookHandler:
             for name, value in headers.items():
                 if name not in present:
                     present[name] = value
+            if not scope.get("path", "").startswith(STATIC_PREFIX) and (
+                "cache-control" not in present
+            ):
+                present["cache-control"] = "no-store"
 
     return add_headers
+
+
+class NulRefusingMiddleware:
+    """400 for an address with a NUL in its path or query.
+
+    No id, name or search of the portal contains one, and PostgreSQL refuses it in text: left
+    to reach a query, ``/videos/a%00b`` or ``/?q=%00`` would be a 500 instead of a client error.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = scope.get("query_string", b"").lower()
+        if "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query:
+            raise ClientException("the address contains a NUL character")
+        await self.app(scope, receive, send)
 
 
 class TokenExemptCSRFMiddleware(CSRFMiddleware):
@@ -118,10 +147,6 @@ def csrf_middleware(settings: Settings) -> DefineMiddleware:
     return DefineMiddleware(TokenExemptCSRFMiddleware, config=config)
 
 
-def _is_login(request: Request[Any, Any, Any]) -> bool:
-    return request.method == "POST" and request.url.path == "/login"
-
-
 def _is_upload(request: Request[Any, Any, Any]) -> bool:
     return request.method != "GET" and request.url.path.startswith(UPLOAD_PATHS)
 
@@ -132,16 +157,11 @@ def _user_or_address(request: Request[Any, Any, Any]) -> str:
 
 
 def rate_limit_middleware() -> list[DefineMiddleware]:
-    """Login attempts per client address; upload requests per user (after authentication)."""
-    login = RateLimitConfig(
-        rate_limit=LOGIN_RATE,
-        check_throttle_handler=_is_login,
-        store="rate_limit_login",
-    )
+    """Upload requests per user (after authentication)."""
     upload = RateLimitConfig(
         rate_limit=UPLOAD_RATE,
         check_throttle_handler=_is_upload,
         identifier_for_request=_user_or_address,
         store="rate_limit_upload",
     )
-    return [login.middleware, upload.middleware]
+    return [upload.middleware]

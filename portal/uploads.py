@@ -32,19 +32,26 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors import multipart
+from connectors.kafka import deliver
 from connectors.storage import make_client
-from dataflows.transcode.profiles import load_profiles
+from core.errors import public_reason
+from core.ids import upload_completed, upload_video_id
+from core.layout import ObjectLayout
+from core.logs import get_logger
+from core.settings import Settings, StorageSettings
 from portal.auth import requires_uploader, viewer_of
+from portal.filenames import InvalidFilename, check_upload_filename, display_filename
 from portal.models import Upload
-from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings, StorageSettings
-from vidflow.submit import announce
 
 __all__ = ["UploadApi", "storage_client", "upload_page"]
 
 PART_URL_TTL = timedelta(hours=1)
 CLAIM_TTL = timedelta(minutes=10)
 MAX_URLS_PER_REQUEST = 100
+# User metadata on the upload's object naming who sent it (S3 ``x-amz-meta-vidflow-owner``):
+# the ingest flow takes the owner from here, the store's record, not from an event's field.
+OWNER_METADATA = "vidflow-owner"
+log = get_logger("vidflow.portal.uploads")
 
 
 class UploadRequest(msgspec.Struct, frozen=True):
@@ -167,7 +174,7 @@ async def _stored(
 def _state(row: Upload, stored: list[multipart.StoredPart]) -> UploadState:
     return UploadState(
         upload_id=row.id,
-        filename=row.filename,
+        filename=display_filename(row.filename),
         size=row.size,
         part_size=row.part_size,
         parts=_part_count(row),
@@ -203,22 +210,35 @@ class UploadApi(Controller):
     async def create(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[UploadRequest]
     ) -> UploadCreated:
-        """Start an upload; a declared size over the limit is refused before any byte moves."""
+        """Start an upload; a declared size over the limit, an unknown profile or a file name
+        that cannot be kept (a NUL, a control character, too long) is refused before anything
+        exists in the object store. The object records its sender as user metadata."""
         settings: Settings = state.settings
         limit = settings.portal.max_upload_bytes
         if data.size > limit:
             raise _too_large(data.size, limit)
+        try:
+            filename = check_upload_filename(data.filename)
+        except InvalidFilename as exc:
+            raise ClientException(str(exc)) from exc
         profile = data.profile or settings.transcode.default_profile
-        if profile not in load_profiles(settings.transcode.profiles_json):
+        if profile not in settings.transcode.profiles:
             raise ClientException(f"unknown profile {profile!r}")
+        owner = viewer_of(request).username
         upload_id = uuid.uuid4().hex
         key = ObjectLayout(settings.storage).incoming(upload_id)
         client = storage_client(settings.storage)
-        s3_id = await asyncio.to_thread(multipart.create, client, settings.storage.bucket, key)
+        s3_id = await asyncio.to_thread(
+            multipart.create,
+            client,
+            settings.storage.bucket,
+            key,
+            metadata={OWNER_METADATA: owner},
+        )
         row = Upload(
             id=upload_id,
-            owner=viewer_of(request).username,
-            filename=data.filename,
+            owner=owner,
+            filename=filename,
             size=data.size,
             part_size=multipart.part_size_for(data.size),
             key=key,
@@ -306,12 +326,18 @@ class UploadApi(Controller):
                 raise
             await _set_status(maker, row, "composed", claim)
         try:
-            video_id, _ = await asyncio.to_thread(
-                announce, settings, row.id, row.key, row.size,
+            event = upload_completed(
+                row.id, bucket=settings.storage.bucket, key=row.key, size=row.size,
                 filename=row.filename, owner=row.owner, profile=row.profile,
             )  # fmt: skip
+            # the app's one producer (made at start-up), never one per request
+            await asyncio.to_thread(deliver, state.producer, settings.kafka.topic_uploads, event)
+            video_id = upload_video_id(row.id)
         except Exception as exc:  # Kafka down: the object stays, completing again announces
-            raise ServiceUnavailableException(f"could not announce the upload: {exc}") from exc
+            detail = f"{type(exc).__name__}: {exc}"
+            log.warning("upload not announced", upload_id=row.id, error=detail)
+            reason = public_reason("could not announce the upload", exc)
+            raise ServiceUnavailableException(reason) from exc
         await _set_status(maker, row, "completed", None, video_id=video_id)
         return _state(row, [])
 
@@ -400,7 +426,7 @@ async def upload_page(request: Request[Any, Any, Any], state: State) -> Template
         template_name="upload.html",
         context={
             "uploads": list(rows.scalars()),
-            "profiles": list(load_profiles(settings.transcode.profiles_json)),
+            "profiles": list(settings.transcode.profiles),
             "default_profile": settings.transcode.default_profile,
             "max_bytes": settings.portal.max_upload_bytes,
         },

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.settings import Settings
 from tests.isolation import isolated_copy, remove_isolated
 from tests.services import real_services
-from vidflow.settings import Settings
 
 
 @pytest.fixture(scope="session")

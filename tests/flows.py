@@ -17,8 +17,8 @@ import httpx
 from confluent_kafka import Consumer
 
 from connectors.kafka import make_consumer
-from vidflow import events as ev
-from vidflow.settings import Settings, settings_environ
+from core import events as ev
+from core.settings import Settings, settings_environ
 
 ROOT = Path(__file__).resolve().parents[1]
 

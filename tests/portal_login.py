@@ -6,10 +6,10 @@ import re
 
 from litestar.testing import TestClient
 
+from core.settings import Settings
 from portal.accounts import create_user
 from portal.auth import Role
 from portal.security import CSRF_COOKIE, CSRF_HEADER
-from vidflow.settings import Settings
 
 __all__ = ["PASSWORD", "csrf_headers", "form_token", "log_in"]
 

@@ -4,6 +4,9 @@
 2. testcontainers, when a Docker engine answers.
 3. ``vidflow stack``: local processes installed and started on demand (the path with no engine).
 
+With no ``VIDFLOW_KAFKA_USERNAME`` given, tests log in to a ``vidflow stack`` Kafka (paths 1
+and 3) as the admin the stack made (its passwords are under ``VIDFLOW_HOME``).
+
 Whatever the source, each service must answer a real request; one that cannot be had fails the
 run with the reason. Nothing is ever skipped.
 """
@@ -20,7 +23,8 @@ from typing import Literal
 
 from connectors.kafka import ensure_topics, wait_for_kafka
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
-from vidflow.settings import Settings, load_settings
+from core.settings import Settings, load_settings
+from vidflow.stack.credentials import stack_login
 
 Source = Literal["env", "testcontainers", "stack"]
 
@@ -108,7 +112,7 @@ def _prepare(settings: Settings) -> None:
     wait_for_kafka(settings.kafka, timeout=120)
     wait_for_storage(settings.storage, timeout=120)
     ensure_topics(settings.kafka)
-    ensure_bucket(make_client(settings.storage), settings.storage.bucket)
+    ensure_bucket(make_client(settings.storage), settings.storage)
     upgrade(settings)
 
 
@@ -126,5 +130,7 @@ def real_services() -> Iterator[tuple[Source, Settings]]:
         from vidflow.stack import ensure_up
 
         ensure_up(settings)
+    # tests log in as the stack's admin (a super user: they make and delete their own topics)
+    settings = stack_login(settings)
     _prepare(settings)
     yield source, settings

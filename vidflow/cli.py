@@ -7,21 +7,22 @@ or Litestar imports, and a broken optional part cannot stop the others from runn
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
-from vidflow.logs import configure_logging
-from vidflow.settings import SettingsError, get_settings
+from core.logs import configure_logging
+from core.settings import Settings, SettingsError, get_settings
 
 __all__ = ["cli", "main"]
 
 # command name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
     "stack": "vidflow.stack.cli:stack",
-    "watch": "vidflow.watch:watch_command",
+    "watch": "watcher.watch:watch_command",
     "submit": "vidflow.submit:submit_command",
-    "portal": "portal.cli:portal",
-    "user": "portal.user_cli:user",
+    "portal": "vidflow.portal_cli:portal",
+    "user": "vidflow.user_cli:user",
     "up": "vidflow.pipeline:up_command",
     "down": "vidflow.pipeline:down_command",
 }
@@ -78,7 +79,20 @@ def cli() -> None:
         settings = get_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    _log_in_to_local_stack(settings)
     configure_logging(settings.log_level, settings.log_format)
+
+
+def _log_in_to_local_stack(settings: Settings) -> None:
+    """With no Kafka login given, commands reach the local stack (``VIDFLOW_HOME``) as its
+    admin, as they reach its MinIO and PostgreSQL with the defaults: its passwords are in a
+    file only this user can read. An explicit ``VIDFLOW_KAFKA_USERNAME`` always wins."""
+    from vidflow.stack.credentials import login_environ, stack_login
+
+    logged_in = stack_login(settings)
+    if logged_in is not settings:
+        os.environ.update(login_environ(logged_in.kafka))
+        get_settings.cache_clear()
 
 
 def main() -> None:

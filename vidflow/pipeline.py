@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from vidflow.settings import Settings, get_settings, settings_environ
+from core.settings import Settings, get_settings, settings_environ
 from vidflow.stack import StackError, ensure_up
 from vidflow.stack import stop as stop_stack
+from vidflow.stack.credentials import stack_login
 from vidflow.stack.process import running_pid, start_detached, stop_pidfile, tail
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "app_processes",
     "down_command",
     "ensure_portal_login",
+    "process_environ",
     "start_pipeline",
     "up_command",
 ]
@@ -39,11 +42,13 @@ SNAPSHOT_SECONDS = "5"
 
 @dataclass(frozen=True)
 class AppProcess:
-    """One long-running vidflow process."""
+    """One long-running vidflow process, and the Kafka principal it logs in as (the broker's
+    ACLs hold each to its own topics: ``vidflow.stack.acls``)."""
 
     name: str
     argv: list[str]
     url: str = ""
+    principal: str = ""
 
 
 def _flow(name: str, module: str, home: Path) -> AppProcess:
@@ -52,6 +57,7 @@ def _flow(name: str, module: str, home: Path) -> AppProcess:
         name,
         [sys.executable, "-m", "bytewax.run", f"{module}:flow", "-r", str(recovery),
          "-s", SNAPSHOT_SECONDS, "-b", "30"],
+        principal=name,
     )  # fmt: skip
 
 
@@ -67,16 +73,22 @@ def app_processes(settings: Settings, watch_dirs: list[Path]) -> list[AppProcess
             "watcher",
             [sys.executable, "-m", "vidflow", "watch", *map(str, watch_dirs)],
             url=f"http://127.0.0.1:{m.watcher_port}/metrics",
+            principal="watcher",
         )
     )
     if importlib.util.find_spec("portal.app") is not None:
         portal = settings.portal
         processes += [
-            AppProcess("projector", [sys.executable, "-m", "vidflow", "portal", "project"]),
+            AppProcess(
+                "projector",
+                [sys.executable, "-m", "vidflow", "portal", "project"],
+                principal="portal",
+            ),
             AppProcess(
                 "portal",
                 [sys.executable, "-m", "vidflow", "portal", "serve"],
                 url=f"http://{portal.host}:{portal.port}/",
+                principal="portal",
             ),
         ]
     return processes
@@ -91,11 +103,23 @@ def _prepare_recovery(process: AppProcess) -> None:
         subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
 
 
+def process_environ(settings: Settings, process: AppProcess) -> dict[str, str]:
+    """The environment of one app process: these settings, logged in to the stack's Kafka as
+    the process's own principal (unchanged on a stack without logins)."""
+    own = stack_login(settings, process.principal, force=True) if process.principal else settings
+    env = {**os.environ, **settings_environ(own)}
+    env["VIDFLOW_HOME"] = str(Path(settings.home).resolve())
+    return env
+
+
 def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProcess]:
     """Start every app process that is not running yet; fail with its log if one dies at once."""
     home = Path(settings.home).resolve()
-    env = {**os.environ, **settings_environ(settings)}
-    env["VIDFLOW_HOME"] = str(home)
+    # the ingest flow honours file events only under the directories the watcher watches
+    roots = tuple(str(d.resolve()) for d in watch_dirs)
+    settings = msgspec.structs.replace(
+        settings, ingest=msgspec.structs.replace(settings.ingest, watch_roots=roots)
+    )
     started: list[AppProcess] = []
     processes = app_processes(settings, watch_dirs)
     for process in processes:
@@ -103,6 +127,7 @@ def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProces
         if running_pid(pidfile) is not None:
             continue
         _prepare_recovery(process)
+        env = process_environ(settings, process)
         start_detached(
             process.argv, pidfile=pidfile, log=home / "logs" / f"{process.name}.log", env=env
         )

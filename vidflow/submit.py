@@ -11,20 +11,27 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import msgspec
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from connectors.kafka import flush_or_raise, make_consumer, make_producer, wait_for_kafka
+from connectors.kafka import (
+    KafkaDeliveryError,
+    deliver,
+    make_consumer,
+    make_producer,
+    wait_for_kafka,
+)
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
-from dataflows.ingest.state import upload_video_id
-from vidflow import events as ev
-from vidflow.layout import ObjectLayout
-from vidflow.progress import VideoSummary, apply_event
-from vidflow.settings import Settings, get_settings
+from core import events as ev
+from core.ids import upload_completed, upload_video_id
+from core.layout import OWNER_METADATA, ObjectLayout
+from core.progress import VideoSummary, apply_event
+from core.settings import Settings, get_settings
 
 __all__ = ["announce", "follow", "submit_command", "upload"]
 
@@ -50,7 +57,7 @@ def upload(
 ) -> tuple[str, float]:
     """Put ``path`` into ``incoming/`` and announce it; returns (video id, time announced)."""
     client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage.bucket)
+    ensure_bucket(client, settings.storage)
     upload_id = uuid.uuid4().hex
     key = ObjectLayout(settings.storage).incoming(upload_id)
     size = path.stat().st_size
@@ -58,9 +65,11 @@ def upload(
         "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
         TransferSpeedColumn(), console=console, disable=quiet,
     ) as progress:  # fmt: skip
+        # the owner travels with the object: the ingest flow believes it, not the event
         client.fput_object(
-            settings.storage.bucket, key, str(path), progress=_PutProgress(progress, path.name)
-        )
+            settings.storage.bucket, key, str(path), progress=_PutProgress(progress, path.name),
+            metadata={OWNER_METADATA: quote(owner, safe="")} if owner else None,
+        )  # fmt: skip
     return announce(
         settings, upload_id, key, size, filename=path.name, owner=owner, profile=profile
     )
@@ -79,25 +88,16 @@ def announce(
     """Produce ``upload.completed`` for an object already in the bucket; returns (video id, time
     announced). The video id follows from the upload id alone, so it is known at once and an
     announcement sent twice (a retry) still names one video."""
-    event = ev.UploadCompleted(
-        id=ev.event_id("upload.completed", upload_id), upload_id=upload_id,
-        bucket=settings.storage.bucket, key=key, size=size, filename=filename,
+    event = upload_completed(
+        upload_id, bucket=settings.storage.bucket, key=key, size=size, filename=filename,
         owner=owner, profile=profile,
     )  # fmt: skip
-    delivered: dict[str, Any] = {}
-
-    def on_delivery(error: Any, message: Message) -> None:
-        delivered.update(error=error, partition=message.partition(), offset=message.offset())
-
     producer = make_producer(settings.kafka)
     announced = time.time()
-    producer.produce(
-        settings.kafka.topic_uploads, key=upload_id.encode(), value=ev.encode(event),
-        on_delivery=on_delivery,
-    )  # fmt: skip
-    flush_or_raise(producer)
-    if delivered.get("error") is not None:
-        raise click.ClickException(f"Kafka refused the upload event: {delivered['error']}")
+    try:
+        deliver(producer, settings.kafka.topic_uploads, event)
+    except KafkaDeliveryError as exc:
+        raise click.ClickException(str(exc)) from None
     return upload_video_id(upload_id), announced
 
 
@@ -138,6 +138,7 @@ def _document(summary: VideoSummary) -> dict[str, Any]:
         "video_id": summary.video_id,
         "status": summary.status if summary.finished else f"timeout ({summary.status})",
         "error": summary.error,
+        "warnings": summary.warnings,
         "source": msgspec.to_builtins(summary.source),
         "renditions": [
             {"height": r.height, "width": r.width, "key": r.key, "hls": r.hls}

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 from bytewax.operators import StatefulLogic
@@ -23,15 +22,20 @@ from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
 from connectors.ffmpeg import ProbeError, probe
+from core import events as ev
+from core.errors import public_reason
+from core.ids import upload_video_id, video_id_for
+from core.logs import get_logger
+from core.names import display_filename
+from core.roots import resolve_roots
+from core.settings import Settings
 from dataflows.ingest import metrics
 from dataflows.ingest.chunking import plan_chunks
+from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import SourceVanished, read_range
-from dataflows.ingest.state import StreamState, upload_video_id, video_id_for
+from dataflows.ingest.state import StreamState
 from dataflows.ingest.store import ChunkStore, VerificationError
 from dataflows.kafka_io import Inbound, Outbound
-from vidflow import events as ev
-from vidflow.logs import get_logger
-from vidflow.settings import Settings
 
 __all__ = ["IngestContext", "IngestLogic", "StorageUnavailable"]
 
@@ -59,6 +63,8 @@ class IngestContext:
         self.store = store
         self.status_topic = settings.kafka.topic_status
         self.jobs_topic = settings.kafka.topic_jobs
+        # a stream's file is opened as untrusted input on every read: under these, regular
+        self.roots = resolve_roots(settings.ingest.roots(settings.home))
         # reads, hashes (hashlib releases the GIL) and puts of several chunks overlap
         self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="ingest-io")
         # one thread feeds each stream's whole-file SHA-256 in chunk order, beside the puts
@@ -66,22 +72,11 @@ class IngestContext:
 
     def with_storage_retry(self, what: str, call: Callable[[], T]) -> T:
         """Storage that goes away is waited for, not crashed on (bounded, with backoff)."""
-        deadline = time.monotonic() + STORAGE_RETRY_SECONDS
-        delay = 0.5
-        while True:
-            try:
-                return call()
-            except (HTTPError, OSError, S3Error) as exc:
-                # local-file errors never get here as OSError: read_range makes them
-                # SourceVanished; what is left is the network to the store, or the store itself
-                transient = not isinstance(exc, S3Error) or exc.code in TRANSIENT_S3_CODES
-                if not transient:
-                    raise
-                if time.monotonic() > deadline:
-                    raise StorageUnavailable(f"{what}: storage unavailable: {exc}") from exc
-                log.warning("storage unavailable, retrying", step=what, error=str(exc), delay=delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        # the one storage retry policy; imported here to keep this change inside the method
+        # (it belongs with the imports at the top once nobody else is editing them)
+        from connectors.storage import retry_storage
+
+        return retry_storage(what, call, exhausted=StorageUnavailable)
 
 
 class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
@@ -110,7 +105,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             self.deadline = time.time() + timeout
         elif isinstance(event, ev.FileDeleted):
             if self.state is not None:
-                out.append(self._failed("ingest", f"{event.path} was deleted before it completed"))
+                name = self.state.filename
+                out.append(self._failed("ingest", f"{name} was deleted before it completed"))
             return out, StatefulLogic.DISCARD
         elif isinstance(event, ev.UploadCompleted):
             if self.state is None:  # a replayed duplicate of a finished upload starts over
@@ -195,13 +191,18 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             log.warning("could not abort a multipart source", video=state.video_id, error=str(exc))
         state.source_upload, state.part_etags = "", []
 
-    def _failed(self, stage: str, reason: str) -> Outbound:
+    def _failed(self, stage: str, reason: str, detail: BaseException | None = None) -> Outbound:
+        """The stream's end with a public reason (scrubbed of URLs, signatures, local paths);
+        the whole reason and detail go to the log with the video id."""
         self.done = True
         if self.state is not None:
             self._abandon_source(self.state)
         metrics.STREAMS.labels(outcome="failed").inc()
-        log.warning("ingest failed", video=self.state.video_id if self.state else "", reason=reason)
-        return self._status(ev.JobFailed, reason=reason, stage=stage)
+        log.warning(
+            "ingest failed", video=self.state.video_id if self.state else "", stage=stage,
+            reason=reason, detail=repr(detail) if detail is not None else "",
+        )  # fmt: skip
+        return self._status(ev.JobFailed, reason=public_reason(reason), stage=stage)
 
     def _on_file(self, value: Inbound, event: ev.FileChanged | ev.FileClosed) -> list[Outbound]:
         out: list[Outbound] = []
@@ -227,7 +228,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
                 video_id=video_id,
                 origin="watch",
                 location=event.path,
-                filename=PurePath(event.path).name,
+                filename=display_filename(event.path),
                 inode=event.inode,
             )
             self.state = state
@@ -248,8 +249,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             origin="upload",
             location=event.key,
             bucket=event.bucket,
-            filename=PurePath(event.filename).name or event.upload_id,
-            owner=event.owner,
+            filename=display_filename(event.filename) or event.upload_id,
+            owner=event.owner,  # the object's owner metadata, put there by admission
             profile=event.profile,
             known_size=event.size,
             final=True,
@@ -263,15 +264,19 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         """The stream went quiet: take the file's real size (a late event may be missing)."""
         state = self.state
         assert state is not None
+        name = state.filename
         try:
-            size = Path(state.location).stat().st_size
+            with open_regular(state.location, self.ctx.roots, inode=state.inode) as (_, facts):
+                size = facts.st_size
         except FileNotFoundError:
-            return [self._failed("ingest", f"{state.location} disappeared before it completed")]
+            return [self._failed("ingest", f"{name} disappeared before it completed")]
+        except RefusedFile as exc:  # replaced by a link, a FIFO, another file: refused
+            return [self._failed("ingest", f"{name} cannot be read: {exc}")]
         except OSError as exc:  # no permission, an I/O error: waiting does not heal it
             reason = exc.strerror or type(exc).__name__
-            return [self._failed("ingest", f"{state.location} cannot be read: {reason}")]
+            return [self._failed("ingest", f"{name} cannot be read: {reason}")]
         if size < state.known_size:
-            return [self._failed("ingest", f"{state.location} shrank while it was being read")]
+            return [self._failed("ingest", f"{name} shrank while it was being read")]
         state.known_size = size
         state.final = True
         return []
@@ -312,13 +317,13 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         except StorageUnavailable:
             raise
         except (SourceVanished, VerificationError) as exc:
-            out.append(self._failed("ingest", str(exc)))
+            out.append(self._failed("ingest", str(exc), exc))
         except S3Error as exc:
-            reason = f"{state.filename}: the object store refused: {exc.code} ({exc.message})"
-            out.append(self._failed("ingest", reason))
+            reason = f"{state.filename}: the object store refused: {exc.code}"
+            out.append(self._failed("ingest", reason, exc))
         except Exception as exc:  # one stream's error must not stop the flow
             log.exception("ingest step failed", video=state.video_id)
-            out.append(self._failed("ingest", f"{state.filename}: {type(exc).__name__}: {exc}"))
+            out.append(self._failed("ingest", f"{state.filename}: {type(exc).__name__}", exc))
         return out
 
     def _read_and_store(self, index: int, offset: int, length: int) -> tuple[str, bool, str, bytes]:
@@ -328,7 +333,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         assert state is not None
         started = time.perf_counter()
         store, retry = self.ctx.store, self.ctx.with_storage_retry
-        data = retry("read", lambda: read_range(state, store.client, offset, length))
+        roots = self.ctx.roots
+        data = retry("read", lambda: read_range(state, store.client, offset, length, roots=roots))
         digest, deduplicated = retry("put", lambda: store.put_chunk(data))
         etag = ""
         if state.source_upload and len(state.part_etags) == len(state.chunks):
@@ -396,8 +402,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         out = [self._status(ev.IngestCompleted, manifest=manifest)]
         try:
             found = probe(store.presigned(key))
-        except ProbeError as exc:
-            out.append(self._failed("probe", f"{state.filename}: {exc}"))
+        except ProbeError as exc:  # its text never holds the presigned URL; scrubbed anyway
+            out.append(self._failed("probe", f"{state.filename}: {exc}", exc))
             return out
         out.append(self._status(ev.ProbeCompleted, probe=found))
         request = ev.TranscodeRequested(

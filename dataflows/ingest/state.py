@@ -8,25 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.events import ChunkRef
 from dataflows.snapshots import Resumable
-from vidflow.events import ChunkRef, event_id
 
-__all__ = ["Origin", "StreamState", "upload_video_id", "video_id_for"]
+__all__ = ["Origin", "StreamState"]
 
 Origin = Literal["watch", "upload"]
-
-
-def video_id_for(stream_id: str, topic: str, partition: int, offset: int) -> str:
-    """A watched file's video id: derived from the message that started the version, so a
-    replay derives the same and a file that grows after completion becomes a new video."""
-    return event_id("video", stream_id, topic, partition, offset)
-
-
-def upload_video_id(upload_id: str) -> str:
-    """An upload's video id: from the upload id alone, so a producer that announces the same
-    upload twice (a retry after a flush timeout) still makes one video, and the announcer knows
-    the id without waiting for the event's offset."""
-    return event_id("video", "upload", upload_id)
 
 
 @dataclass

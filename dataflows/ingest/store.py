@@ -15,9 +15,9 @@ from minio.error import S3Error
 
 from connectors import multipart
 from connectors.storage import object_exists
+from core.events import ChunkRef, Manifest
+from core.layout import ObjectLayout
 from dataflows.ingest.chunking import composite_sha256
-from vidflow.events import ChunkRef, Manifest
-from vidflow.layout import ObjectLayout
 
 __all__ = ["ChunkStore", "VerificationError"]
 

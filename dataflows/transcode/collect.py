@@ -27,6 +27,9 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.context import Sequenced, TranscodeContext
@@ -46,11 +49,11 @@ from dataflows.transcode.tasks import (
     PreviewResult,
     PreviewSpec,
     child_argv,
+    child_failure,
     read_result,
     write_spec,
 )
-from vidflow import events as ev
-from vidflow.logs import get_logger
+from dataflows.transcode.truncation import truncation_reason
 
 __all__ = ["CollectLogic"]
 
@@ -129,7 +132,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             if code is None and not child.overdue():
                 return []
             if code != 0:
-                log.warning("master playlist write failed", output=child.output_tail()[-300:])
+                video = self.state.plan.video_id if self.state.plan else ""
+                log.warning("master playlist write failed", video=video, output=child.output_tail())
                 self.state.master_dirty = self.state.plan is not None
             child.kill()
             self.master_child = None
@@ -138,7 +142,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             return []
         workdir = self.ctx.workroot / plan.video_id / plan.job_id / "master"
         spec = MasterSpec(
-            video_id=plan.video_id, job_id=plan.job_id, bucket=plan.request.source.bucket,
+            video_id=plan.video_id, job_id=plan.job_id, bucket=self.ctx.settings.storage.bucket,
             entries=list(self.state.entries.values()),
         )  # fmt: skip
         write_spec(spec, workdir / "master.json")
@@ -187,10 +191,11 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.state.ended_at = time.time()
 
     def _crashed(self, exc: Exception) -> list[Outbound]:
-        log.exception("collect step failed")
-        if self.state.plan is None:
+        plan = self.state.plan
+        log.exception("collect step failed", video=plan.video_id if plan else "")
+        if plan is None:
             return []
-        return self._fail(f"internal error: {type(exc).__name__}: {exc}")
+        return self._fail(public_reason("internal error", exc))
 
     def _adopt(self, plan: JobPlan) -> bool:
         """Make ``plan`` the current job unless it ended already; whether it is current."""
@@ -239,6 +244,11 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.state.done_units.add(outcome.unit_id)
         self.state.renditions.update(outcome.renditions)
         self.state.entries.update(outcome.entries)
+        self.state.durations.update(outcome.durations)
+        short = truncation_reason(plan.request.probe.duration, outcome.durations)
+        if short and self.ctx.settings.transcode.truncated == "fail":
+            log.warning("renditions truncated", video=plan.video_id, durations=outcome.durations)
+            return self._fail(short, stop_units=True)
         if set(plan.units) <= self.state.done_units and not self.state.previewing:
             self.state.previewing = True  # the previews child writes the final master
         else:
@@ -258,7 +268,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             spec = PreviewSpec(
                 video_id=plan.video_id,
                 job_id=plan.job_id,
-                bucket=plan.request.source.bucket,
+                bucket=self.ctx.settings.storage.bucket,
                 workdir=str(workdir),
                 poster_key=renditions[poster].key,
                 sprite_key=renditions[sprite].key,
@@ -284,7 +294,9 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             seconds = self._child_deadline()
             return self._fail(f"previews did not finish in {seconds:.0f}s; killed")
         if code != 0:
-            return self._fail(f"previews failed: {child.output_tail()[-500:]}")
+            log.warning("previews failed", video=plan.video_id, output=child.output_tail())
+            reason = child_failure(workdir / "previewed.json")
+            return self._fail(reason or public_reason("previews failed", f"exit code {code}"))
         previews = read_result(workdir / "previewed.json", PreviewResult)
         return self._complete(previews)
 
@@ -293,6 +305,10 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         assert plan is not None
         master = previews.master
         renditions = sorted(self.state.renditions.values(), key=lambda r: -r.height)
+        short = truncation_reason(plan.request.probe.duration, self.state.durations)
+        warnings = ([short] if short else []) + [public_reason(w) for w in previews.warnings]
+        if short:
+            log.warning("renditions truncated", video=plan.video_id, durations=self.state.durations)
         out = [
             self._status(
                 ev.JobCompleted,
@@ -303,6 +319,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
                 poster=previews.poster,
                 sprite=previews.sprite,
                 sprite_vtt=previews.vtt,
+                warnings=warnings,
             )
         ]
         metrics.JOBS.labels(status="completed").inc()
@@ -311,8 +328,11 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         return out
 
     def _fail(self, reason: str, stop_units: bool = False) -> list[Outbound]:
+        """``reason`` is public already (every caller builds it with ``public_reason``); it is
+        scrubbed once more here, the one door to ``job.failed`` and the dead letter."""
         plan = self.state.plan
         assert plan is not None
+        reason = public_reason(reason)
         topic, partition, offset = plan.position
         letter = ev.dead_letter(
             raw=ev.encode(plan.request),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.events import Probe
 from dataflows.transcode.ladder import PlannedRendition
-from vidflow.events import Probe
 
 __all__ = [
     "SEGMENT_SECONDS",

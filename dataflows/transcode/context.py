@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from minio import Minio
 
+from core import events as ev
+from core.layout import ObjectLayout
+from core.profiles import Rung
+from core.settings import Settings
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.cluster import ClusterShape, UnitMode
-from dataflows.transcode.profiles import Rung
-from vidflow import events as ev
-from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings
 
 __all__ = ["Sequenced", "TranscodeContext"]
 
@@ -28,7 +29,7 @@ class TranscodeContext:
         self,
         settings: Settings,
         client: Minio,
-        profiles: dict[str, tuple[Rung, ...]],
+        profiles: Mapping[str, tuple[Rung, ...]],
         shape: ClusterShape,
         unit_mode: UnitMode,
     ) -> None:

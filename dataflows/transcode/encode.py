@@ -21,7 +21,10 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from connectors.ffmpeg import ffmpeg_binary
+from connectors.ffmpeg import ffmpeg_binary, stderr_reason
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.commands import encode_command
@@ -35,11 +38,10 @@ from dataflows.transcode.tasks import (
     PublishResult,
     PublishSpec,
     child_argv,
+    child_failure,
     read_result,
     write_spec,
 )
-from vidflow import events as ev
-from vidflow.logs import get_logger
 
 __all__ = ["EncodeLogic", "EncodeOut"]
 
@@ -153,7 +155,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         if self.child is None:
             spec = CleanupSpec(
                 video_id=plan.video_id, job_id=plan.job_id,
-                bucket=plan.request.source.bucket, labels=list(state.task.labels),
+                bucket=self.ctx.settings.storage.bucket, labels=list(state.task.labels),
             )  # fmt: skip
             write_spec(spec, workdir / "cleanup.json")
             self.child = ChildTask(
@@ -188,7 +190,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self._stop()
         if self.state.status == "cleaning":
             return self._stopped()
-        return self._failed("transient", f"internal error: {type(exc).__name__}: {exc}")
+        return self._failed("transient", public_reason("internal error", exc))
 
     # ---------------------------------------------------------------- the unit's life
 
@@ -221,7 +223,10 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             shutil.rmtree(workdir, ignore_errors=True)
             workdir.mkdir(parents=True)
             source = self.ctx.client.presigned_get_object(
-                plan.request.source.bucket, plan.request.source.key, expires=timedelta(hours=12)
+                # the bucket is ours; the key was checked against the layout (validate.py)
+                self.ctx.settings.storage.bucket,
+                plan.request.source.key,
+                expires=timedelta(hours=12),
             )
             argv = encode_command(
                 ffmpeg_binary(),
@@ -237,8 +242,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             )
         except Exception as exc:  # a full disk, a missing binary, a failed fork
             self.ctx.give_slot(state.task.early)
-            log.exception("unit could not start", unit=state.run)
-            return self._failed("transient", f"could not start FFmpeg: {type(exc).__name__}: {exc}")
+            log.exception("unit could not start", video=plan.video_id, unit=state.run)
+            return self._failed("transient", public_reason("could not start FFmpeg", exc))
         state.status = "encoding"
         self.throttle = ProgressThrottle(1.0)
         log.info(
@@ -272,19 +277,23 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                     )
                 )
         code = run.exit_code()
-        detail = run.stderr_tail() if code else ""
         if code is None:
             if run.stalled_for() <= self.ctx.settings.transcode.stall_timeout:
                 return out
             log.warning("encode stalled, killing it", unit=state.run)
-            detail = f"FFmpeg made no progress for {run.stalled_for():.0f}s (stalled); killed"
+            detail = reason = (
+                f"FFmpeg made no progress for {run.stalled_for():.0f}s (stalled); killed"
+            )
             code = run.kill()
+        else:  # FFmpeg's stderr names the source by its presigned URL: never shown as it is
+            detail = run.stderr_tail() if code else ""
+            reason = public_reason("FFmpeg failed", stderr_reason(detail, f"exit code {code}"))
         run.close()
         self.ffmpeg = None
         self.ctx.give_slot(state.task.early)
         if code != 0:
             kind = classify_failure(code, detail or f"exit code {code}", run.killed)
-            return out + self._failed(kind, detail or f"exit code {code}")
+            return out + self._failed(kind, reason, detail)
         seconds = time.monotonic() - run.started
         metrics.ENCODE_SECONDS.labels(rung=str(max(state.task.labels))).observe(seconds)
         return out + self._publish()
@@ -296,7 +305,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         spec = PublishSpec(
             video_id=plan.video_id,
             job_id=plan.job_id,
-            bucket=plan.request.source.bucket,
+            bucket=self.ctx.settings.storage.bucket,
             workdir=str(workdir),
             planned=[plan.planned_for(label) for label in state.task.labels],
         )
@@ -325,7 +334,9 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return self._failed("transient", f"publishing did not finish in {seconds:.0f}s; killed")
         self.child = None
         if code != 0:
-            return self._failed("transient", f"publishing failed: {child.output_tail()}")
+            reason = child_failure(self._workdir() / "published.json")
+            reason = reason or public_reason("publishing failed", f"exit code {code}")
+            return self._failed("transient", reason, child.output_tail())
         result = read_result(self._workdir() / "published.json", PublishResult)
         task = state.task
         out: list[EncodeOut] = [
@@ -342,6 +353,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 task.unit_id,
                 renditions={r.entry.label: r.rendition for r in result.rungs},
                 entries={r.entry.label: r.entry for r in result.rungs},
+                durations={r.entry.label: r.duration for r in result.rungs},
             )
         )
         metrics.UNITS.labels(outcome="completed").inc()
@@ -350,16 +362,24 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self.state = None
         return out
 
-    def _failed(self, kind: str, error: str) -> list[EncodeOut]:
+    def _failed(self, kind: str, reason: str, detail: str = "") -> list[EncodeOut]:
+        """An attempt failed: ``reason`` is what users see (public, one line), ``detail`` (FFmpeg's
+        stderr, a child's output) goes to the log with the video id."""
         state = self.state
         assert state is not None
         settings = self.ctx.settings.transcode
         final = kind == "deterministic" or state.attempt >= settings.retries
+        plan = state.task.plan
+        log.warning(
+            "unit attempt failed", video=plan.video_id, job=plan.job_id, unit=state.run,
+            attempt=state.attempt, final=final, kind=kind, reason=reason, detail=detail[-2000:],
+        )  # fmt: skip
+        error = public_reason(reason)
         out: list[EncodeOut] = [
             self._status(
                 ev.RenditionFailed,
                 height=label,
-                error=error[-1000:],
+                error=error,
                 attempt=state.attempt,
                 final=final,
             )
@@ -372,13 +392,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return out
         task = state.task
         rungs = "/".join(f"{x}p" for x in task.labels)
-        reason = f"rung {rungs} failed after {state.attempt} attempt(s)"
-        last_line = error.strip().splitlines()[-1] if error.strip() else ""
-        out.append(
-            UnitOutcome(
-                task.plan, task.unit_id, error=f"{reason}: {last_line}" if last_line else reason
-            )
-        )
+        summary = public_reason(f"rung {rungs} failed after {state.attempt} attempt(s)", error)
+        out.append(UnitOutcome(task.plan, task.unit_id, error=summary))
         self._cleanup()
         self.state = None
         return out

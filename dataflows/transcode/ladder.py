@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dataflows.transcode.profiles import Rung
-from vidflow.events import Probe
+from core.events import Probe
+from core.profiles import Rung
 
 __all__ = ["PlannedRendition", "display_size", "even", "plan_ladder"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.events import Rendition, TranscodeRequested
 from dataflows.kafka_io import Outbound
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
-from vidflow.events import Rendition, TranscodeRequested
 
 __all__ = [
     "CollectMessage",
@@ -38,7 +38,7 @@ class JobPlan:
     planned: tuple[PlannedRendition, ...]
     units: tuple[str, ...]  # unit ids
     nonce: str  # this planning of the job (a replayed request is planned anew)
-    error: str = ""  # the job cannot run at all (unknown profile)
+    error: str = ""  # the job cannot run at all (unknown profile); public
 
     @property
     def video_id(self) -> str:
@@ -91,7 +91,8 @@ class UnitOutcome:
     unit_id: str
     renditions: dict[int, Rendition] = field(default_factory=dict)
     entries: dict[int, MasterEntry] = field(default_factory=dict)
-    error: str = ""
+    error: str = ""  # public (core.errors.public_reason); the detail is in the log
+    durations: dict[int, float] = field(default_factory=dict)  # seconds of each rendition
 
     @property
     def ok(self) -> bool:

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 from bytewax.operators import StatefulLogic
 
+from core import events as ev
+from core.logs import get_logger
 from dataflows.kafka_io import Inbound
 from dataflows.transcode.cluster import unit_routing_keys
 from dataflows.transcode.context import TranscodeContext
@@ -31,8 +33,6 @@ from dataflows.transcode.messages import (
     UnitTask,
 )
 from dataflows.transcode.state import PlanState, group_units
-from vidflow import events as ev
-from vidflow.logs import get_logger
 
 __all__ = ["PlanLogic", "make_plan"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from core.events import Rendition
 from dataflows.snapshots import Resumable
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.messages import JobPlan, UnitTask
-from vidflow.events import Rendition
 
 __all__ = [
     "Cancelling",
@@ -110,6 +110,7 @@ class CollectState(Resumable):
     done_units: set[str] = field(default_factory=set)
     renditions: dict[int, Rendition] = field(default_factory=dict)
     entries: dict[int, MasterEntry] = field(default_factory=dict)
+    durations: dict[int, float] = field(default_factory=dict)  # seconds of each landed rung
     previewing: bool = False
     closed: list[str] = field(default_factory=list)
     master_dirty: bool = False  # rungs landed since the master playlist was last written
@@ -134,5 +135,6 @@ class CollectState(Resumable):
         self.done_units = set()
         self.renditions = {}
         self.entries = {}
+        self.durations = {}
         self.previewing = False
         self.master_dirty = False

@@ -10,6 +10,7 @@ overwrites the same objects with the same content.
 from __future__ import annotations
 
 import sys
+import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -17,12 +18,13 @@ from typing import TypeVar
 import msgspec
 
 from connectors.storage import make_client
+from core.errors import public_reason
+from core.events import Rendition
+from core.layout import ObjectLayout
+from core.settings import get_settings
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.outputs import RenditionStore
-from vidflow.events import Rendition
-from vidflow.layout import ObjectLayout
-from vidflow.settings import get_settings
 
 __all__ = [
     "CleanupResult",
@@ -34,6 +36,7 @@ __all__ = [
     "PublishResult",
     "PublishSpec",
     "child_argv",
+    "child_failure",
     "read_result",
     "write_spec",
 ]
@@ -52,6 +55,7 @@ class PublishSpec(msgspec.Struct, kw_only=True, frozen=True, tag="publish"):
 class PublishedRung(msgspec.Struct, kw_only=True, frozen=True):
     rendition: Rendition
     entry: MasterEntry
+    duration: float = 0.0  # seconds, by ffprobe of the encoded MP4 (0: unknown)
 
 
 class PublishResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -75,10 +79,11 @@ class PreviewSpec(msgspec.Struct, kw_only=True, frozen=True, tag="previews"):
 
 
 class PreviewResult(msgspec.Struct, kw_only=True, frozen=True):
-    poster: str
-    sprite: str
+    poster: str  # "" when none could be made (see ``warnings``)
+    sprite: str  # "" for a clip too short for one (a poster alone)
     vtt: str
     master: str
+    warnings: list[str] = msgspec.field(default_factory=list)  # public, for job.completed
 
 
 class CleanupSpec(msgspec.Struct, kw_only=True, frozen=True, tag="cleanup"):
@@ -121,6 +126,18 @@ def child_argv(spec_path: Path, result_path: Path) -> list[str]:
     return [sys.executable, "-m", "dataflows.transcode.tasks", str(spec_path), str(result_path)]
 
 
+def _failure_path(result_path: Path) -> Path:
+    return result_path.with_suffix(".failed")
+
+
+def child_failure(result_path: Path) -> str:
+    """The one-line public reason a failed child left beside its result ("" if none)."""
+    try:
+        return _failure_path(result_path).read_text(errors="replace").strip()
+    except FileNotFoundError:
+        return ""
+
+
 def read_result(path: Path, kind: type[T]) -> T:
     return msgspec.json.decode(path.read_bytes(), type=kind)
 
@@ -139,8 +156,8 @@ def _run(spec: Spec) -> PublishResult | PreviewResult | CleanupResult | MasterRe
     if isinstance(spec, PublishSpec):
         rungs = []
         for planned in spec.planned:
-            rendition, entry = store.publish(planned, workdir)
-            rungs.append(PublishedRung(rendition=rendition, entry=entry))
+            rendition, entry, duration = store.publish(planned, workdir)
+            rungs.append(PublishedRung(rendition=rendition, entry=entry, duration=duration))
         return PublishResult(rungs=rungs)
     poster_from, sprite_from = (
         store.client.presigned_get_object(spec.bucket, key, expires=timedelta(hours=1))
@@ -152,14 +169,34 @@ def _run(spec: Spec) -> PublishResult | PreviewResult | CleanupResult | MasterRe
     )
     master = store.write_master(spec.entries)
     return PreviewResult(
-        poster=previews.poster, sprite=previews.sprite, vtt=previews.vtt, master=master
-    )
+        poster=previews.poster, sprite=previews.sprite, vtt=previews.vtt, master=master,
+        warnings=previews.warnings,
+    )  # fmt: skip
+
+
+_WHAT = {
+    PublishSpec: "publishing failed",
+    PreviewSpec: "previews failed",
+    CleanupSpec: "clean-up failed",
+    MasterSpec: "master playlist write failed",
+}
 
 
 def main(argv: list[str]) -> int:
+    """Run a spec; on failure the traceback goes to stderr (the task's log, for the operator)
+    and one public line (:func:`core.errors.public_reason`) beside the result, for users."""
     spec_path, result_path = Path(argv[0]), Path(argv[1])
+    failure = _failure_path(result_path)
+    failure.unlink(missing_ok=True)
     spec = msgspec.json.decode(spec_path.read_bytes(), type=Spec)
-    result = _run(spec)
+    try:
+        result = _run(spec)
+    except Exception as exc:  # noqa: BLE001 - reported as a reason, the detail logged
+        traceback.print_exc()
+        partial = failure.with_suffix(".failing")
+        partial.write_text(public_reason(_WHAT[type(spec)], exc))
+        partial.replace(failure)
+        return 1
     partial = result_path.with_suffix(".partial")
     partial.write_bytes(msgspec.json.encode(result))
     partial.replace(result_path)

@@ -21,13 +21,13 @@ import pytest
 from playwright.sync_api import Page, Route, sync_playwright
 
 from connectors.db import dispose_engine
+from core.settings import MiB, Settings, settings_environ
 from portal.accounts import create_user
 from portal.migrate import upgrade
 from portal.projector import Projector
 from tests.flows import ROOT, FlowProcess, free_port, wait_http
 from tests.media import h264_clip, raw_clip
 from tests.portal_login import PASSWORD
-from vidflow.settings import MiB, Settings, settings_environ
 from vidflow.submit import upload
 
 pytestmark = pytest.mark.e2e

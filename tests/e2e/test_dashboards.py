@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from core import events as ev
+from core.settings import MiB, Settings, settings_environ
 from tests.flows import ROOT, FlowProcess, TopicReader
 from tests.media import raw_clip
-from vidflow import events as ev
-from vidflow.settings import MiB, Settings, settings_environ
 from vidflow.stack.process import port_in_use
 
 pytestmark = pytest.mark.e2e
@@ -61,8 +61,9 @@ def pipeline(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Sett
             "stop it with `vidflow down --keep-services`"
         )
     ingest = msgspec.structs.replace(
-        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0
-    )
+        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0,
+        watch_roots=(str(tmp_path),),
+    )  # fmt: skip
     transcode = msgspec.structs.replace(
         isolated_settings.transcode, preset="ultrafast",
         profiles_json='{"default": [{"height": 144, "video_kbps": 150}]}',

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from connectors.storage import make_client
+from core.events import ChunkRef, Manifest
+from core.layout import ObjectLayout
+from core.settings import Settings
 from dataflows.ingest.chunking import composite_sha256
 from dataflows.ingest.store import ChunkStore, VerificationError
-from vidflow.events import ChunkRef, Manifest
-from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings
 
 __all__ = ["MemoryChunkStore"]
 

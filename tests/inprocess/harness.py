@@ -19,7 +19,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.testing import cluster_main, run_main
 
-from vidflow import events as ev
+from core import events as ev
 
 __all__ = [
     "Do",

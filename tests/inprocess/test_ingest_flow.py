@@ -21,13 +21,13 @@ import msgspec
 import pytest
 from bytewax.testing import TestingSink
 
+from core import events as ev
+from core.settings import MiB, Settings, load_settings
 from dataflows.ingest_flow import build_flow
 from dataflows.transcode.cluster import worker_for
 from tests.inprocess.fakes import MemoryChunkStore
 from tests.inprocess.harness import Do, Output, Pause, Script, ScriptedSource, Until, run_flow
 from tests.media import raw_clip
-from vidflow import events as ev
-from vidflow.settings import MiB, Settings, load_settings
 
 E = TypeVar("E")
 pytestmark = pytest.mark.integration  # real files and FFmpeg (ffprobe); no service
@@ -51,8 +51,9 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def ingest_settings(home: Path, *, timeout: float, close_is_final: bool = False) -> Settings:
     base = load_settings({"VIDFLOW_HOME": str(home)})
     ingest = msgspec.structs.replace(
-        base.ingest, chunk_size=5 * MiB, stream_timeout=timeout, close_is_final=close_is_final
-    )
+        base.ingest, chunk_size=5 * MiB, stream_timeout=timeout, close_is_final=close_is_final,
+        watch_roots=(str(home),),  # file events are admitted only under the watched roots
+    )  # fmt: skip
     return msgspec.structs.replace(base, ingest=ingest)
 
 

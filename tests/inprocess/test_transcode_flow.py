@@ -23,14 +23,14 @@ from bytewax.testing import TestingSink
 
 from connectors.ffmpeg import probe
 from connectors.storage import make_client
+from core import events as ev
+from core.layout import ObjectLayout
+from core.settings import Settings, settings_environ
 from dataflows.transcode.cluster import ClusterShape
 from dataflows.transcode.collect import CANCEL_GIVE_UP
 from dataflows.transcode_flow import build_flow
 from tests.inprocess.harness import Output, Script, ScriptedSource, Until, run_flow
 from tests.media import h264_clip
-from vidflow import events as ev
-from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings, settings_environ
 
 pytestmark = pytest.mark.integration  # real MinIO and FFmpeg
 

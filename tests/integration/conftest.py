@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from connectors.db import dispose_engine
+from core.settings import Settings
 from portal.migrate import upgrade
-from vidflow.settings import Settings
 
 
 @pytest.fixture

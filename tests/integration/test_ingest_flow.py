@@ -23,16 +23,18 @@ import pytest
 from connectors import multipart
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import ensure_bucket, make_client
+from core import events as ev
+from core.errors import is_public
+from core.ids import upload_video_id
+from core.layout import OWNER_METADATA, ObjectLayout
+from core.names import display_filename
+from core.settings import MiB, Settings
 from dataflows.ingest import logic as ingest_logic
 from dataflows.ingest.logic import IngestContext, IngestLogic
-from dataflows.ingest.state import upload_video_id
 from dataflows.ingest.store import ChunkStore
 from dataflows.kafka_io import Inbound, Outbound
 from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import raw_clip, write_in_pieces
-from vidflow import events as ev
-from vidflow.layout import ObjectLayout
-from vidflow.settings import MiB, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +43,12 @@ HOST = socket.gethostname()
 
 
 @pytest.fixture
-def ingest_settings(isolated_settings: Settings) -> Settings:
+def ingest_settings(isolated_settings: Settings, tmp_path: Path) -> Settings:
+    """Small chunks, a short timeout, and the test's directory as the one watched root."""
     ingest = msgspec.structs.replace(
-        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=TIMEOUT, close_is_final=False
-    )
+        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=TIMEOUT,
+        close_is_final=False, watch_roots=(str(tmp_path),),
+    )  # fmt: skip
     return msgspec.structs.replace(isolated_settings, ingest=ingest)
 
 
@@ -274,6 +278,9 @@ def test_zero_byte_and_not_a_video_fail_with_reasons(
     assert any(isinstance(e, ev.IngestCompleted) for e in text_events)
     failed = next(e for e in text_events if isinstance(e, ev.JobFailed))
     assert failed.stage == "probe" and "notes.mp4" in failed.reason
+    # issue 9, obs. 7: ffprobe named its input, a presigned URL with credentials
+    assert is_public(failed.reason), failed.reason
+    assert "X-Amz" not in failed.reason and "http" not in failed.reason
     jobs = TopicReader(ingest_settings, ingest_settings.kafka.topic_jobs)
     jobs.poll(2.0)
     jobs.close()
@@ -383,20 +390,24 @@ def test_upload_of_a_missing_object_fails_with_a_reason_and_the_flow_keeps_runni
     assert_source_matches(ingest_settings, completed, data)
 
 
-def test_an_unreadable_local_file_fails_at_once_with_a_reason(
+def test_an_unreadable_local_file_is_refused_at_once_with_a_reason(
     ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
 ) -> None:
-    # a path that cannot be read as a file (IsADirectoryError, an OSError that waiting does not
-    # heal): not 300 s of storage retries, a readable job.failed right after the stream timeout
+    # a path that cannot be read as a file (a directory): not 300 s of storage retries and no
+    # video, a dead letter at once that says why without naming the path
     directory = tmp_path / "not-a-file.mkv"
     directory.mkdir()
     started = time.monotonic()
     Writer(ingest_settings, directory).announce()
-    events = wait_done(status, flow, "not-a-file.mkv", timeout=30)
+    dlq = TopicReader(ingest_settings, ingest_settings.kafka.topic_dlq)
+    letters = dlq.wait_for(lambda es: len(es) >= 1, 30, flow)
+    dlq.close()
     assert time.monotonic() - started < 30
-    failed = next(e for e in events if isinstance(e, ev.JobFailed))
-    assert failed.stage == "ingest"
-    assert str(directory) in failed.reason and "cannot be read" in failed.reason
+    letter = letters[0]
+    assert isinstance(letter, ev.DeadLetter) and letter.stage == "admit"
+    assert "directory" in letter.error and is_public(letter.error)
+    status.poll(1.0)
+    assert not any(isinstance(e, ev.IngestStarted) for e in status.events)
 
 
 def test_an_upload_announced_twice_is_one_video_named_by_its_upload_id(
@@ -499,7 +510,7 @@ def test_whole_file_hashing_holds_back_the_next_batch(
     settings = with_ingest(ingest_settings, close_is_final=True)
     monkeypatch.setattr(ingest_logic, "CHUNKS_PER_ACTIVATION", 1)
     client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage.bucket)
+    ensure_bucket(client, settings.storage)
     store = ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage))
     ctx = IngestContext(settings, store)
     data = raw_clip(tmp_path / "held.mkv", seconds=4).read_bytes()  # 3 chunks of 5 MiB
@@ -656,3 +667,167 @@ def test_file_closed_completes_at_once_and_no_state_is_kept_after(
         status.poll(1.0)
         flow.assert_running()
     assert len(events_of(status.events, completed.video_id)) == seen
+
+
+# ---------------------------------------------------------------- issue 9: trust boundaries
+
+
+def announce_file(
+    settings: Settings, path: Path | str, size: int, *, inode: int = 0, stream_id: str = ""
+) -> None:
+    """A ``file.closed`` for ``path`` with any declared size, as a hostile producer sends it."""
+    event = ev.FileClosed(
+        id=uuid.uuid4().hex, stream_id=stream_id or f"{HOST}:{path}", host=HOST, path=str(path),
+        size=size, mtime=time.time(), inode=inode,
+    )  # fmt: skip
+    producer = make_producer(settings.kafka)
+    produce_event(producer, settings.kafka.topic_file_events, event)
+    flush_or_raise(producer)
+
+
+def dead_letters(
+    settings: Settings, count: int, flow: FlowProcess, timeout: float = 30
+) -> list[ev.DeadLetter]:
+    dlq = TopicReader(settings, settings.kafka.topic_dlq)
+    try:
+        letters = dlq.wait_for(lambda es: len(es) >= count, timeout, flow)
+        dlq.poll(1.0)  # and nothing more than expected
+    finally:
+        dlq.close()
+    return [e for e in letters if isinstance(e, ev.DeadLetter)]
+
+
+def stored_keys(settings: Settings) -> set[str]:
+    client = make_client(settings.storage)
+    return {
+        str(o.object_name) for o in client.list_objects(settings.storage.bucket, recursive=True)
+    }
+
+
+def test_file_events_beyond_the_watched_roots_are_dead_letters_and_the_flow_goes_on(
+    ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    """Issue 9, obs. 1 and 10: /etc/passwd, a link out of the root, a FIFO (which blocked the
+    read forever), a declared size of 2**63 and a lie about the size are all refused; nothing is
+    stored for them, no video starts, and a good file sent after them completes."""
+    passwd = Path("/etc/passwd")
+    (tmp_path / "escape.mkv").symlink_to(passwd)
+    os.mkfifo(tmp_path / "pipe.mkv")
+    small = tmp_path / "small.mkv"
+    small.write_bytes(b"0123456789")
+    started = time.monotonic()
+    announce_file(ingest_settings, passwd, passwd.stat().st_size)
+    announce_file(ingest_settings, tmp_path / "escape.mkv", passwd.stat().st_size)
+    announce_file(ingest_settings, tmp_path / "pipe.mkv", 6 * MiB)
+    announce_file(ingest_settings, small, 2**63)
+    announce_file(ingest_settings, small, 11 * MiB)  # more than the file has
+    # a stream id that is not the path's: the event would feed another stream's state
+    announce_file(ingest_settings, small, 10, stream_id=f"{HOST}:{tmp_path}/other.mkv")
+    good = raw_clip(tmp_path / "src.mkv", seconds=1).read_bytes()
+    after = tmp_path / "after-refusals.mkv"
+    after.write_bytes(good)
+    Writer(ingest_settings, after).announce()
+
+    letters = dead_letters(ingest_settings, 6, flow)
+    assert time.monotonic() - started < 30
+    assert len(letters) == 6
+    assert all(letter.stage == "admit" and is_public(letter.error) for letter in letters)
+    by_path = {msgspec.json.decode(letter.raw)["path"]: letter.error for letter in letters}
+    assert "outside the watched roots" in by_path[str(passwd)]
+    assert "outside the watched roots" in by_path[str(tmp_path / "escape.mkv")]
+    assert "FIFO" in by_path[str(tmp_path / "pipe.mkv")]
+    errors = [letter.error for letter in letters]
+    assert any("over the limit" in e for e in errors)
+    assert any("more than the file has" in e for e in errors)
+    assert any("stream id" in e for e in errors)
+
+    events = wait_done(status, flow, "after-refusals.mkv", timeout=60)
+    completed = next(e for e in events if isinstance(e, ev.IngestCompleted))
+    assert_source_matches(ingest_settings, completed, good)
+    started_names = {e.filename for e in status.events if isinstance(e, ev.IngestStarted)}
+    assert started_names == {"after-refusals.mkv"}
+    passwd_chunk = ObjectLayout(ingest_settings.storage).chunk(
+        hashlib.sha256(passwd.read_bytes()).hexdigest()
+    )
+    assert passwd_chunk not in stored_keys(ingest_settings)
+
+
+def test_uploads_naming_any_key_but_their_own_incoming_one_are_dead_letters(
+    ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    """Issue 9, obs. 2: an upload.completed naming another user's source, a chunk, another
+    upload's incoming key or another bucket gave the sender a copy of someone else's video."""
+    client = make_client(ingest_settings.storage)
+    bucket = ingest_settings.storage.bucket
+    layout = ObjectLayout(ingest_settings.storage)
+    data = raw_clip(tmp_path / "victim.mkv", seconds=1).read_bytes()
+    victim_source = layout.source("victimvideo")
+    chunk = layout.chunk(hashlib.sha256(data).hexdigest())
+    victim = put_upload(ingest_settings, data, "victim-upload.mkv")  # not announced by anyone
+    for key in (victim_source, chunk):
+        client.put_object(bucket, key, io.BytesIO(data), len(data))
+
+    def forged(key: str, **fields: object) -> ev.UploadCompleted:
+        event = ev.UploadCompleted(
+            id=uuid.uuid4().hex, upload_id=uuid.uuid4().hex, bucket=bucket, key=key,
+            size=len(data), filename="stolen.mkv", owner="mallory",
+        )  # fmt: skip
+        return msgspec.structs.replace(event, **fields)
+
+    own = put_upload(ingest_settings, data, "size-lie.mkv")
+    attempts = [
+        forged(victim_source),
+        forged(chunk),
+        forged(victim.key),  # another upload's incoming key, under a new upload id
+        forged(victim.key, upload_id=victim.upload_id, bucket="someone-elses"),
+        forged(layout.incoming("../sources/victimvideo"), upload_id="../sources/victimvideo"),
+        msgspec.structs.replace(own, size=len(data) + 1),  # the size is the object's
+    ]
+    for attempt in attempts:
+        announce_upload(ingest_settings, attempt)
+
+    letters = dead_letters(ingest_settings, len(attempts), flow)
+    assert len(letters) == len(attempts)
+    assert all(letter.stage == "admit" and is_public(letter.error) for letter in letters)
+    errors = sorted(letter.error for letter in letters)
+    assert sum("not the incoming key" in e for e in errors) == 3, errors
+    assert sum("bucket" in e for e in errors) == 1, errors
+    assert sum("upload id" in e for e in errors) == 1, errors
+    assert sum("not the object's" in e for e in errors) == 1, errors
+    status.poll(2.0)
+    assert not [e for e in status.events if isinstance(e, ev.IngestStarted)]
+    assert not [k for k in stored_keys(ingest_settings) if k.startswith("sources/")
+                and k != victim_source]  # fmt: skip
+
+
+def test_an_uploads_owner_comes_from_its_object_not_from_the_event(
+    ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    """Issue 9: the owner is the authenticated creator's (object metadata written by the portal
+    or ``vidflow submit``), else the producer principal's configured owner; never ``owner``."""
+    client = make_client(ingest_settings.storage)
+    data = raw_clip(tmp_path / "owned.mkv", seconds=1).read_bytes()
+    alice = put_upload(ingest_settings, None, "alices.mkv")
+    client.put_object(
+        ingest_settings.storage.bucket, alice.key, io.BytesIO(data), len(data),
+        metadata={OWNER_METADATA: "alice"},
+    )  # fmt: skip
+    alice = msgspec.structs.replace(alice, size=len(data), owner="mallory")
+    anonymous = msgspec.structs.replace(put_upload(ingest_settings, data, "anon.mkv"), owner="bob")
+    # issue 9, obs. 10: a 200 KB name with a bidi override is shown bounded and without it
+    huge_name = "\u202e" + "n" * 200_000 + ".mkv"
+    huge = put_upload(ingest_settings, data, huge_name)
+    shown = display_filename(huge_name)
+    for event in (alice, anonymous, huge):
+        announce_upload(ingest_settings, event)
+    for name in ("alices.mkv", "anon.mkv", shown):
+        wait_done(status, flow, name)
+    owners = {e.filename: e.owner for e in status.events if isinstance(e, ev.IngestStarted)}
+    assert owners == {"alices.mkv": "alice", "anon.mkv": "producer", shown: "producer"}
+    assert len(shown) == 255 and "\u202e" not in shown
+    jobs = TopicReader(ingest_settings, ingest_settings.kafka.topic_jobs)
+    requests = jobs.wait_for(lambda es: len(es) >= 3, 20)
+    jobs.close()
+    assert {r.filename: r.owner for r in requests if isinstance(r, ev.TranscodeRequested)} == {
+        "alices.mkv": "alice", "anon.mkv": "producer", shown: "producer"
+    }  # fmt: skip

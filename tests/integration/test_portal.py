@@ -20,17 +20,17 @@ from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
 
 from connectors.kafka import flush_or_raise, make_producer, produce_event
+from core import events as ev
+from core.settings import Settings, settings_environ
 from portal.accounts import create_user, issue_token
 from portal.app import create_app
-from portal.cli import replay_to_end
 from portal.live import RESYNC, NotifyHub
 from portal.models import PROJECTION_TABLES
 from portal.projection import NOTIFY_CHANNEL
 from portal.projector import Projector, drop_projection
+from portal.rebuild import replay_to_end
 from tests.flows import ROOT, free_port, wait_http
 from tests.portal_login import PASSWORD, log_in
-from vidflow import events as ev
-from vidflow.settings import Settings, settings_environ
 
 pytestmark = pytest.mark.integration
 

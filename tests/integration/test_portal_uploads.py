@@ -30,17 +30,18 @@ from connectors.storage import (
     ensure_incoming_lifecycle,
     make_client,
 )
+from core import events as ev
+from core.errors import is_public
+from core.settings import Settings
 from portal.accounts import create_user, issue_token
 from portal.app import create_app
-from portal.cli import replay_to_end
 from portal.models import Rendition, Upload
 from portal.projector import Projector
+from portal.rebuild import replay_to_end
 from tests.flows import TopicReader, free_port
 from tests.integration.test_portal import life_of, produce
 from tests.integration.test_portal_auth import add_video
 from tests.portal_login import csrf_headers, log_in
-from vidflow import events as ev
-from vidflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -196,6 +197,8 @@ def test_readyz_and_openapi(portal_settings: Settings) -> None:
     with TestClient(app=create_app(no_store)) as client:
         down = client.get("/readyz")
         assert down.status_code == 503 and down.json()["failing"] == ["minio"]
+        shown = down.json()["checks"]["minio"]  # anyone may read /readyz: no internals
+        assert is_public(shown) and no_store.storage.endpoint not in shown, shown
 
 
 def test_operations_show_lag_and_replay_dead_letters(portal_settings: Settings) -> None:
@@ -387,9 +390,10 @@ def test_the_bucket_gets_the_incomplete_upload_rule_where_the_store_takes_it(
 ) -> None:
     store = make_client(portal_settings.storage)
     bucket = f"lc-{uuid.uuid4().hex[:12]}"
+    storage = msgspec.structs.replace(portal_settings.storage, bucket=bucket)
     try:
-        ensure_bucket(store, bucket)  # never fails for the rule: it is housekeeping
-        held = ensure_incoming_lifecycle(store, bucket)
+        ensure_bucket(store, storage)  # never fails for the rule: it is housekeeping
+        held = ensure_incoming_lifecycle(store, storage)
         try:
             config = store.get_bucket_lifecycle(bucket)
         except S3Error:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, select
 
+from core import events as ev
+from core.settings import Settings
 from portal.models import Video
 from portal.projection import apply
-from vidflow import events as ev
-from vidflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 

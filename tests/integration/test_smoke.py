@@ -23,8 +23,8 @@ from connectors.kafka import (
 )
 from connectors.retry import ServiceUnavailable
 from connectors.storage import make_client
-from vidflow import events as ev
-from vidflow.settings import Settings
+from core import events as ev
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

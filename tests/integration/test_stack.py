@@ -7,8 +7,10 @@ topics and messages, data survives `down`/`up`, and a taken port is refused nami
 
 from __future__ import annotations
 
+import base64
 import io
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -21,20 +23,25 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from confluent_kafka import KafkaException
 
 from connectors.kafka import (
     ensure_topics,
     flush_or_raise,
+    make_admin,
     make_consumer,
     make_producer,
     produce_event,
+    wait_for_kafka,
 )
 from connectors.storage import make_client
-from vidflow import events as ev
-from vidflow.settings import Settings, load_settings
+from core import events as ev
+from core.settings import Settings, load_settings
 from vidflow.stack import health
-from vidflow.stack.process import read_pid
-from vidflow.stack.services import StackPaths
+from vidflow.stack.credentials import stack_login
+from vidflow.stack.install import install_all
+from vidflow.stack.process import read_pid, start_detached, stop_pidfile
+from vidflow.stack.services import Kafka, StackPaths
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +99,7 @@ def own_stack(settings: Settings) -> Iterator[Settings]:
     try:
         up = vidflow(environ, "stack", "up")
         assert up.returncode == 0, up.stdout + up.stderr
-        yield load_settings(environ)
+        yield stack_login(load_settings(environ))  # Kafka as the admin the stack made
     finally:
         vidflow(environ, "stack", "down")
         shutil.rmtree(home, ignore_errors=True)
@@ -124,7 +131,7 @@ def test_env_gives_a_shell_that_reaches_every_service(own_stack: Settings, tmp_p
     assert exports.returncode == 0, exports.stderr
     probe = tmp_path / "probe.py"
     probe.write_text(
-        "from vidflow.settings import load_settings\n"
+        "from core.settings import load_settings\n"
         "from connectors.kafka import wait_for_kafka\n"
         "from connectors.storage import wait_for_storage\n"
         "import psycopg, urllib.request\n"
@@ -143,6 +150,70 @@ def test_env_gives_a_shell_that_reaches_every_service(own_stack: Settings, tmp_p
     reached = f"reached {own_stack.kafka.bootstrap} {own_stack.storage.endpoint}"
     assert reached in done.stdout
     assert int(done.stdout.splitlines()[0]) >= 10
+    assert "export VIDFLOW_KAFKA_USERNAME=admin" in exports.stdout
+
+
+def test_env_for_a_principal_gives_its_kafka_login_and_nothing_else(own_stack: Settings) -> None:
+    exports = vidflow(environ_of(own_stack), "stack", "env", "--principal", "producer")
+    assert exports.returncode == 0, exports.stderr
+    values = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in exports.stdout.splitlines()
+    )
+    assert set(values) == {
+        "VIDFLOW_KAFKA_BOOTSTRAP", "VIDFLOW_KAFKA_SECURITY_PROTOCOL",
+        "VIDFLOW_KAFKA_SASL_MECHANISM", "VIDFLOW_KAFKA_USERNAME", "VIDFLOW_KAFKA_PASSWORD",
+    }  # fmt: skip
+    assert values["VIDFLOW_KAFKA_USERNAME"] == "producer"
+    producer = make_producer(load_settings(values).kafka, **{"message.timeout.ms": 15000})
+    outcomes: dict[str, object] = {}
+    for topic in (own_stack.kafka.topic_uploads, own_stack.kafka.topic_status):
+        producer.produce(
+            topic, value=b"probe", on_delivery=lambda err, _, t=topic: outcomes.update({t: err})
+        )
+    flush_or_raise(producer, timeout=20)
+    # the stack's own ACLs: uploads yes, anything else no
+    assert outcomes[own_stack.kafka.topic_uploads] is None
+    refused = outcomes[own_stack.kafka.topic_status]
+    assert refused is not None and "TOPIC_AUTHORIZATION_FAILED" in str(refused)
+
+
+def test_a_kafka_from_before_logins_is_upgraded_keeping_its_messages(settings: Settings) -> None:
+    """A data directory made when the stack had no logins: the next `up` gives it SCRAM users
+    and ACLs without losing a message (Kafka is the log of record)."""
+    home = stack_home(settings)
+    environ = stack_environ(home)
+    old = load_settings(environ)
+    paths, kafka = StackPaths(home), Kafka()
+    data = paths.data("kafka")
+    data.mkdir(parents=True)
+    libs = install_all(Path(old.cache_dir))["kafka"]
+    config = kafka.config(old, paths, None)  # the plaintext broker the stack used to run
+    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    formatting = ["format", "-t", cluster, "-c", str(config)]
+    subprocess.run(
+        kafka.java(libs, data, "kafka.tools.StorageTool", *formatting),
+        check=True, capture_output=True,
+    )  # fmt: skip
+    start_detached(
+        kafka.java(libs, data, "kafka.Kafka", str(config)),
+        pidfile=paths.pidfile("kafka"), log=paths.log("kafka"),
+    )  # fmt: skip
+    try:
+        wait_for_kafka(old.kafka, timeout=120)
+        topic = f"kept-{uuid.uuid4().hex[:8]}"
+        sent = _produce_one(old, topic)
+        stop_pidfile(paths.pidfile("kafka"))
+
+        up = vidflow(environ, "stack", "up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert _consume_one(stack_login(old), topic) == sent
+        with pytest.raises(KafkaException):  # and no one gets in without a login any more
+            make_admin(old.kafka, quiet=True).list_topics(timeout=5)
+    finally:
+        vidflow(environ, "stack", "down")
+        stop_pidfile(paths.pidfile("kafka"))
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _consume_one(settings: Settings, topic: str) -> ev.AnyEvent | None:

@@ -22,15 +22,16 @@ import msgspec
 import pytest
 from minio.error import S3Error
 
-from connectors.ffmpeg import ffprobe_binary, probe
+from connectors.ffmpeg import ffmpeg_binary, ffprobe_binary, probe
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
+from core import events as ev
+from core.errors import is_public
+from core.layout import ObjectLayout
+from core.settings import Settings
 from dataflows.transcode.outputs import RenditionStore
 from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import h264_clip
-from vidflow import events as ev
-from vidflow.layout import ObjectLayout
-from vidflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -339,6 +340,12 @@ def test_corrupt_source_fails_at_once_with_a_reason(
     letters = dlq.wait_for(lambda es: len(es) >= 1, 20)
     dlq.close()
     assert isinstance(letters[0], ev.DeadLetter) and ev.decode(letters[0].raw) == request
+    # issue 9, obs. 7: what users see is one short public line (FFmpeg's stderr names the
+    # presigned URL of the source), the same in the status events and the dead letter
+    errors = [e.error for e in events if isinstance(e, ev.RenditionFailed)]
+    for text in [failed.reason, letters[0].error, *errors]:
+        assert is_public(text) and "\n" not in text and "X-Amz" not in text, text
+    assert "Invalid data found" in failed.reason
 
 
 def _cancel(settings: Settings, video_id: str, job_id: str | None = None) -> ev.TranscodeCancel:
@@ -584,3 +591,145 @@ def test_cleanup_removes_only_what_the_cancelled_job_wrote(
         [layout.rendition("vid", 144), layout.rendition("vid", 240),
          f"{layout.hls_dir('vid', 144)}/segment_00000.ts"]
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------- issue 9: trust, reasons, clips
+
+
+def produce_request(settings: Settings, request: ev.TranscodeRequested) -> None:
+    producer = make_producer(settings.kafka)
+    produce_event(producer, settings.kafka.topic_jobs, request)
+    flush_or_raise(producer)
+
+
+def stored(settings: Settings, video_id: str) -> dict[str, str]:
+    """Every output object of ``video_id`` (renditions, HLS, thumbnails) with its ETag."""
+    client = make_client(settings.storage)
+    layout = ObjectLayout(settings.storage)
+    prefixes = [
+        layout.rendition(video_id, 0).rsplit("/", 1)[0] + "/",
+        layout.hls_master(video_id).rsplit("/", 1)[0] + "/",
+        layout.poster(video_id).rsplit("/", 1)[0] + "/",
+    ]
+    return {
+        o.object_name or "": o.etag or ""
+        for prefix in prefixes
+        for o in client.list_objects(settings.storage.bucket, prefix, recursive=True)
+    }
+
+
+def test_a_forged_request_is_a_dead_letter_and_leaves_the_video_untouched(
+    tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    """Issue 9, obs. 3: video A's id with video B's source key (and A's source in another
+    bucket) never becomes a job; A's renditions and master playlist stay as they were."""
+    a = request_for(tc_settings, h264_clip(tmp_path / "a.mp4", seconds=1, size="320x240"))
+    status.wait_for(finished(a.video_id), 120, flow)
+    before = stored(tc_settings, a.video_id)
+    assert ObjectLayout(tc_settings.storage).hls_master(a.video_id) in before
+    b_clip = h264_clip(tmp_path / "b.mp4", seconds=2, size="480x270")
+    b_key = ObjectLayout(tc_settings.storage).source(uuid.uuid4().hex)  # B's source, stored
+    data = b_clip.read_bytes()
+    make_client(tc_settings.storage).put_object(
+        tc_settings.storage.bucket, b_key, io.BytesIO(data), len(data)
+    )
+    forged = msgspec.structs.replace(
+        a, id=uuid.uuid4().hex, job_id=f"job-{uuid.uuid4().hex}",
+        source=msgspec.structs.replace(a.source, key=b_key), probe=probe(str(b_clip)),
+    )  # fmt: skip
+    elsewhere = msgspec.structs.replace(
+        a, id=uuid.uuid4().hex, job_id=f"job-{uuid.uuid4().hex}",
+        source=msgspec.structs.replace(a.source, bucket="someone-elses"),
+    )  # fmt: skip
+    produce_request(tc_settings, forged)
+    produce_request(tc_settings, elsewhere)
+    dlq = TopicReader(tc_settings, tc_settings.kafka.topic_dlq)
+    try:
+        letters = dlq.wait_for(lambda es: len(es) >= 2, 60, flow)
+    finally:
+        dlq.close()
+    by_job = {ev.decode(letter.raw).job_id: letter for letter in letters}  # type: ignore[union-attr]
+    assert set(by_job) == {forged.job_id, elsewhere.job_id}
+    assert "source key" in by_job[forged.job_id].error  # type: ignore[union-attr]
+    assert "bucket" in by_job[elsewhere.job_id].error  # type: ignore[union-attr]
+    for letter in letters:
+        assert isinstance(letter, ev.DeadLetter) and letter.stage == "validate"
+        assert letter.original_key == a.video_id and is_public(letter.error)
+    time.sleep(2)  # a job, had one been planned, would have started by now
+    status.poll(0.5)
+    jobs = {forged.job_id, elsewhere.job_id}
+    assert not [e for e in status.events if getattr(e, "job_id", None) in jobs]
+    assert stored(tc_settings, a.video_id) == before
+
+
+def test_a_one_frame_clip_and_a_clip_shorter_than_a_segment_complete(
+    tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    """Issue 9, obs. 7: a one-frame clip gets a poster alone (no sprite), never a failed job."""
+    one = h264_clip(tmp_path / "one-frame.mp4", seconds=0.04, size="320x240", audio=False)
+    assert probe(str(one)).duration < 0.1
+    half = h264_clip(tmp_path / "half.mp4", seconds=0.5, size="320x240")
+    requests = {"one": request_for(tc_settings, one), "half": request_for(tc_settings, half)}
+    for request in requests.values():
+        status.wait_for(finished(request.video_id), 120, flow)
+    client = make_client(tc_settings.storage)
+    bucket = tc_settings.storage.bucket
+    done = {name: completed(status.events, r.video_id) for name, r in requests.items()}
+    assert done["one"].poster and client.stat_object(bucket, done["one"].poster).size > 0
+    assert done["one"].sprite == "" and done["one"].sprite_vtt == ""
+    layout = ObjectLayout(tc_settings.storage)
+    assert layout.sprite(requests["one"].video_id) not in stored(
+        tc_settings, requests["one"].video_id
+    )
+    for key in (done["half"].poster, done["half"].sprite, done["half"].sprite_vtt):
+        assert key and client.stat_object(bucket, key).size > 0
+    for name, clip in (("one", one), ("half", half)):
+        assert done[name].warnings == []
+        assert_outputs(tc_settings, done[name], clip, audio=name == "half")
+
+
+def truncated_faststart(tmp_path: Path) -> Path:
+    """The first 60 % of the bytes of a 3 s faststart MP4: it still probes at 3 s."""
+    whole = tmp_path / "whole.mp4"
+    subprocess.run(
+        [ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i",
+         "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i",
+         "sine=frequency=440:sample_rate=48000", "-t", "3", "-c:v", "libx264", "-preset",
+         "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-movflags",
+         "+faststart", str(whole)],
+        check=True,
+    )  # fmt: skip
+    data = whole.read_bytes()
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    assert probe(str(cut)).duration == pytest.approx(3.0, abs=0.05)
+    return cut
+
+
+def test_a_truncated_source_completes_with_a_warning_or_fails_by_setting(
+    tc_settings: Settings, status: TopicReader, tmp_path: Path
+) -> None:
+    """Issue 9, obs. 11: never silently; ``warn`` (the default) completes with a warning,
+    ``VIDFLOW_TRANSCODE_TRUNCATED=fail`` fails the job."""
+    cut = truncated_faststart(tmp_path)
+    with FlowProcess("dataflows.transcode_flow", tc_settings, tmp_path / "warn") as running:
+        warned = request_for(tc_settings, cut)
+        status.wait_for(finished(warned.video_id), 120, running)
+    done = completed(status.events, warned.video_id)
+    assert len(done.warnings) == 1, done.warnings
+    warning = done.warnings[0]
+    assert "shorter than the source" in warning and "of 3.0 s probed" in warning
+    assert is_public(warning)
+    for rendition in done.renditions:
+        duration = float(ffprobe_url(tc_settings, rendition.key)["format"]["duration"])  # type: ignore[index]
+        assert duration < 2.0  # what the warning is about
+
+    failing = msgspec.structs.replace(tc_settings.transcode, truncated="fail")
+    settings = msgspec.structs.replace(tc_settings, transcode=failing)
+    with FlowProcess("dataflows.transcode_flow", settings, tmp_path / "fail") as running:
+        refused = request_for(settings, cut)
+        status.wait_for(finished(refused.video_id), 120, running)
+    events = of(status.events, refused.video_id)
+    failed = next(e for e in events if isinstance(e, ev.JobFailed))
+    assert "shorter than the source" in failed.reason and is_public(failed.reason)
+    assert not any(isinstance(e, ev.JobCompleted) for e in events)

@@ -14,20 +14,22 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from core import events as ev
+from core.settings import MiB, Settings, settings_environ
 from tests.flows import ROOT, FlowProcess, TopicReader
 from tests.media import h264_clip, raw_clip, write_in_pieces
-from vidflow import events as ev
-from vidflow.settings import MiB, Settings, settings_environ
-from vidflow.watch import DirectoryWatcher
+from watcher.watch import DirectoryWatcher
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def watch_settings(isolated_settings: Settings, tmp_path: Path) -> Settings:
+    # the ingest flow honours file events only under its watch roots: the test's directory
     ingest = msgspec.structs.replace(
-        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0
-    )
+        isolated_settings.ingest, chunk_size=5 * MiB, stream_timeout=2.0,
+        watch_roots=(str(tmp_path),),
+    )  # fmt: skip
     return msgspec.structs.replace(isolated_settings, ingest=ingest, home=tmp_path / "home")
 
 
@@ -123,12 +125,22 @@ def test_submit_uploads_and_the_source_is_verified(
     watch_settings: Settings, ingest_flow: FlowProcess, tmp_path: Path
 ) -> None:
     clip = h264_clip(tmp_path / "clip.mp4")
-    done = run_submit(watch_settings, str(clip), "--wait", "--json", "--timeout", "15")
+    done = run_submit(
+        watch_settings, str(clip), "--owner", "alice", "--wait", "--json", "--timeout", "15"
+    )
     document = json.loads(done.stdout)
     # without a transcode flow running the video waits in the queue after a verified ingest
     assert document["status"] == "timeout (queued)", done.stderr
     assert document["source"]["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
     assert document["source"]["key"] == f"sources/{document['video_id']}/source"
+    # the owner is what the object carries (the ingest flow ignores the event's owner field)
+    status = TopicReader(watch_settings, watch_settings.kafka.topic_status)
+    events = status.wait_for(
+        lambda es: any(isinstance(e, ev.IngestStarted) for e in es), 20, ingest_flow
+    )
+    status.close()
+    started = [e for e in events if isinstance(e, ev.IngestStarted)]
+    assert [(e.video_id, e.owner) for e in started] == [(document["video_id"], "alice")]
 
 
 @pytest.fixture

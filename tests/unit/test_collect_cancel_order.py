@@ -15,15 +15,15 @@ import pytest
 from bytewax.operators import StatefulLogic
 
 from connectors.storage import make_client
+from core import events as ev
+from core.profiles import load_profiles
+from core.settings import load_settings
 from dataflows.kafka_io import Outbound
 from dataflows.transcode.cluster import ClusterShape
 from dataflows.transcode.collect import CollectLogic
 from dataflows.transcode.context import TranscodeContext
 from dataflows.transcode.messages import CollectMessage, JobClosed, JobOpened, UnitStopped
 from dataflows.transcode.plan import make_plan
-from dataflows.transcode.profiles import load_profiles
-from vidflow import events as ev
-from vidflow.settings import load_settings
 
 VIDEO = "v1"
 JOB = "job-1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vidflow import events as ev
+from core import events as ev
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from vidflow import events as ev
+from core import events as ev
 
 SHA = "ab" * 32
 PROBE = ev.Probe(duration=2.5, width=1920, height=1080, fps=30.0, has_audio=True)

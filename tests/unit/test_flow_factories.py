@@ -31,8 +31,8 @@ from bytewax.testing import TestingSink, TestingSource
 from connectors.storage import make_client
 from dataflows.ingest.store import ChunkStore
 from dataflows.transcode.cluster import ClusterShape
-from vidflow.layout import ObjectLayout
-from vidflow.settings import get_settings
+from core.layout import ObjectLayout
+from core.settings import get_settings
 
 settings = get_settings()
 client = make_client(settings.storage)

@@ -6,8 +6,9 @@ import hashlib
 
 import pytest
 
+from core.ids import upload_video_id, video_id_for
 from dataflows.ingest.chunking import composite_sha256, plan_chunks
-from dataflows.ingest.state import StreamState, upload_video_id, video_id_for
+from dataflows.ingest.state import StreamState
 
 MB = 10
 

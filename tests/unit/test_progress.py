@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vidflow import events as ev
-from vidflow.progress import VideoSummary, apply_event
+from core import events as ev
+from core.progress import VideoSummary, apply_event
 
 SHA = "cd" * 32
 BASE = {"video_id": "v", "run": "r"}

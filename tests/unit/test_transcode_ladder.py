@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.events import Probe
+from core.profiles import DEFAULT_LADDER, load_profiles
 from dataflows.transcode.ladder import display_size, even, plan_ladder
-from dataflows.transcode.profiles import DEFAULT_LADDER, load_profiles
 from dataflows.transcode.state import group_units
-from vidflow.events import Probe
 
 
 def probe(width: int, height: int, rotation: int = 0, audio: bool = True) -> Probe:

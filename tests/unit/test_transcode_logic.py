@@ -11,6 +11,9 @@ import msgspec
 from bytewax.operators import StatefulLogic
 
 from connectors.storage import make_client
+from core import events as ev
+from core.profiles import load_profiles
+from core.settings import Settings
 from dataflows.kafka_io import Inbound, Outbound
 from dataflows.transcode.cluster import ClusterShape
 from dataflows.transcode.collect import CollectLogic
@@ -18,9 +21,6 @@ from dataflows.transcode.context import TranscodeContext
 from dataflows.transcode.encode import EncodeLogic
 from dataflows.transcode.messages import JobClosed, JobOpened, UnitCancel, UnitStopped, UnitTask
 from dataflows.transcode.plan import PlanLogic
-from dataflows.transcode.profiles import load_profiles
-from vidflow import events as ev
-from vidflow.settings import Settings
 
 PROFILES = '{"test": [{"height": 240, "video_kbps": 500}, {"height": 144, "video_kbps": 200}]}'
 

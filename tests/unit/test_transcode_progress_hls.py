@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.events import Probe
+from core.profiles import DEFAULT_LADDER
 from dataflows.transcode.commands import encode_command, hls_command
 from dataflows.transcode.hls import MasterEntry, avc1_codec, master_playlist, sprite_vtt
 from dataflows.transcode.ladder import plan_ladder
 from dataflows.transcode.outputs import preview_inputs
-from dataflows.transcode.profiles import DEFAULT_LADDER
 from dataflows.transcode.progress import ProgressParser, ProgressThrottle
 from dataflows.transcode.runner import classify_failure
-from vidflow.events import Probe
 
 BLOCK = "frame=50\nfps=25.0\nout_time_us=2000000\nspeed=1.5x\nprogress=continue\n"
 

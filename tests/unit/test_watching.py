@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from vidflow.watching import FileFacts, inside_roots, is_ignored, stream_id_for
+from watcher.watching import FileFacts, inside_roots, is_ignored, reportable, stream_id_for
 
 PATTERNS = (".*", "*.tmp", "*.part")
 
@@ -34,3 +35,19 @@ def test_file_facts_and_stream_ids(tmp_path: Path) -> None:
     facts = FileFacts.of(path)
     assert facts.size == 5 and facts.inode > 0
     assert stream_id_for("cam-1", path) == f"cam-1:{path}"
+
+
+def test_only_regular_files_still_under_the_roots_are_reportable(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.mp4").write_bytes(b"s")
+    (root / "clip.mp4").write_bytes(b"c")
+    (root / "linked").symlink_to(outside)  # a directory link: its files are outside
+    os.mkfifo(root / "pipe.mp4")
+    (root / "dir.mp4").mkdir()
+    assert reportable(root / "clip.mp4", [root], PATTERNS)
+    assert not reportable(root / "linked" / "secret.mp4", [root], PATTERNS)
+    assert not reportable(root / "pipe.mp4", [root], PATTERNS)
+    assert not reportable(root / "dir.mp4", [root], PATTERNS)
+    assert not reportable(outside / "secret.mp4", [root], PATTERNS)

@@ -11,10 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.kafka import ensure_topics
+from connectors.kafka import ensure_topics, make_admin
 from connectors.storage import ensure_bucket, make_client
-from vidflow.logs import get_logger
-from vidflow.settings import Settings
+from core.logs import get_logger
+from core.settings import Settings
+from vidflow.stack.acls import ensure_acls, grants
+from vidflow.stack.credentials import stack_login
 from vidflow.stack.errors import StackError
 from vidflow.stack.install import install_all
 from vidflow.stack.process import (
@@ -25,7 +27,7 @@ from vidflow.stack.process import (
     stop_pidfile,
     tail,
 )
-from vidflow.stack.services import SERVICES, Service, StackPaths, split_host_port
+from vidflow.stack.services import SERVICES, Kafka, Service, StackPaths, split_host_port
 
 __all__ = ["ServiceHealth", "StackError", "ensure_up", "health", "init_resources", "stop"]
 
@@ -48,6 +50,26 @@ def _paths(settings: Settings) -> StackPaths:
     return StackPaths(Path(settings.home).resolve())
 
 
+def _admin(settings: Settings) -> Settings:
+    """The stack does its own work as its Kafka ``admin`` (read afresh: a first start makes the
+    passwords); a stack without logins yet is reached as it is."""
+    return stack_login(settings, force=True)
+
+
+def _warn_without_logins(settings: Settings, paths: StackPaths) -> None:
+    """A broker started before the stack had logins keeps running without them (so a shared
+    stack does not break under its users); it is upgraded at its next start."""
+    if (
+        running_pid(paths.pidfile(Kafka.name)) is not None
+        and not Kafka.users_marker(paths).exists()
+    ):
+        log.warning(
+            "kafka runs without SASL logins or ACLs (started before the stack had them); "
+            "`vidflow stack down && vidflow stack up` upgrades it, keeping its data",
+            bootstrap=settings.kafka.bootstrap,
+        )
+
+
 def _answers(service: Service, settings: Settings) -> str | None:
     """None when healthy, else why not."""
     try:
@@ -60,6 +82,7 @@ def _answers(service: Service, settings: Settings) -> str | None:
 def health(settings: Settings) -> list[ServiceHealth]:
     """Each service, probed for real."""
     paths = _paths(settings)
+    settings = _admin(settings)
     return [
         ServiceHealth(
             name=service.name,
@@ -109,34 +132,42 @@ def _wait_healthy(service: Service, settings: Settings, paths: StackPaths) -> No
 
 
 def init_resources(settings: Settings) -> None:
-    """Topics, bucket and database schema: what the pipeline expects to exist."""
+    """Topics, ACLs, bucket and database schema: what the pipeline expects to exist.
+
+    ``settings`` must log in as a Kafka super user when the broker authenticates; the ACLs
+    (:func:`vidflow.stack.acls.grants`) are made for the configured topic names.
+    """
     from portal.migrate import upgrade
 
     ensure_topics(settings.kafka)
-    ensure_bucket(make_client(settings.storage), settings.storage.bucket)
+    if settings.kafka.security_protocol != "PLAINTEXT":
+        ensure_acls(make_admin(settings.kafka), grants(settings.kafka))
+    ensure_bucket(make_client(settings.storage), settings.storage)
     upgrade(settings)
 
 
 def ensure_up(settings: Settings, *, init: bool = True) -> list[ServiceHealth]:
     """Install what is missing, start what is not running, wait until every service answers."""
     paths = _paths(settings)
-    if any(_answers(s, settings) is not None for s in SERVICES):
+    _warn_without_logins(settings, paths)
+    if any(_answers(s, _admin(settings)) is not None for s in SERVICES):
         with exclusive(paths.home / "run" / "stack.lock"):
             # whoever held the lock before us may have started them meanwhile: look again
-            pending = [s for s in SERVICES if _answers(s, settings) is not None]
+            pending = [s for s in SERVICES if _answers(s, _admin(settings)) is not None]
             if pending:
                 with exclusive(Path(settings.cache_dir) / "install.lock"):
                     tools = install_all(Path(settings.cache_dir))
                 for service in pending:
                     if running_pid(paths.pidfile(service.name)) is None:
                         _start(service, settings, paths, tools)
-                for service in pending:
-                    _wait_healthy(service, settings, paths)
+                for service in pending:  # a first start has just made the passwords
+                    _wait_healthy(service, _admin(settings), paths)
                     log.info("healthy", service=service.name)
+    admin = _admin(settings)
     for service in SERVICES:
-        service.after_start(settings, paths)
+        service.after_start(admin, paths)
     if init:
-        init_resources(settings)
+        init_resources(admin)
     return health(settings)
 
 

@@ -11,23 +11,29 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from vidflow.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from vidflow.stack import ServiceHealth, StackError, ensure_up, health, init_resources, stop
+from vidflow.stack.credentials import COMPONENTS, login_environ, stack_login
 from vidflow.stack.install import install_all
 from vidflow.stack.services import SERVICES, StackPaths
 
-__all__ = ["render_env", "stack"]
+__all__ = ["render_env", "render_principal_env", "stack"]
 
 console = Console(stderr=True)
 out = Console()
 
 
+def _exports(values: dict[str, str]) -> str:
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
 def render_env(settings: Settings) -> str:
-    """``export`` lines a shell can ``eval`` to reach every service of this stack."""
-    s, pg, k = settings.storage, settings.postgres, settings.kafka
+    """``export`` lines a shell can ``eval`` to reach every service of this stack (Kafka as the
+    stack's ``admin``)."""
+    s, pg = settings.storage, settings.postgres
     values = {
         "VIDFLOW_HOME": str(Path(settings.home).resolve()),
-        "VIDFLOW_KAFKA_BOOTSTRAP": k.bootstrap,
+        **login_environ(stack_login(settings, force=True).kafka),
         "VIDFLOW_STORAGE_ENDPOINT": s.endpoint,
         "VIDFLOW_STORAGE_ACCESS_KEY": s.access_key.reveal(),
         "VIDFLOW_STORAGE_SECRET_KEY": s.secret_key.reveal(),
@@ -39,7 +45,19 @@ def render_env(settings: Settings) -> str:
         "VIDFLOW_POSTGRES_DATABASE": pg.database,
         "VIDFLOW_METRICS_PROMETHEUS_PORT": str(settings.metrics.prometheus_port),
     }
-    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    return _exports(values)
+
+
+def render_principal_env(settings: Settings, principal: str) -> str:
+    """``export`` lines with only what one Kafka principal needs: its broker and its login
+    (nothing of the other services, so it can be handed to an outside producer)."""
+    logged_in = stack_login(settings, principal, force=True)
+    if logged_in.kafka.username != principal:
+        raise StackError(
+            "this stack (VIDFLOW_HOME) has no Kafka logins yet: start it once with "
+            "`vidflow stack up`"
+        )
+    return _exports(login_environ(logged_in.kafka))
 
 
 def _table(rows: list[ServiceHealth]) -> Table:
@@ -85,8 +103,8 @@ def up() -> None:
 @stack.command()
 def init() -> None:
     """Create topics, bucket and schema on services that already run (e.g. under compose)."""
-    init_resources(get_settings())
-    console.print("topics, bucket and schema are in place")
+    init_resources(stack_login(get_settings()))
+    console.print("topics, ACLs, bucket and schema are in place")
 
 
 @stack.command()
@@ -106,9 +124,23 @@ def status() -> None:
 
 
 @stack.command()
-def env() -> None:
-    """Print `export` lines: eval "$(vidflow stack env)"."""
-    click.echo(render_env(get_settings()), nl=False)
+@click.option(
+    "--principal",
+    type=click.Choice(COMPONENTS),
+    default=None,
+    help="Only the Kafka login of this principal (e.g. `producer` for an outside producer).",
+)
+def env(principal: str | None) -> None:
+    """Print `export` lines: eval "$(vidflow stack env)" (Kafka as the stack's admin)."""
+    settings = get_settings()
+    try:
+        if principal is None:
+            text = render_env(settings)
+        else:
+            text = render_principal_env(settings, principal)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(text, nl=False)
 
 
 @stack.command()

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from vidflow.logs import get_logger
+from core.logs import get_logger
 from vidflow.stack.errors import StackError
 
 __all__ = [

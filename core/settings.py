@@ -7,15 +7,24 @@ group (``VIDFLOW_ENV``). Defaults run the local stack started by ``vidflow stack
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, final
 
 import msgspec
 
+# Profiles are parsed here, at load; the module moves into the core package later.
+from core.profiles import Rung, load_profiles
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
 __all__ = [
+    "TRANSCODE_CLUSTER_PORTS",
     "IngestSettings",
     "KafkaSettings",
     "MetricsSettings",
@@ -33,27 +42,76 @@ __all__ = [
 
 MiB = 1024 * 1024
 ENV_PREFIX = "VIDFLOW_"
+# Ports kept free above VIDFLOW_METRICS_TRANSCODE_PORT for the processes of a transcode cluster.
+TRANSCODE_CLUSTER_PORTS = 8
 
 
 class SettingsError(ValueError):
     """The environment describes a configuration vidflow refuses to run with."""
 
 
-class Secret(str):
-    """A string that never shows its value in reprs, logs or tracebacks."""
+@final
+class Secret:
+    """A credential that never shows its value: not in ``str``, ``repr``, f-strings, logs or
+    msgspec encoding. It is not a ``str``, so nothing can take its value by accident (a join, a
+    concatenation, a client argument): :meth:`reveal` is the only way, called where it is sent.
+    """
 
-    def __repr__(self) -> str:
-        return "Secret('**********')"
+    __slots__ = ("_value",)
+    MASK = "**********"
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"a Secret holds text, not {type(value).__name__}")
+        object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:
         """The plain value, for the one place that must send it."""
-        return str.__str__(self)
+        value: str = object.__getattribute__(self, "_value")
+        return value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Secret is immutable")
+
+    def __repr__(self) -> str:
+        return f"Secret('{self.MASK}')"
+
+    def __str__(self) -> str:
+        return self.MASK
+
+    def __format__(self, spec: str) -> str:
+        return format(self.MASK, spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self.reveal().encode(), other.reveal().encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self.reveal()))
+
+    def __bool__(self) -> bool:
+        return bool(self.reveal())
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
+        # settings are handed to child processes; the default slot pickling would hit __setattr__
+        return (Secret, (self.reveal(),))
 
 
 class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
-    """Where Kafka is and how vidflow's topics are laid out."""
+    """Where Kafka is, who vidflow is to it, and how vidflow's topics are laid out.
+
+    The broker is a trust boundary: with ``security_protocol`` ``SASL_PLAINTEXT`` or
+    ``SASL_SSL`` every client logs in as ``username`` (SCRAM by default) and the broker's ACLs
+    decide what it may do. ``vidflow stack`` makes one principal per component and gives each
+    process its own; empty credentials mean a broker without authentication.
+    """
 
     bootstrap: str = "127.0.0.1:19092"
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    username: str = ""
+    password: Secret = Secret("")
     partitions: int = 3
     replication: int = 1
     topic_file_events: str = "vidflow.file-events"
@@ -71,6 +129,21 @@ class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
             self.topic_status,
             self.topic_dlq,
         ]
+
+    def __post_init__(self) -> None:
+        # Credentials that would be silently ignored, or a login without them, are mistakes
+        # better named at start-up than found as "connection refused" in a flow's log.
+        if self.security_protocol == "PLAINTEXT" and self.username:
+            raise SettingsError(
+                "VIDFLOW_KAFKA_USERNAME is set but VIDFLOW_KAFKA_SECURITY_PROTOCOL is PLAINTEXT "
+                "(no login): set it to SASL_PLAINTEXT or SASL_SSL."
+            )
+        if self.security_protocol != "PLAINTEXT" and not (self.username and self.password):
+            raise SettingsError(
+                f"VIDFLOW_KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                "VIDFLOW_KAFKA_USERNAME and VIDFLOW_KAFKA_PASSWORD "
+                "(`vidflow stack env` prints them for the local stack)."
+            )
 
 
 class StorageSettings(msgspec.Struct, kw_only=True, frozen=True):
@@ -105,19 +178,32 @@ class PostgresSettings(msgspec.Struct, kw_only=True, frozen=True):
     database: str = "vidflow"
 
     @property
-    def url(self) -> str:
-        """SQLAlchemy URL using the psycopg 3 driver."""
-        return (
-            f"postgresql+psycopg://{self.user}:{self.password.reveal()}"
-            f"@{self.host}:{self.port}/{self.database}"
+    def url(self) -> URL:
+        """SQLAlchemy URL using the psycopg 3 driver: it escapes the password for the URL and
+        masks it when printed (``render_as_string(hide_password=False)`` is the one way out)."""
+        from sqlalchemy.engine import URL  # the watcher and the flows never need SQLAlchemy
+
+        return URL.create(
+            "postgresql+psycopg",
+            username=self.user,
+            password=self.password.reveal(),
+            host=self.host,
+            port=self.port,
+            database=self.database,
         )
 
     @property
     def dsn(self) -> str:
-        """libpq connection string, for psycopg used directly (LISTEN/NOTIFY)."""
-        return (
-            f"host={self.host} port={self.port} user={self.user} "
-            f"password={self.password.reveal()} dbname={self.database}"
+        """libpq connection string, for psycopg used directly (LISTEN/NOTIFY). It holds the
+        password (quoted as libpq wants): hand it to psycopg, never to a log."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password.reveal(),
+            dbname=self.database,
         )
 
 
@@ -129,8 +215,21 @@ class IngestSettings(msgspec.Struct, kw_only=True, frozen=True):
     close_is_final: bool = True
     ignore_patterns: tuple[str, ...] = (".*", "*~", "*.tmp", "*.part", "*.swp", "*.crdownload")
     host: str = ""
+    # File events are honoured only for regular files under these directories (links resolved);
+    # empty means the local run's watch directory, ``VIDFLOW_HOME/watch`` (see ``roots``).
+    watch_roots: tuple[str, ...] = ()
+    # A file or upload declaring more bytes than this is refused (a size is untrusted input).
+    max_file_bytes: int = 1024**4
+    # The owner of an upload whose object carries no owner metadata (an outside producer's).
+    producer_owner: str = "producer"
+
+    def roots(self, home: Path) -> tuple[Path, ...]:
+        """The watched roots as given (or ``home/watch``), not yet resolved."""
+        return tuple(Path(r) for r in self.watch_roots) or (Path(home) / "watch",)
 
     def __post_init__(self) -> None:
+        if self.max_file_bytes <= 0:
+            raise SettingsError("VIDFLOW_INGEST_MAX_FILE_BYTES must be a positive number of bytes.")
         # S3 server-side compose needs every part but the last to be >= 5 MiB.
         if self.chunk_size < 5 * MiB:
             raise SettingsError(
@@ -166,6 +265,9 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     profiles_json: str = ""
     preset: str = "veryfast"
     poll_interval: float = 0.5
+    # Renditions shorter than the probed source by more than max(1 s, 3 %) (a truncated
+    # source): "warn" completes the job with a warning users see, "fail" fails it.
+    truncated: Literal["warn", "fail"] = "warn"
 
     def __post_init__(self) -> None:
         if self.max_encodes_per_worker < 1 or self.early_encodes_per_worker < 1:
@@ -175,6 +277,23 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
             )
         if not 0 <= self.bulk_nice <= 19:
             raise SettingsError("VIDFLOW_TRANSCODE_BULK_NICE must be a niceness from 0 to 19.")
+        _parsed_profiles(self.profiles_json)  # a bad ladder stops the process at load
+
+    @property
+    def profiles(self) -> Mapping[str, tuple[Rung, ...]]:
+        """Every profile by name: the built-in ``default`` plus ``profiles_json``, parsed once."""
+        return _parsed_profiles(self.profiles_json)
+
+
+@cache
+def _parsed_profiles(raw_json: str) -> Mapping[str, tuple[Rung, ...]]:
+    """``profiles_json`` parsed, once per distinct text, read-only so callers share it."""
+    try:
+        return MappingProxyType(load_profiles(raw_json))
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        raise SettingsError(
+            f"VIDFLOW_TRANSCODE_PROFILES_JSON is not a valid ladder: {exc}"
+        ) from None
 
 
 class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):
@@ -188,14 +307,18 @@ class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):
     admin_password: Secret = Secret("vidflow-admin")
     # Served over HTTPS (directly or behind a TLS proxy): session and CSRF cookies get Secure.
     tls: bool = False
+    # Addresses or networks (comma-separated: "10.0.0.5,10.1.0.0/16") of reverse proxies whose
+    # X-Forwarded-For / Forwarded headers are believed. Empty: nobody's, the peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class MetricsSettings(msgspec.Struct, kw_only=True, frozen=True):
-    """Where each process exposes Prometheus metrics, and Prometheus itself."""
+    """Where each process exposes Prometheus metrics, and Prometheus itself. The portal serves
+    its own ``/metrics`` on :attr:`PortalSettings.port`: that port is not repeated here."""
 
     ingest_port: int = 19101
-    transcode_port: int = 19102
-    portal_port: int = 8000
+    # process i of a transcode cluster serves on transcode_port + i: a block of its own
+    transcode_port: int = 19110
     watcher_port: int = 19103
     projector_port: int = 19104
     prometheus_port: int = 19090
@@ -263,28 +386,57 @@ def _dec_hook(type_: type, obj: Any) -> Any:
     raise NotImplementedError(type_)
 
 
-_DEFAULT_SECRETS: dict[str, str] = {
-    "VIDFLOW_STORAGE_ACCESS_KEY": StorageSettings().access_key,
-    "VIDFLOW_STORAGE_SECRET_KEY": StorageSettings().secret_key,
-    "VIDFLOW_POSTGRES_PASSWORD": PostgresSettings().password,
-    "VIDFLOW_PORTAL_SECRET_KEY": PortalSettings().secret_key,
-    "VIDFLOW_PORTAL_ADMIN_PASSWORD": PortalSettings().admin_password,
-}
+def _credentials(settings: Settings) -> dict[str, Secret]:
+    """Every credential by its variable, found by type: a ``Secret`` added to any group is
+    covered by the production check without another list to keep in step."""
+    found: dict[str, Secret] = {}
+    for name in _GROUPS:
+        group = getattr(settings, name)
+        for field in msgspec.structs.fields(group):
+            value = getattr(group, field.name)
+            if isinstance(value, Secret):
+                found[f"{ENV_PREFIX}{name}_{field.name}".upper()] = value
+    return found
 
 
 def _refuse_default_credentials(settings: Settings) -> None:
-    current = {
-        "VIDFLOW_STORAGE_ACCESS_KEY": settings.storage.access_key,
-        "VIDFLOW_STORAGE_SECRET_KEY": settings.storage.secret_key,
-        "VIDFLOW_POSTGRES_PASSWORD": settings.postgres.password,
-        "VIDFLOW_PORTAL_SECRET_KEY": settings.portal.secret_key,
-        "VIDFLOW_PORTAL_ADMIN_PASSWORD": settings.portal.admin_password,
-    }
-    defaults = sorted(name for name, value in current.items() if value == _DEFAULT_SECRETS[name])
-    if defaults:
+    """A published default credential in production is no credential at all. An empty default
+    means "not used" (no password configured), not a known value, and is left alone."""
+    defaults = _credentials(Settings())
+    current = _credentials(settings)
+    left = sorted(
+        name for name, value in current.items() if defaults[name] and value == defaults[name]
+    )
+    if left:
         raise SettingsError(
-            "VIDFLOW_ENV=production refuses default credentials; set " + ", ".join(defaults)
+            "VIDFLOW_ENV=production refuses default credentials; set " + ", ".join(left)
         )
+
+
+def _refuse_shared_ports(settings: Settings) -> None:
+    """Two of vidflow's processes told to listen on one port: the second dies at start-up, or
+    Prometheus scrapes the wrong one. Refused at load, naming both variables (0 disables)."""
+    m = settings.metrics
+    single = {
+        "VIDFLOW_METRICS_INGEST_PORT": m.ingest_port,
+        "VIDFLOW_METRICS_WATCHER_PORT": m.watcher_port,
+        "VIDFLOW_METRICS_PROJECTOR_PORT": m.projector_port,
+        "VIDFLOW_METRICS_PROMETHEUS_PORT": m.prometheus_port,
+        "VIDFLOW_PORTAL_PORT": settings.portal.port,
+    }
+    claims = [(name, {port}) for name, port in single.items() if port > 0]
+    if m.transcode_port > 0:
+        block = set(range(m.transcode_port, m.transcode_port + TRANSCODE_CLUSTER_PORTS))
+        claims.append(("VIDFLOW_METRICS_TRANSCODE_PORT", block))
+    for i, (name, ports) in enumerate(claims):
+        for other, other_ports in claims[i + 1 :]:
+            if ports & other_ports:
+                first, second = sorted((name, other))
+                raise SettingsError(
+                    f"{first} and {second} claim the same port {min(ports & other_ports)} "
+                    f"(the transcode port keeps {TRANSCODE_CLUSTER_PORTS} above it for a "
+                    "cluster's processes); give each its own."
+                )
 
 
 def settings_environ(settings: Settings) -> dict[str, str]:
@@ -321,6 +473,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings = msgspec.convert(_collect(source), Settings, strict=False, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid setting: {exc}") from None
+    _refuse_shared_ports(settings)
     if settings.env == "production":
         _refuse_default_credentials(settings)
     return settings

@@ -26,14 +26,14 @@ from prometheus_client import Counter
 
 from connectors.kafka import flush_or_raise, make_producer, produce_event, wait_for_kafka
 from connectors.metrics import start_metrics_server
-from vidflow import events as ev
-from vidflow.logs import get_logger
-from vidflow.settings import Settings, get_settings
-from vidflow.watching import FileFacts, inside_roots, is_ignored, stream_id_for, watcher_host
+from core import events as ev
+from core.logs import get_logger
+from core.settings import Settings, get_settings
+from watcher.watching import FileFacts, inside_roots, reportable, stream_id_for, watcher_host
 
 __all__ = ["CloseWatcher", "DirectoryWatcher", "watch_command"]
 
-log = get_logger("vidflow.watch")
+log = get_logger("watcher.watch")
 EVENTS = Counter("vidflow_watcher_events", "File events sent to Kafka, by type.", ["type"])
 
 
@@ -68,13 +68,9 @@ class DirectoryWatcher:
         return next((root for root in self.roots if path.is_relative_to(root)), None)
 
     def _acceptable(self, path: Path) -> bool:
-        root = self._root_of(path)
-        if root is None or is_ignored(path, root, self.settings.ingest.ignore_patterns):
-            return False
-        if path.is_symlink() and not inside_roots(path, self.roots):
-            log.warning("refusing a symlink that leads outside the watched roots", path=str(path))
-            return False
-        return path.is_file()
+        if self._root_of(path) is not None and not inside_roots(path, self.roots):
+            log.warning("refusing a path that leads outside the watched roots", path=str(path))
+        return reportable(path, self.roots, self.settings.ingest.ignore_patterns)
 
     def report_changed(self, path: Path) -> bool:
         """Send ``file.changed`` if ``path`` differs from what was last reported."""

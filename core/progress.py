@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-from vidflow import events as ev
+from core import events as ev
 
 __all__ = ["TERMINAL", "SourceSummary", "VideoSummary", "apply_event"]
 
@@ -36,6 +36,7 @@ class VideoSummary(msgspec.Struct, kw_only=True):
     renditions: list[ev.Rendition] = msgspec.field(default_factory=list)
     master: str = ""
     unit_percent: dict[str, float] = msgspec.field(default_factory=dict)
+    warnings: list[str] = msgspec.field(default_factory=list)  # of a completed job
 
     @property
     def finished(self) -> bool:
@@ -72,6 +73,7 @@ def apply_event(summary: VideoSummary, event: ev.AnyEvent) -> VideoSummary:
             summary.renditions = sorted(event.renditions, key=lambda r: -r.height)
             summary.master = event.master
             summary.error = None
+            summary.warnings = list(event.warnings)
         case ev.JobFailed():
             summary.status, summary.error = "failed", event.reason
         case ev.JobCancelled():

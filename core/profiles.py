@@ -1,6 +1,6 @@
 """Transcoding profiles: named ladders of rungs, each with a bit rate.
 
-The default ladder is built in; ``VIDFLOW_TRANSCODE_PROFILES`` may add or replace profiles with
+The default ladder is built in; ``VIDFLOW_TRANSCODE_PROFILES_JSON`` may add or replace profiles with
 JSON such as ``{"small": [{"height": 360, "video_kbps": 800}]}``.
 """
 

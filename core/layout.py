@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from vidflow.settings import StorageSettings
+import re
 
-__all__ = ["ObjectLayout"]
+from core.settings import StorageSettings
+
+__all__ = ["OWNER_METADATA", "ObjectLayout", "is_upload_id"]
+
+# User metadata on an incoming object (``x-amz-meta-vidflow-owner`` on the wire): the owner, set
+# by the authenticated creator of the object (the portal, ``vidflow submit``). The ingest flow
+# takes a video's owner from here, never from the announcement.
+OWNER_METADATA = "vidflow-owner"
+
+_UPLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def is_upload_id(value: str) -> bool:
+    """Whether ``value`` can name an upload: letters, digits, ``_`` and ``-`` only, so the key
+    derived from it stays one segment under ``incoming/`` (no ``..``, no ``/``)."""
+    return _UPLOAD_ID.fullmatch(value) is not None
 
 
 class ObjectLayout:
@@ -55,4 +70,16 @@ class ObjectLayout:
 
     def incoming(self, upload_id: str) -> str:
         """Where an upload's bytes land (never the browser's file name)."""
-        return f"{self._s.prefix_incoming}/{upload_id}/source"
+        return f"{self.incoming_prefix()}{upload_id}/source"
+
+    def incoming_prefix(self) -> str:
+        """Everything under which uploads land (a lifecycle rule sweeps what is left there)."""
+        return f"{self._s.prefix_incoming}/"
+
+    def playable_prefixes(self, video_id: str) -> tuple[str, ...]:
+        """What of a video a viewer may fetch: renditions, HLS and previews, never its source."""
+        return (
+            f"{self._s.prefix_hls}/{video_id}/",
+            f"{self._s.prefix_renditions}/{video_id}/",
+            f"{self._s.prefix_thumbs}/{video_id}/",
+        )

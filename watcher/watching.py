@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import fnmatch
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FileFacts", "inside_roots", "is_ignored", "stream_id_for", "watcher_host"]
+from core.roots import resolve_roots, resolve_under
+
+__all__ = [
+    "FileFacts",
+    "inside_roots",
+    "is_ignored",
+    "reportable",
+    "stream_id_for",
+    "watcher_host",
+]
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,20 @@ def is_ignored(path: Path, root: Path, patterns: tuple[str, ...]) -> bool:
 
 def inside_roots(path: Path, roots: list[Path]) -> bool:
     """Whether ``path``, with symlinks resolved, lies under one of the (resolved) ``roots``."""
-    real = path.resolve()
-    return any(real.is_relative_to(root.resolve()) for root in roots)
+    return resolve_under(path, resolve_roots(roots)) is not None
+
+
+def reportable(path: Path, roots: list[Path], patterns: tuple[str, ...]) -> bool:
+    """Whether the watcher may report ``path``: named under a root, not ignored, still under a
+    root with every link resolved (a linked file or directory leading out is not), and a regular
+    file (not a FIFO, device, socket or directory). The ingest flow checks all this again."""
+    root = next((r for r in roots if path.is_relative_to(r)), None)
+    if root is None or is_ignored(path, root, patterns) or not inside_roots(path, roots):
+        return False
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def watcher_host(configured: str) -> str:

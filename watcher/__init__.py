@@ -1,0 +1,1 @@
+"""The directory watcher: file writes under watched roots become ``vidflow.file-events``."""
