@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 E = TypeVar("E")
-EPOCH = timedelta(milliseconds=200)  # items are handed to stateful steps when their epoch closes
+EPOCH = timedelta(milliseconds=200)  # short epochs (the default is 10 s): no run waits on one
 POLL = timedelta(milliseconds=50)
 
 
