@@ -20,7 +20,8 @@ __all__ = ["MAX_REASON_CHARS", "is_public", "public_reason", "scrub"]
 
 MAX_REASON_CHARS = 300
 
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>:;,.)]")  # not its trailing punctuation
+# a URL, but not the punctuation that follows it in a sentence (``<url>: Invalid data``)
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>:;,.)]")
 _QUERY = re.compile(r"\?\S*=\S*")
 _SIGNATURE = re.compile(r"(?i)\b(?:x-amz-[a-z-]+|signature|credential|token|secret)=\S*")
 # an absolute local path (two or more segments) or a home-relative one; object keys such as
