@@ -53,10 +53,12 @@ from portal.operations import (
     operations_page,
     replay_dead_letter,
 )
+from portal.projection import is_served_object
 from portal.security import csrf_middleware, rate_limit_middleware, security_headers
 from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.uploads import UploadApi, storage_client, upload_page
 from vidflow import events as ev
+from vidflow.layout import ObjectLayout
 from vidflow.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -168,11 +170,11 @@ async def video_file(
     """Objects of a video (HLS playlists and segments, previews) served same-origin, for the
     player; MP4 downloads are short-lived presigned links to the store (see the video page)."""
     key = key.lstrip("/")
-    allowed = (f"hls/{video_id}/", f"renditions/{video_id}/", f"thumbs/{video_id}/")
-    if ".." in key or not key.startswith(allowed):
+    settings: Settings = state.settings
+    # only this video's own outputs, at the prefixes the object layout derives for its id
+    if not is_served_object(ObjectLayout(settings.storage), video_id, key):
         raise NotFoundException("no such file")
     await _visible(state, request, video_id)
-    settings: Settings = state.settings
     storage: Minio = state.storage
     try:
         response = await asyncio.to_thread(storage.get_object, settings.storage.bucket, key)

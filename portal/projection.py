@@ -28,12 +28,37 @@ from vidflow import events as ev
 from vidflow.errors import scrub
 from vidflow.layout import ObjectLayout
 
-__all__ = ["NOTIFY_CHANNEL", "Rejected", "apply", "scrubbed", "summary_of"]
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "Rejected",
+    "apply",
+    "is_served_object",
+    "scrubbed",
+    "summary_of",
+]
 
 NOTIFY_CHANNEL = "vidflow_status"
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 _RENDITION_LABEL = re.compile(r"([0-9]{1,10})p\.mp4\Z")
 _SOURCE_EXT = re.compile(r"\A(?:\.[A-Za-z0-9]{1,16})?\Z")
+
+
+_SERVED_TAIL = re.compile(r"\A(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
+
+
+def is_served_object(layout: ObjectLayout, video_id: str, key: str) -> bool:
+    """Whether the portal may sign or stream ``key`` for video ``video_id``: an object under one
+    of the prefixes the layout derives for that video's outputs (renditions, HLS, previews),
+    never its source, another video's objects, or a path that climbs out (``..``)."""
+    prefixes = {
+        layout.rendition(video_id, 0).rsplit("/", 1)[0] + "/",
+        layout.hls_master(video_id).rsplit("/", 1)[0] + "/",
+        layout.poster(video_id).rsplit("/", 1)[0] + "/",
+    }
+    return any(
+        key.startswith(prefix) and _SERVED_TAIL.match(key[len(prefix) :]) is not None
+        for prefix in prefixes
+    )
 
 
 class Rejected(ValueError):
