@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vidflow.errors import MAX_REASON_CHARS, is_public, public_reason, scrub
 
@@ -82,3 +84,13 @@ def test_nothing_useful_left_means_only_what_failed() -> None:
 )
 def test_is_public_refuses_what_a_user_must_not_see(text: str) -> None:
     assert not is_public(text)
+
+
+PIECES = [*"/:?=&.~ \n\"'-_aAxX", "x-amz-", "Signature=", "http://h/", 'File "a", line 1',
+          "Traceback (most recent call last)"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
+def test_whatever_the_detail_the_reason_is_public(detail: str) -> None:
+    assert is_public(public_reason("failed", detail))
+    assert is_public(scrub(detail))
