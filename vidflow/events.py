@@ -42,6 +42,7 @@ __all__ = [
     "JobEvent",
     "JobFailed",
     "Manifest",
+    "Owner",
     "Probe",
     "ProbeCompleted",
     "Rendition",

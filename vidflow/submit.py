@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import msgspec
@@ -22,13 +22,16 @@ from connectors.kafka import flush_or_raise, make_consumer, make_producer, wait_
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
 from dataflows.ingest.state import upload_video_id
 from vidflow import events as ev
+from vidflow.errors import public_reason
 from vidflow.layout import ObjectLayout
+from vidflow.logs import get_logger
 from vidflow.progress import VideoSummary, apply_event
 from vidflow.settings import Settings, get_settings
 
 __all__ = ["announce", "follow", "submit_command", "upload"]
 
 console = Console(stderr=True)
+log = get_logger("vidflow.submit")
 
 
 class _PutProgress:
@@ -89,10 +92,14 @@ def announce(
     def on_delivery(error: Any, message: Message) -> None:
         delivered.update(error=error, partition=message.partition(), offset=message.offset())
 
+    try:
+        value = ev.encode(event)  # the contract's bounds, before anything is sent
+    except ev.DecodeError as exc:
+        raise click.ClickException(public_reason("the upload cannot be announced", exc)) from None
     producer = make_producer(settings.kafka)
     announced = time.time()
     producer.produce(
-        settings.kafka.topic_uploads, key=upload_id.encode(), value=ev.encode(event),
+        settings.kafka.topic_uploads, key=upload_id.encode(), value=value,
         on_delivery=on_delivery,
     )  # fmt: skip
     flush_or_raise(producer)
@@ -146,10 +153,35 @@ def _document(summary: VideoSummary) -> dict[str, Any]:
     }
 
 
+def _owner(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """``--owner`` within the contract's bounds, refused before any byte is uploaded."""
+    try:
+        return msgspec.convert(value, ev.Owner)
+    except msgspec.ValidationError:
+        raise click.BadParameter(
+            f"an owner is at most {ev.ID_MAX} characters, without spaces or control characters"
+        ) from None
+
+
+def _fail(as_json: bool, video_id: str | None, exc: Exception) -> NoReturn:
+    """Report a failure as a public reason only (the detail is logged), then exit 1."""
+    reason = public_reason("submit failed", exc)
+    log.error("submit failed", video=video_id or "", error=repr(exc))
+    if as_json:
+        document = {"video_id": video_id, "status": "failed", "error": reason}
+        sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
+    else:
+        console.print(reason)
+    sys.exit(1)
+
+
 @click.command("submit")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--profile", default=None, help="Transcoding profile (default: the setting).")
-@click.option("--owner", default="", help="Owner recorded with the upload.")
+@click.option(
+    "--owner", default="", callback=_owner,
+    help="Owner recorded with the upload (at most 64 characters, no spaces).",
+)  # fmt: skip
 @click.option("--wait", is_flag=True, help="Follow the video until it is done or failed.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait waits.")
 @click.option("--json", "as_json", is_flag=True, help="Print one final JSON document.")
@@ -158,10 +190,15 @@ def submit_command(
 ) -> None:
     """Upload PATH and announce it to the pipeline."""
     settings = get_settings()
-    wait_for_storage(settings.storage, timeout=30)
-    wait_for_kafka(settings.kafka, timeout=30)
-    chosen = profile or settings.transcode.default_profile
-    video_id, announced = upload(settings, path, chosen, owner, quiet=as_json)
+    try:
+        wait_for_storage(settings.storage, timeout=30)
+        wait_for_kafka(settings.kafka, timeout=30)
+        chosen = profile or settings.transcode.default_profile
+        video_id, announced = upload(settings, path, chosen, owner, quiet=as_json)
+    except click.ClickException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a store's or broker's error may carry URLs, paths
+        _fail(as_json, None, exc)
     if not wait:
         if as_json:
             sys.stdout.write(
@@ -170,7 +207,10 @@ def submit_command(
         else:
             console.print(f"submitted {path.name}: video {video_id}")
         return
-    summary = follow(settings, video_id, announced, timeout, quiet=as_json)
+    try:
+        summary = follow(settings, video_id, announced, timeout, quiet=as_json)
+    except Exception as exc:  # noqa: BLE001 - shown as a public reason only
+        _fail(as_json, video_id, exc)
     if as_json:
         sys.stdout.write(msgspec.json.encode(_document(summary)).decode() + "\n")
     else:
