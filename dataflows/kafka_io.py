@@ -20,7 +20,16 @@ from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, Ka
 from bytewax.dataflow import Dataflow, Stream, operator
 
 from connectors.kafka import wait_for_kafka, wait_for_topics
-from vidflow.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
+from vidflow.events import (
+    AnyEvent,
+    DeadLetter,
+    DecodeError,
+    Event,
+    dead_letter,
+    encode,
+    refused,
+    try_decode,
+)
 from vidflow.settings import KafkaSettings
 
 START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
@@ -98,16 +107,22 @@ def read_events(
     return ReadResult(oks=split.trues, errs=split.falses)  # type: ignore[arg-type]
 
 
-def _to_sink(item: Outbound) -> KafkaSinkMessage[bytes, bytes]:
-    return KafkaSinkMessage(
-        key=item.event.partition_key.encode(), value=encode(item.event), topic=item.topic
-    )
+def _to_sink(item: Outbound, dlq: str) -> KafkaSinkMessage[bytes, bytes]:
+    """The message for ``item``; an event the contract refuses goes to ``dlq`` instead, so the
+    flow does not fail on the same input at every restart."""
+    try:
+        return KafkaSinkMessage(
+            key=item.event.partition_key.encode(), value=encode(item.event), topic=item.topic
+        )
+    except DecodeError as exc:
+        letter = refused(item.event, item.topic, exc)
+        return KafkaSinkMessage(key=letter.partition_key.encode(), value=encode(letter), topic=dlq)
 
 
 @operator
 def write_events(step_id: str, up: Stream[Outbound], kafka: KafkaSettings) -> None:
     """Produce each event to its topic, keyed by its partition key (idempotent producer)."""
-    messages = op.map("encode", up, _to_sink)
+    messages = op.map("encode", up, lambda item: _to_sink(item, kafka.topic_dlq))
     sink = KafkaSink([kafka.bootstrap], None, add_config={"enable.idempotence": "true"})
     op.output("output", messages, sink)
 

@@ -62,6 +62,7 @@ __all__ = [
     "encode",
     "event_id",
     "now",
+    "refused",
     "try_decode",
 ]
 
@@ -561,11 +562,16 @@ def dead_letter(
     error: str,
     stage: str = "decode",
     ts: float | None = None,
+    about: str = "",
 ) -> DeadLetter:
-    """The DLQ record for a message that could not be used, with its bytes kept whole."""
+    """The DLQ record for a message that could not be used, with its bytes kept whole.
+
+    ``about`` tells apart dead letters of one position (the id of an event refused before it
+    had a position of its own, see :func:`refused`).
+    """
     original_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else (key or "")
     return DeadLetter(
-        id=event_id("dlq", topic, partition, offset, stage),
+        id=event_id("dlq", topic, partition, offset, stage, *([about] if about else [])),
         # a key is any bytes: keep it readable and storable, whatever it was
         original_key=_CONTROL.sub("\ufffd", original_key)[:KEY_MAX],
         source_topic=topic,
@@ -576,6 +582,16 @@ def dead_letter(
         stage=stage,
         ts=now() if ts is None else ts,
     )
+
+
+def refused(event: Event, topic: str, error: DecodeError) -> DeadLetter:
+    """The dead letter for an event a producer made but :func:`encode` refused (a field past its
+    bounds): kept as JSON with the reason, so a flow goes on instead of failing on it again at
+    every restart."""
+    return dead_letter(
+        raw=_encoder.encode(event), key=event.partition_key, topic=topic, partition=0, offset=0,
+        error=str(error), stage="produce", about=str(event.id)[:ID_MAX * 4],
+    )  # fmt: skip
 
 
 Kind: TypeAlias = Literal["file-events", "uploads", "jobs", "status", "dlq"]

@@ -166,33 +166,33 @@ def _rendition(**fields: object) -> bytes:
                 type="job.completed", job_id="j", renditions=[], master="m", warnings=["w"] * 65
             ),
             "warnings",
-        ),  # fmt: skip
+        ),
         (
             _status(
                 type="job.completed", job_id="j", renditions=[], master="m", warnings=["nul\x00"]
             ),
             "warnings",
-        ),  # fmt: skip
+        ),
         (
             _status(
                 type="chunk.stored", chunk={"index": 2**31, "offset": 0, "size": 1, "sha256": SHA}
             ),
             "index",
-        ),  # fmt: skip
+        ),
         (
             _status(
                 type="chunk.stored",
                 chunk={"index": 0, "offset": 0, "size": 1, "sha256": SHA + "\n"},
             ),
             "sha256",
-        ),  # fmt: skip
+        ),
         (
             _status(
                 type="chunk.stored",
                 chunk={"index": 0, "offset": 2**50 + 1, "size": 1, "sha256": SHA},
             ),
             "offset",
-        ),  # fmt: skip
+        ),
         (
             msgspec.json.encode(
                 {
@@ -206,7 +206,7 @@ def _rendition(**fields: object) -> bytes:
                 }
             ),
             "owner",
-        ),  # fmt: skip
+        ),
         (
             msgspec.json.encode(
                 {
@@ -220,7 +220,7 @@ def _rendition(**fields: object) -> bytes:
                 }
             ),
             "path",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_a_field_past_its_bounds_does_not_decode(raw: bytes, where: str) -> None:
@@ -241,7 +241,7 @@ def test_values_at_their_bounds_decode() -> None:
             filename="é" * 255,
             owner="o" * 64,
             reason=None,
-        )  # fmt: skip
+        )
     )
     assert isinstance(started, ev.IngestStarted)
     assert (len(started.video_id), started.seq, len(started.owner)) == (64, 2**31 - 1, 64)
