@@ -14,6 +14,7 @@ can route it to ``vidflow.dlq`` (:func:`dead_letter`) instead of dying.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -566,21 +567,28 @@ def dead_letter(
 ) -> DeadLetter:
     """The DLQ record for a message that could not be used, with its bytes kept whole.
 
-    ``about`` tells apart dead letters of one position (the id of an event refused before it
-    had a position of its own, see :func:`refused`).
+    Whatever it is given, the record is within the contract's bounds (a dead letter that could
+    not be written or stored would stop its writer): the key is made readable, the error
+    public, the time clamped, and bytes past :data:`RAW_MAX` cut (the error says so). ``about``
+    tells apart dead letters of one position (the id of an event refused before it had a
+    position of its own, see :func:`refused`).
     """
     original_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else (key or "")
+    raw = raw or b""
+    if len(raw) > RAW_MAX:
+        error, raw = f"{error} (only the first {RAW_MAX} of {len(raw)} bytes kept)", raw[:RAW_MAX]
+    when = now() if ts is None else ts
     return DeadLetter(
         id=event_id("dlq", topic, partition, offset, stage, *([about] if about else [])),
         # a key is any bytes: keep it readable and storable, whatever it was
         original_key=_CONTROL.sub("\ufffd", original_key)[:KEY_MAX],
         source_topic=topic,
-        partition=partition,
-        offset=offset,
-        raw=raw or b"",
+        partition=max(partition, 0),
+        offset=max(offset, 0),
+        raw=raw,
         error=public_reason(error),  # a dead letter is shown in the portal
         stage=stage,
-        ts=now() if ts is None else ts,
+        ts=0.0 if math.isnan(when) else min(max(when, 0.0), TS_MAX),  # a log time may be anything
     )
 
 

@@ -269,3 +269,11 @@ def test_a_dead_letter_is_storable_and_public_whatever_it_was_given() -> None:
     assert "\x00" not in letter.original_key and len(letter.original_key) <= ev.KEY_MAX
     assert is_public(letter.error) and "ValueError" in letter.error
     assert ev.decode(ev.encode(letter)) == letter
+
+
+def test_a_dead_letter_of_anything_can_be_written() -> None:
+    for ts in (-1.0, 1e300, float("nan")):  # a Kafka timestamp may be absent (-1) or absurd
+        letter = ev.dead_letter(raw=b"x" * (ev.RAW_MAX + 1), key=None, topic="t", partition=-1,
+                                offset=-1, error="bad", ts=ts)  # fmt: skip
+        assert ev.decode(ev.encode(letter)) == letter
+        assert len(letter.raw) == ev.RAW_MAX and "bytes kept" in letter.error
