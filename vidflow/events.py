@@ -84,7 +84,7 @@ KEY_MAX = 1024  # an S3 object key
 TEXT_MAX = 4096  # a reason or an error: users see a scrubbed line of it, the log keeps the rest
 LIST_MAX = 64  # rungs, units, renditions, warnings
 CHUNKS_MAX = 1_000_000  # chunks of one source (10 TiB at 10 MiB)
-RAW_MAX = 8 * 1024 * 1024  # the producers' message.max.bytes
+RAW_MAX = 4 * 1024 * 1024  # base64 in JSON, it stays under the producers' 8 MiB message.max.bytes
 
 _ID = r"\A[A-Za-z0-9][A-Za-z0-9._:+@-]*\Z"  # no slash, space or control: safe in keys and URLs
 _LINE = r"\A[^\x00-\x1f\x7f]*\Z"  # one line: no NUL, no C0 control, no DEL
