@@ -70,7 +70,8 @@ def is_outage(exc: BaseException) -> bool:
             | sa_exc.InternalError
             | sa_exc.NotSupportedError,
         )
-    return isinstance(exc, sa_exc.TimeoutError | KafkaDeliveryError | KafkaException)
+    # Kafka away, or its local queue full, while writing a dead letter: retried the same way
+    return isinstance(exc, sa_exc.TimeoutError | KafkaDeliveryError | KafkaException | BufferError)
 
 
 def _why(exc: BaseException) -> str:
