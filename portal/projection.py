@@ -41,8 +41,6 @@ NOTIFY_CHANNEL = "vidflow_status"
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 _RENDITION_LABEL = re.compile(r"([0-9]{1,10})p\.mp4\Z")
 _SOURCE_EXT = re.compile(r"\A(?:\.[A-Za-z0-9]{1,16})?\Z")
-
-
 _SERVED_TAIL = re.compile(r"\A(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
 
 
