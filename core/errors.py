@@ -20,7 +20,8 @@ __all__ = ["MAX_REASON_CHARS", "is_public", "public_reason", "scrub"]
 
 MAX_REASON_CHARS = 300
 
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+# a URL, but not the punctuation that follows it in a sentence (``<url>: Invalid data``)
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>:;,.)]")
 _QUERY = re.compile(r"\?\S*=\S*")
 _SIGNATURE = re.compile(r"(?i)\b(?:x-amz-[a-z-]+|signature|credential|token|secret)=\S*")
 # an absolute local path (two or more segments) or a home-relative one; object keys such as
@@ -54,6 +55,7 @@ def scrub(detail: str) -> str:
     text = _QUERY.sub("", text)
     text = _PATH.sub("<path>", text)
     text = _CONTROL.sub(" ", text)
+    text = _without_forbidden(text)
     text = " ".join(text.split())
     if len(text) > MAX_REASON_CHARS:
         text = text[: MAX_REASON_CHARS - 1].rstrip() + "…"
@@ -80,6 +82,19 @@ def public_reason(what: str, detail: str | BaseException | None = None) -> str:
 def is_public(text: str) -> bool:
     """Whether ``text`` is safe to show: no URL, signature, traceback or local path."""
     return len(text) <= MAX_REASON_CHARS and not any(p.search(text) for p in _FORBIDDEN)
+
+
+def _without_forbidden(text: str) -> str:
+    """Whatever the patterns above left of a forbidden form (a bare ``x-amz-`` header name, a
+    traceback heading without its colon) removed, until none is left: removing one may join
+    two pieces into another."""
+    while True:
+        cleaned = text
+        for pattern in _FORBIDDEN:
+            cleaned = pattern.sub(" ", cleaned)
+        if cleaned == text:
+            return text
+        text = cleaned
 
 
 def _exception_text(exc: BaseException) -> str:

@@ -14,11 +14,15 @@ can route it to ``vidflow.dlq`` (:func:`dead_letter`) instead of dying.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 import uuid
 from typing import Annotated, ClassVar, Literal, TypeAlias
 
 import msgspec
+
+from core.errors import public_reason
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -39,6 +43,7 @@ __all__ = [
     "JobEvent",
     "JobFailed",
     "Manifest",
+    "Owner",
     "Probe",
     "ProbeCompleted",
     "Rendition",
@@ -58,16 +63,64 @@ __all__ = [
     "encode",
     "event_id",
     "now",
+    "refused",
     "try_decode",
 ]
 
 SCHEMA_VERSION = 1
 _ID_NAMESPACE = uuid.UUID("6f1d8c52-4a0e-4d3b-9a57-0c6e2b1f9a10")
 
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
-NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
-Sha256Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+# ---------------------------------------------------------------- bounds
+# Every field is bounded here, at decode, so a message that decodes can always be stored by the
+# portal's projection (``portal/models.py``: ids are VARCHAR(64), runs VARCHAR(128), counts and
+# dimensions INTEGER, sizes BIGINT; PostgreSQL text refuses NUL). ``docs/events.md`` lists them.
+
+INT32_MAX = 2**31 - 1  # an INTEGER column
+SIZE_MAX = 2**50  # bytes: a petabyte, far past any video, well inside a BIGINT
+OFFSET_MAX = 2**63 - 1  # a Kafka offset
+TS_MAX = 253_402_300_799.0  # 9999-12-31: a timestamp past it is a corrupt one
+ID_MAX, RUN_MAX, NAME_MAX, HOST_MAX, PATH_MAX = 64, 128, 255, 255, 4096
+KEY_MAX = 1024  # an S3 object key
+TEXT_MAX = 4096  # a reason or an error: users see a scrubbed line of it, the log keeps the rest
+LIST_MAX = 64  # rungs, units, renditions, warnings
+CHUNKS_MAX = 1_000_000  # chunks of one source (10 TiB at 10 MiB)
+RAW_MAX = 4 * 1024 * 1024  # base64 in JSON, it stays under the producers' 8 MiB message.max.bytes
+
+_ID = r"\A[A-Za-z0-9][A-Za-z0-9._:+@-]*\Z"  # no slash, space or control: safe in keys and URLs
+_LINE = r"\A[^\x00-\x1f\x7f]*\Z"  # one line: no NUL, no C0 control, no DEL
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_LINES = r"\A[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\Z"  # tabs and newlines allowed
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID_MAX, pattern=_ID)]
+RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=RUN_MAX, pattern=_ID)]
+OptId = Annotated[
+    str, msgspec.Meta(max_length=ID_MAX, pattern=r"\A(?:[A-Za-z0-9][A-Za-z0-9._:+@-]*)?\Z")
+]
+Bucket = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=_ID)]
+Topic = Annotated[str, msgspec.Meta(max_length=249, pattern=r"\A[A-Za-z0-9._-]*\Z")]
+Owner = Annotated[str, msgspec.Meta(max_length=ID_MAX, pattern=r"\A[^\x00-\x20\x7f]*\Z")]
+Filename = Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=_LINE)]
+Host = Annotated[str, msgspec.Meta(max_length=HOST_MAX, pattern=_LINE)]
+LocalPath = Annotated[str, msgspec.Meta(min_length=1, max_length=PATH_MAX, pattern=_LINE)]
+StreamId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=HOST_MAX + 1 + PATH_MAX, pattern=_LINE)
+]
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=KEY_MAX, pattern=_LINE)]
+OptKey = Annotated[str, msgspec.Meta(max_length=KEY_MAX, pattern=_LINE)]
+Label = Annotated[str, msgspec.Meta(max_length=NAME_MAX, pattern=_LINE)]  # codec, format
+Text = Annotated[str, msgspec.Meta(max_length=TEXT_MAX, pattern=_LINES)]
+Stage = Annotated[str, msgspec.Meta(max_length=32, pattern=r"\A[A-Za-z0-9._-]*\Z")]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]
+Rotation = Annotated[int, msgspec.Meta(ge=-360, le=360)]
+Size = Annotated[int, msgspec.Meta(ge=0, le=SIZE_MAX)]
+KafkaOffset = Annotated[int, msgspec.Meta(ge=0, le=OFFSET_MAX)]
+Timestamp = Annotated[float, msgspec.Meta(ge=0, le=TS_MAX)]
+Mtime = Annotated[float, msgspec.Meta(ge=-TS_MAX, le=TS_MAX)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0, le=1e9)]  # durations, fps, speed: finite
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{64}\Z")]
+CompositeSha256 = Annotated[
+    str, msgspec.Meta(max_length=80, pattern=r"\A[0-9a-f]{64}-[0-9]{1,15}\Z")
+]
 Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
 
 
@@ -91,8 +144,8 @@ class Event(msgspec.Struct, kw_only=True, frozen=True, tag_field="type"):
     topic: ClassVar[str]
     key_field: ClassVar[str]
 
-    id: NonEmpty
-    ts: NonNegFloat = msgspec.field(default_factory=now)
+    id: Id
+    ts: Timestamp = msgspec.field(default_factory=now)
     v: int = SCHEMA_VERSION
 
     @property
@@ -117,13 +170,13 @@ class Probe(msgspec.Struct, kw_only=True, frozen=True):
     duration: NonNegFloat
     width: NonNegInt
     height: NonNegInt
-    rotation: int = 0
+    rotation: Rotation = 0
     fps: NonNegFloat = 0.0
-    bit_rate: NonNegInt = 0
-    video_codec: str = ""
-    audio_codec: str | None = None
+    bit_rate: Size = 0
+    video_codec: Label = ""
+    audio_codec: Label | None = None
     has_audio: bool = False
-    format_name: str = ""
+    format_name: Label = ""
     variable_frame_rate: bool = False
 
 
@@ -131,28 +184,28 @@ class ChunkRef(msgspec.Struct, kw_only=True, frozen=True, array_like=False):
     """One chunk of a source, in order."""
 
     index: NonNegInt
-    offset: NonNegInt
-    size: NonNegInt
+    offset: Size
+    size: Size
     sha256: Sha256Hex
 
 
 class Manifest(msgspec.Struct, kw_only=True, frozen=True):
     """The ordered chunk list of a source, written to ``sources/{video}/manifest.json``."""
 
-    video_id: NonEmpty
-    size: NonNegInt
-    chunks: list[ChunkRef]
-    composite_sha256: str
+    video_id: Id
+    size: Size
+    chunks: Annotated[list[ChunkRef], msgspec.Meta(max_length=CHUNKS_MAX)]
+    composite_sha256: CompositeSha256
     sha256: Sha256Hex
-    source_key: NonEmpty
+    source_key: Key
 
 
 class SourceRef(msgspec.Struct, kw_only=True, frozen=True):
     """Where a verified source lives."""
 
-    bucket: NonEmpty
-    key: NonEmpty
-    size: NonNegInt
+    bucket: Bucket
+    key: Key
+    size: Size
     sha256: Sha256Hex
 
 
@@ -161,10 +214,10 @@ class Rendition(msgspec.Struct, kw_only=True, frozen=True):
 
     height: NonNegInt
     width: NonNegInt
-    key: NonEmpty
-    hls: NonEmpty
-    bandwidth: NonNegInt = 0
-    codecs: str = ""
+    key: Key
+    hls: Key
+    bandwidth: Size = 0
+    codecs: Label = ""
 
 
 # ---------------------------------------------------------------- vidflow.file-events
@@ -174,25 +227,25 @@ class _FileEvent(Event, frozen=True, kw_only=True):
     topic: ClassVar[str] = "file-events"
     key_field: ClassVar[str] = "stream_id"
 
-    stream_id: NonEmpty
-    host: str
-    path: NonEmpty
+    stream_id: StreamId
+    host: Host
+    path: LocalPath
 
 
 class FileChanged(_FileEvent, frozen=True, kw_only=True, tag="file.changed"):
     """A watched file has this size now (it may still be growing)."""
 
-    size: NonNegInt
-    mtime: float
-    inode: NonNegInt = 0
+    size: Size
+    mtime: Mtime
+    inode: KafkaOffset = 0
 
 
 class FileClosed(_FileEvent, frozen=True, kw_only=True, tag="file.closed"):
     """The writer closed the file; with ``close_is_final`` the stream completes at once."""
 
-    size: NonNegInt
-    mtime: float
-    inode: NonNegInt = 0
+    size: Size
+    mtime: Mtime
+    inode: KafkaOffset = 0
 
 
 class FileDeleted(_FileEvent, frozen=True, kw_only=True, tag="file.deleted"):
@@ -208,13 +261,13 @@ class UploadCompleted(Event, frozen=True, kw_only=True, tag="upload.completed"):
     topic: ClassVar[str] = "uploads"
     key_field: ClassVar[str] = "upload_id"
 
-    upload_id: NonEmpty
-    bucket: NonEmpty
-    key: NonEmpty
-    size: NonNegInt
-    filename: str = ""
-    owner: str = ""
-    profile: str = "default"
+    upload_id: Id
+    bucket: Bucket
+    key: Key
+    size: Size
+    filename: Filename = ""
+    owner: Owner = ""
+    profile: Id = "default"
 
 
 # ---------------------------------------------------------------- vidflow.jobs
@@ -224,19 +277,19 @@ class _JobEvent(Event, frozen=True, kw_only=True):
     topic: ClassVar[str] = "jobs"
     key_field: ClassVar[str] = "video_id"
 
-    video_id: NonEmpty
+    video_id: Id
 
 
 class TranscodeRequested(_JobEvent, frozen=True, kw_only=True, tag="transcode.requested"):
     """Make the ladder of renditions for a verified source."""
 
-    job_id: NonEmpty
+    job_id: Id
     source: SourceRef
     probe: Probe
-    profile: str = "default"
+    profile: Id = "default"
     reason: Literal["ingest", "replay", "reprocess"] = "ingest"
-    filename: str = ""
-    owner: str = ""
+    filename: Filename = ""
+    owner: Owner = ""
 
 
 class TranscodeCancel(_JobEvent, frozen=True, kw_only=True, tag="transcode.cancel"):
@@ -247,8 +300,8 @@ class TranscodeCancel(_JobEvent, frozen=True, kw_only=True, tag="transcode.cance
     later run of the same job.
     """
 
-    job_id: str | None = None
-    plan: str | None = None
+    job_id: Id | None = None
+    plan: Id | None = None
 
 
 # ---------------------------------------------------------------- vidflow.status
@@ -260,8 +313,8 @@ class StatusBase(Event, frozen=True, kw_only=True):
     topic: ClassVar[str] = "status"
     key_field: ClassVar[str] = "video_id"
 
-    video_id: NonEmpty
-    run: NonEmpty
+    video_id: Id
+    run: RunId
     seq: NonNegInt
 
 
@@ -269,9 +322,9 @@ class IngestStarted(StatusBase, frozen=True, kw_only=True, tag="ingest.started")
     """A new source began arriving."""
 
     origin: Literal["watch", "upload"]
-    filename: str = ""
-    owner: str = ""
-    stream_id: str = ""
+    filename: Filename = ""
+    owner: Owner = ""
+    stream_id: Annotated[str, msgspec.Meta(max_length=HOST_MAX + 1 + PATH_MAX, pattern=_LINE)] = ""
 
 
 class ChunkStored(StatusBase, frozen=True, kw_only=True, tag="chunk.stored"):
@@ -279,13 +332,13 @@ class ChunkStored(StatusBase, frozen=True, kw_only=True, tag="chunk.stored"):
 
     chunk: ChunkRef
     deduplicated: bool = False
-    bytes_so_far: NonNegInt = 0
+    bytes_so_far: Size = 0
 
 
 class IngestRestarted(StatusBase, frozen=True, kw_only=True, tag="ingest.restarted"):
     """The file shrank or was replaced: what was read is dropped and the stream starts over."""
 
-    reason: str
+    reason: Text
 
 
 class IngestCompleted(StatusBase, frozen=True, kw_only=True, tag="ingest.completed"):
@@ -303,17 +356,17 @@ class ProbeCompleted(StatusBase, frozen=True, kw_only=True, tag="probe.completed
 class UnitStarted(StatusBase, frozen=True, kw_only=True, tag="unit.started"):
     """An FFmpeg encode unit started (``heights``: the rungs it makes)."""
 
-    job_id: NonEmpty
-    unit: NonEmpty
-    heights: list[NonNegInt]
-    attempt: int = 1
+    job_id: Id
+    unit: Id
+    heights: Annotated[list[NonNegInt], msgspec.Meta(max_length=LIST_MAX)]
+    attempt: NonNegInt = 1
 
 
 class UnitProgress(StatusBase, frozen=True, kw_only=True, tag="unit.progress"):
     """How far an encode unit is."""
 
-    job_id: NonEmpty
-    unit: NonEmpty
+    job_id: Id
+    unit: Id
     percent: Percent
     fps: NonNegFloat = 0.0
     speed: NonNegFloat = 0.0
@@ -322,44 +375,47 @@ class UnitProgress(StatusBase, frozen=True, kw_only=True, tag="unit.progress"):
 class RenditionCompleted(StatusBase, frozen=True, kw_only=True, tag="rendition.completed"):
     """A rung is written (MP4 and HLS)."""
 
-    job_id: NonEmpty
+    job_id: Id
     rendition: Rendition
 
 
 class RenditionFailed(StatusBase, frozen=True, kw_only=True, tag="rendition.failed"):
     """An encode unit failed; ``final`` when no retry follows."""
 
-    job_id: NonEmpty
+    job_id: Id
     height: NonNegInt
-    error: str
-    attempt: int = 1
+    error: Text
+    attempt: NonNegInt = 1
     final: bool = False
 
 
 class JobCompleted(StatusBase, frozen=True, kw_only=True, tag="job.completed"):
     """Every rung is done; the master playlist, poster and sprite are written."""
 
-    job_id: NonEmpty
-    renditions: list[Rendition]
-    master: str
-    poster: str = ""
-    sprite: str = ""
-    sprite_vtt: str = ""
-    warnings: list[str] = msgspec.field(default_factory=list)  # shown to users, never fatal
+    job_id: Id
+    renditions: Annotated[list[Rendition], msgspec.Meta(max_length=LIST_MAX)]
+    master: OptKey
+    poster: OptKey = ""
+    sprite: OptKey = ""
+    sprite_vtt: OptKey = ""
+    # shown to users, never fatal
+    warnings: Annotated[list[Text], msgspec.Meta(max_length=LIST_MAX)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class JobFailed(StatusBase, frozen=True, kw_only=True, tag="job.failed"):
     """The video cannot be processed; ``reason`` is for people."""
 
-    reason: str
-    job_id: str = ""
+    reason: Text
+    job_id: OptId = ""
     stage: Literal["ingest", "probe", "transcode"] = "transcode"
 
 
 class JobCancelled(StatusBase, frozen=True, kw_only=True, tag="job.cancelled"):
     """The job was stopped on request and its partial outputs removed."""
 
-    job_id: NonEmpty
+    job_id: Id
 
 
 # ---------------------------------------------------------------- vidflow.dlq
@@ -371,13 +427,13 @@ class DeadLetter(Event, frozen=True, kw_only=True, tag="dead.letter"):
     topic: ClassVar[str] = "dlq"
     key_field: ClassVar[str] = "original_key"
 
-    original_key: str
-    source_topic: str
-    partition: int
-    offset: int
-    raw: bytes
-    error: str
-    stage: str = ""
+    original_key: Annotated[str, msgspec.Meta(max_length=KEY_MAX, pattern=_LINE)]
+    source_topic: Topic
+    partition: NonNegInt
+    offset: KafkaOffset
+    raw: Annotated[bytes, msgspec.Meta(max_length=RAW_MAX)]
+    error: Text
+    stage: Stage = ""
 
 
 FileEvent: TypeAlias = FileChanged | FileClosed | FileDeleted
@@ -438,8 +494,19 @@ _encoder = msgspec.json.Encoder()
 
 
 def encode(event: Event) -> bytes:
-    """The event as JSON bytes, ready to produce."""
-    return _encoder.encode(event)
+    """The event as JSON bytes, ready to produce.
+
+    Raises :class:`DecodeError` for an event its consumers would refuse (a field past its
+    bounds): msgspec checks bounds only when decoding, and a producer should learn of its
+    mistake before the message is on the topic, not from a dead letter.
+    """
+    data = _encoder.encode(event)
+    tag = event.type
+    try:
+        _decoders[tag].decode(data)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(f"refusing to encode an invalid {tag!r}: {exc}") from None
+    return data
 
 
 def decode(raw: bytes | bytearray | memoryview | None, expect: str | None = None) -> AnyEvent:
@@ -496,20 +563,43 @@ def dead_letter(
     error: str,
     stage: str = "decode",
     ts: float | None = None,
+    about: str = "",
 ) -> DeadLetter:
-    """The DLQ record for a message that could not be used, with its bytes kept whole."""
+    """The DLQ record for a message that could not be used, with its bytes kept whole.
+
+    Whatever it is given, the record is within the contract's bounds (a dead letter that could
+    not be written or stored would stop its writer): the key is made readable, the error
+    public, the time clamped, and bytes past :data:`RAW_MAX` cut (the error says so). ``about``
+    tells apart dead letters of one position (the id of an event refused before it had a
+    position of its own, see :func:`refused`).
+    """
     original_key = key.decode("utf-8", "replace") if isinstance(key, bytes) else (key or "")
+    raw = raw or b""
+    if len(raw) > RAW_MAX:
+        error, raw = f"{error} (only the first {RAW_MAX} of {len(raw)} bytes kept)", raw[:RAW_MAX]
+    when = now() if ts is None else ts
     return DeadLetter(
-        id=event_id("dlq", topic, partition, offset, stage),
-        original_key=original_key,
+        id=event_id("dlq", topic, partition, offset, stage, *([about] if about else [])),
+        # a key is any bytes: keep it readable and storable, whatever it was
+        original_key=_CONTROL.sub("\ufffd", original_key)[:KEY_MAX],
         source_topic=topic,
-        partition=partition,
-        offset=offset,
-        raw=raw or b"",
-        error=error,
+        partition=max(partition, 0),
+        offset=max(offset, 0),
+        raw=raw,
+        error=public_reason(error),  # a dead letter is shown in the portal
         stage=stage,
-        ts=now() if ts is None else ts,
+        ts=0.0 if math.isnan(when) else min(max(when, 0.0), TS_MAX),  # a log time may be anything
     )
+
+
+def refused(event: Event, topic: str, error: DecodeError) -> DeadLetter:
+    """The dead letter for an event a producer made but :func:`encode` refused (a field past its
+    bounds): kept as JSON with the reason, so a flow goes on instead of failing on it again at
+    every restart."""
+    return dead_letter(
+        raw=_encoder.encode(event), key=event.partition_key, topic=topic, partition=0, offset=0,
+        error=str(error), stage="produce", about=str(event.id)[:ID_MAX * 4],
+    )  # fmt: skip
 
 
 Kind: TypeAlias = Literal["file-events", "uploads", "jobs", "status", "dlq"]

@@ -7,6 +7,7 @@ from typing import Literal
 import msgspec
 
 from core import events as ev
+from core.errors import scrub
 
 __all__ = ["TERMINAL", "SourceSummary", "VideoSummary", "apply_event"]
 
@@ -52,7 +53,8 @@ def apply_event(summary: VideoSummary, event: ev.AnyEvent) -> VideoSummary:
         case ev.ChunkStored():
             summary.bytes_ingested = max(summary.bytes_ingested, event.bytes_so_far)
         case ev.IngestRestarted():  # this version is abandoned; a new video carries on
-            summary.bytes_ingested, summary.status, summary.error = 0, "cancelled", event.reason
+            summary.bytes_ingested, summary.status = 0, "cancelled"
+            summary.error = scrub(event.reason)  # shown by `vidflow submit`: no URL, no path
         case ev.IngestCompleted():
             m = event.manifest
             summary.source = SourceSummary(key=m.source_key, size=m.size, sha256=m.sha256)
@@ -75,7 +77,7 @@ def apply_event(summary: VideoSummary, event: ev.AnyEvent) -> VideoSummary:
             summary.error = None
             summary.warnings = list(event.warnings)
         case ev.JobFailed():
-            summary.status, summary.error = "failed", event.reason
+            summary.status, summary.error = "failed", scrub(event.reason)
         case ev.JobCancelled():
             summary.status = "cancelled"
         case _:

@@ -22,7 +22,16 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from connectors.kafka import security_config, wait_for_kafka, wait_for_topics
-from core.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
+from core.events import (
+    AnyEvent,
+    DeadLetter,
+    DecodeError,
+    Event,
+    dead_letter,
+    encode,
+    refused,
+    try_decode,
+)
 from core.settings import KafkaSettings
 
 START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
@@ -50,6 +59,7 @@ class Inbound:
     topic: str
     partition: int
     offset: int
+    raw: bytes = b""  # the message as it came, so a later refusal dead-letters it unchanged
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,10 @@ def _decode(message: Any, expect: str | Mapping[str, str] | None) -> Inbound | D
             raw=message.value, key=message.key, topic=message.topic or "",
             partition=message.partition or 0, offset=message.offset or 0, error=str(decoded),
         )  # fmt: skip
-    return Inbound(decoded, message.topic or "", message.partition or 0, message.offset or 0)
+    return Inbound(
+        decoded, message.topic or "", message.partition or 0, message.offset or 0,
+        raw=bytes(message.value or b""),
+    )  # fmt: skip
 
 
 @operator
@@ -107,16 +120,22 @@ def read_events(
     return ReadResult(oks=split.trues, errs=split.falses)  # type: ignore[arg-type]
 
 
-def _to_sink(item: Outbound) -> KafkaSinkMessage[bytes, bytes]:
-    return KafkaSinkMessage(
-        key=item.event.partition_key.encode(), value=encode(item.event), topic=item.topic
-    )
+def _to_sink(item: Outbound, dlq: str) -> KafkaSinkMessage[bytes, bytes]:
+    """The message for ``item``; an event the contract refuses goes to ``dlq`` instead, so the
+    flow does not fail on the same input at every restart."""
+    try:
+        return KafkaSinkMessage(
+            key=item.event.partition_key.encode(), value=encode(item.event), topic=item.topic
+        )
+    except DecodeError as exc:
+        letter = refused(item.event, item.topic, exc)
+        return KafkaSinkMessage(key=letter.partition_key.encode(), value=encode(letter), topic=dlq)
 
 
 @operator
 def write_events(step_id: str, up: Stream[Outbound], kafka: KafkaSettings) -> None:
     """Produce each event to its topic, keyed by its partition key (idempotent producer)."""
-    messages = op.map("encode", up, _to_sink)
+    messages = op.map("encode", up, lambda item: _to_sink(item, kafka.topic_dlq))
     op.output("output", messages, kafka_sink(kafka))
 
 
@@ -183,4 +202,4 @@ def write_sink(
     (to ``dlq_topic``), each encoded and keyed by its partition key."""
     dead = op.map("to_dlq", errs, lambda letter: Outbound(dlq_topic, letter))
     merged = op.merge("merge", produced, dead)
-    op.output("output", op.map("encode", merged, _to_sink), sink)
+    op.output("output", op.map("encode", merged, lambda item: _to_sink(item, dlq_topic)), sink)

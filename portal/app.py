@@ -61,6 +61,7 @@ from portal.operations import (
     operations_page,
     replay_dead_letter,
 )
+from portal.projection import is_served_object
 from portal.security import (
     NulRefusingMiddleware,
     csrf_middleware,
@@ -182,8 +183,8 @@ async def video_file(
     player; MP4 downloads are short-lived presigned links to the store (see the video page)."""
     key = key.lstrip("/")
     settings: Settings = state.settings
-    allowed = ObjectLayout(settings.storage).playable_prefixes(video_id)
-    if ".." in key or not key.startswith(allowed):
+    # only this video's own outputs, at the prefixes the object layout derives for its id
+    if not is_served_object(ObjectLayout(settings.storage), video_id, key):
         raise NotFoundException("no such file")
     await _visible(state, request, video_id)
     storage: Minio = state.storage

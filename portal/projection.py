@@ -4,10 +4,18 @@ Exactly-once although flows are at-least-once: an event whose ``id`` is already 
 timeline, or whose ``seq`` is not past the last applied one of its (video, run), changes
 nothing. Every applied status event ends with ``pg_notify('vidflow_status', video_id)``, which
 PostgreSQL delivers only if the transaction commits.
+
+Status events are untrusted input (see the trust model in the design): before anything is
+written, :func:`apply` raises :class:`Rejected` for an event that would move a video to another
+owner or names an object key the object layout does not derive for that video. The projector
+turns that (and a database error caused by the event's own values) into a dead letter. Every
+reason, error and warning is stored scrubbed (:func:`core.errors.scrub`): the portal shows
+them.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -16,12 +24,110 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from core import events as ev
+from core.errors import scrub
+from core.layout import ObjectLayout
 from portal.models import Chunk, DeadLetterRow, Rendition, RunProgress, TimelineEvent, Video
 
-__all__ = ["NOTIFY_CHANNEL", "apply", "summary_of"]
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "Rejected",
+    "apply",
+    "is_served_object",
+    "scrubbed",
+    "summary_of",
+]
 
 NOTIFY_CHANNEL = "vidflow_status"
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+_RENDITION_LABEL = re.compile(r"([0-9]{1,10})p\.mp4\Z")
+_SOURCE_EXT = re.compile(r"\A(?:\.[A-Za-z0-9]{1,16})?\Z")
+_SERVED_TAIL = re.compile(r"\A(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
+
+
+def is_served_object(layout: ObjectLayout, video_id: str, key: str) -> bool:
+    """Whether the portal may sign or stream ``key`` for video ``video_id``: an object under one
+    of the prefixes the layout derives for that video's outputs (renditions, HLS, previews),
+    never its source, another video's objects, or a path that climbs out (``..``)."""
+    return any(
+        key.startswith(prefix) and _SERVED_TAIL.match(key[len(prefix) :]) is not None
+        for prefix in layout.playable_prefixes(video_id)
+    )
+
+
+class Rejected(ValueError):
+    """An event the projection refuses (its text says why, for the dead letter)."""
+
+
+def scrubbed(event: ev.AnyEvent) -> ev.AnyEvent:
+    """``event`` with every free text a user may see scrubbed: a producer's failure text may
+    carry a presigned URL, a traceback or a local path (defense in depth: producers use
+    ``public_reason`` already)."""
+    match event:
+        case ev.IngestRestarted() | ev.JobFailed():
+            return msgspec.structs.replace(event, reason=scrub(event.reason))
+        case ev.RenditionFailed():
+            return msgspec.structs.replace(event, error=scrub(event.error))
+        case ev.JobCompleted():
+            return msgspec.structs.replace(event, warnings=[scrub(w) for w in event.warnings])
+        case ev.DeadLetter():
+            return msgspec.structs.replace(event, error=scrub(event.error))
+        case _:
+            return event
+
+
+def _check_rendition(layout: ObjectLayout, video_id: str, r: ev.Rendition) -> None:
+    """A rung's MP4 and playlist are the ones the layout derives for this video (the number in
+    the name is the rung's label, its short side, which is not always ``height``)."""
+    found = _RENDITION_LABEL.search(r.key)
+    label = int(found.group(1)) if found else -1
+    if (
+        label < 0
+        or r.key != layout.rendition(video_id, label)
+        or r.hls != layout.hls_playlist(video_id, label)
+    ):
+        raise Rejected(f"rendition {r.height}p names objects that are not this video's")
+
+
+def _check_keys(layout: ObjectLayout, event: ev.StatusBase) -> None:
+    """Every object key an event names must be derived from its video id, never taken from it:
+    the portal signs and streams these keys."""
+    video_id = event.video_id
+    match event:
+        case ev.RenditionCompleted():
+            _check_rendition(layout, video_id, event.rendition)
+        case ev.JobCompleted():
+            for r in event.renditions:
+                _check_rendition(layout, video_id, r)
+            derived = {
+                "master": layout.hls_master(video_id),
+                "poster": layout.poster(video_id),
+                "sprite": layout.sprite(video_id),
+                "sprite_vtt": layout.sprite_vtt(video_id),
+            }
+            for field, key in derived.items():
+                if getattr(event, field) not in ("", key):
+                    raise Rejected(f"the job's {field} is not this video's")
+        case ev.IngestCompleted():
+            m = event.manifest
+            base = layout.source(video_id)
+            if (
+                m.video_id != video_id
+                or not m.source_key.startswith(base)
+                or not _SOURCE_EXT.match(m.source_key[len(base) :])
+            ):
+                raise Rejected("the manifest names a source that is not this video's")
+        case _:
+            pass
+
+
+def _check_owner(conn: Connection, event: ev.StatusBase) -> None:
+    """A video's owner is set when its row is created and never changes by event: a later
+    ``ingest.started`` naming another owner (a new run is all it takes) is refused."""
+    if not isinstance(event, ev.IngestStarted):
+        return
+    owner = conn.execute(select(Video.owner).where(Video.id == event.video_id)).scalar_one_or_none()
+    if owner is not None and owner != event.owner:
+        raise Rejected("ingest.started names another owner than the video has")
 
 
 def summary_of(event: ev.Event) -> str:
@@ -62,12 +168,11 @@ def summary_of(event: ev.Event) -> str:
 
 def _video_changes(event: ev.Event) -> dict[str, Any]:
     match event:
-        case ev.IngestStarted():
+        case ev.IngestStarted():  # never the owner: it is set once, with the row
             return {
                 "status": "ingesting",
                 "stage": "ingest",
                 "filename": event.filename,
-                "owner": event.owner,
                 "origin": event.origin,
                 "error": "",
             }
@@ -146,7 +251,9 @@ def _unit_changes(
     return {"progress": sum(percents) / len(percents) if percents else event.percent}
 
 
-def _apply_status(conn: Connection, event: ev.StatusBase) -> bool:
+def _apply_status(conn: Connection, event: ev.StatusBase, layout: ObjectLayout) -> bool:
+    _check_keys(layout, event)
+    _check_owner(conn, event)
     last = conn.execute(
         select(RunProgress.last_seq).where(
             RunProgress.video_id == event.video_id, RunProgress.run == event.run
@@ -163,7 +270,7 @@ def _apply_status(conn: Connection, event: ev.StatusBase) -> bool:
             seq=event.seq,
             type=event.type,
             ts=event.ts,
-            summary=summary_of(event),
+            summary=scrub(summary_of(event)),
             body=msgspec.to_builtins(event),
         )
         .on_conflict_do_nothing(index_elements=["id"])
@@ -176,9 +283,10 @@ def _apply_status(conn: Connection, event: ev.StatusBase) -> bool:
     )
     if inserted is None:
         return False  # the same event again under a new sequence number (a replay)
+    owner = event.owner if isinstance(event, ev.IngestStarted) else ""
     conn.execute(
         pg_insert(Video)
-        .values(id=event.video_id, created_ts=event.ts, updated_ts=event.ts)
+        .values(id=event.video_id, owner=owner, created_ts=event.ts, updated_ts=event.ts)
         .on_conflict_do_nothing(index_elements=["id"])
     )
     changes = {**_video_changes(event), "updated_ts": event.ts}
@@ -228,10 +336,15 @@ def _apply_status(conn: Connection, event: ev.StatusBase) -> bool:
     return True
 
 
-def apply(conn: Connection, event: ev.AnyEvent) -> bool:
-    """Project ``event``; False when it was a duplicate or not a projected kind."""
+def apply(conn: Connection, event: ev.AnyEvent, layout: ObjectLayout) -> bool:
+    """Project ``event``; False when it was a duplicate or not a projected kind.
+
+    Raises :class:`Rejected` (before writing anything) for an event that must not be applied;
+    ``layout`` derives the keys a video's events may name.
+    """
+    event = scrubbed(event)
     if isinstance(event, ev.StatusBase):
-        return _apply_status(conn, event)
+        return _apply_status(conn, event, layout)
     if isinstance(event, ev.DeadLetter):
         stored = conn.execute(
             pg_insert(DeadLetterRow)

@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import click
@@ -28,14 +28,17 @@ from connectors.kafka import (
 )
 from connectors.storage import ensure_bucket, make_client, wait_for_storage
 from core import events as ev
+from core.errors import public_reason
 from core.ids import upload_completed, upload_video_id
 from core.layout import OWNER_METADATA, ObjectLayout
+from core.logs import get_logger
 from core.progress import VideoSummary, apply_event
 from core.settings import Settings, get_settings
 
 __all__ = ["announce", "follow", "submit_command", "upload"]
 
 console = Console(stderr=True)
+log = get_logger("vidflow.submit")
 
 
 class _PutProgress:
@@ -96,6 +99,8 @@ def announce(
     announced = time.time()
     try:
         deliver(producer, settings.kafka.topic_uploads, event)
+    except ev.DecodeError as exc:  # the contract's bounds, checked before anything is sent
+        raise click.ClickException(public_reason("the upload cannot be announced", exc)) from None
     except KafkaDeliveryError as exc:
         raise click.ClickException(str(exc)) from None
     return upload_video_id(upload_id), announced
@@ -147,10 +152,35 @@ def _document(summary: VideoSummary) -> dict[str, Any]:
     }
 
 
+def _owner(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """``--owner`` within the contract's bounds, refused before any byte is uploaded."""
+    try:
+        return msgspec.convert(value, ev.Owner)
+    except msgspec.ValidationError:
+        raise click.BadParameter(
+            f"an owner is at most {ev.ID_MAX} characters, without spaces or control characters"
+        ) from None
+
+
+def _fail(as_json: bool, video_id: str | None, exc: Exception) -> NoReturn:
+    """Report a failure as a public reason only (the detail is logged), then exit 1."""
+    reason = public_reason("submit failed", exc)
+    log.error("submit failed", video=video_id or "", error=repr(exc))
+    if as_json:
+        document = {"video_id": video_id, "status": "failed", "error": reason}
+        sys.stdout.write(msgspec.json.encode(document).decode() + "\n")
+    else:
+        console.print(reason)
+    sys.exit(1)
+
+
 @click.command("submit")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--profile", default=None, help="Transcoding profile (default: the setting).")
-@click.option("--owner", default="", help="Owner recorded with the upload.")
+@click.option(
+    "--owner", default="", callback=_owner,
+    help="Owner recorded with the upload (at most 64 characters, no spaces).",
+)  # fmt: skip
 @click.option("--wait", is_flag=True, help="Follow the video until it is done or failed.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait waits.")
 @click.option("--json", "as_json", is_flag=True, help="Print one final JSON document.")
@@ -159,10 +189,15 @@ def submit_command(
 ) -> None:
     """Upload PATH and announce it to the pipeline."""
     settings = get_settings()
-    wait_for_storage(settings.storage, timeout=30)
-    wait_for_kafka(settings.kafka, timeout=30)
-    chosen = profile or settings.transcode.default_profile
-    video_id, announced = upload(settings, path, chosen, owner, quiet=as_json)
+    try:
+        wait_for_storage(settings.storage, timeout=30)
+        wait_for_kafka(settings.kafka, timeout=30)
+        chosen = profile or settings.transcode.default_profile
+        video_id, announced = upload(settings, path, chosen, owner, quiet=as_json)
+    except click.ClickException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a store's or broker's error may carry URLs, paths
+        _fail(as_json, None, exc)
     if not wait:
         if as_json:
             sys.stdout.write(
@@ -171,7 +206,10 @@ def submit_command(
         else:
             console.print(f"submitted {path.name}: video {video_id}")
         return
-    summary = follow(settings, video_id, announced, timeout, quiet=as_json)
+    try:
+        summary = follow(settings, video_id, announced, timeout, quiet=as_json)
+    except Exception as exc:  # noqa: BLE001 - shown as a public reason only
+        _fail(as_json, video_id, exc)
     if as_json:
         sys.stdout.write(msgspec.json.encode(_document(summary)).decode() + "\n")
     else:

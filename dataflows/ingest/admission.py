@@ -75,7 +75,7 @@ class Admission:
             return self._refuse(item, f"it cannot be checked: {type(exc).__name__}")
         if event is item.event:
             return item
-        return Inbound(event, item.topic, item.partition, item.offset)
+        return Inbound(event, item.topic, item.partition, item.offset, raw=item.raw)
 
     def _refuse(self, item: Inbound, why: str) -> ev.DeadLetter:
         event = item.event
@@ -84,7 +84,8 @@ class Admission:
             topic=item.topic, partition=item.partition, offset=item.offset,
         )  # fmt: skip
         return ev.dead_letter(
-            raw=ev.encode(event), key=event.partition_key, topic=item.topic, stage="admit",
+            raw=item.raw or msgspec.json.encode(event), key=event.partition_key,
+            topic=item.topic, stage="admit",
             partition=item.partition, offset=item.offset,
             error=public_reason(f"{event.type} refused", why),
         )  # fmt: skip

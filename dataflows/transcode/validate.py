@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 import bytewax.operators as op
+import msgspec
 from bytewax.dataflow import Stream, operator
 
 from core import events as ev
@@ -84,7 +85,7 @@ def screen_requests(step_id: str, up: Stream[Inbound], rules: RequestRules) -> S
             bucket=event.source.bucket, key=event.source.key, reason=problem,
         )  # fmt: skip
         return ev.dead_letter(
-            raw=ev.encode(event), key=event.video_id, topic=item.topic,
+            raw=item.raw or msgspec.json.encode(event), key=event.video_id, topic=item.topic,
             partition=item.partition, offset=item.offset, error=problem, stage="validate",
         )  # fmt: skip
 

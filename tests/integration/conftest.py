@@ -1,23 +1,114 @@
-"""Fixtures shared by the portal's integration tests."""
+"""Fixtures shared by the integration tests.
+
+Every test that gets isolated topics also gets, at teardown, the check that every failure text
+it caused a user to be able to see is public (:func:`core.errors.is_public`: no URL, query
+string, signature, traceback or local path): the failure texts of ``vidflow.status`` and every
+dead letter on ``vidflow.dlq``; a test with a portal database also has its projection checked
+(videos' errors, timeline summaries and bodies, stored dead letters).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import psycopg
 import pytest
+from confluent_kafka import TopicPartition
 
 from connectors.db import dispose_engine
+from connectors.kafka import end_offsets, make_consumer
+from core import events as ev
+from core.errors import is_public
 from core.settings import Settings
 from portal.migrate import upgrade
 
 
+def failure_texts(event: ev.AnyEvent) -> list[str]:
+    """The texts of ``event`` a user may be shown as a failure reason or warning."""
+    match event:
+        case ev.JobFailed() | ev.IngestRestarted():
+            return [event.reason]
+        case ev.RenditionFailed():
+            return [event.error]
+        case ev.JobCompleted():
+            return list(event.warnings)
+        case ev.DeadLetter():
+            return [event.error]
+        case _:
+            return []
+
+
+def read_topic(settings: Settings, topic: str) -> list[bytes]:
+    """Every message value of ``topic`` from the beginning to its end now."""
+    ends = end_offsets(settings.kafka, [topic]).get(topic, {})
+    wanted = {p: end for p, end in ends.items() if end > 0}
+    if not wanted:
+        return []
+    consumer = make_consumer(settings.kafka, group_id=f"vidflow-test-{uuid.uuid4().hex}")
+    values: list[bytes] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in wanted])
+        done: set[int] = set()
+        while len(done) < len(wanted):
+            batch = consumer.consume(500, 5.0)
+            assert batch, f"{topic} ended before its high watermark"
+            for message in batch:
+                if message.error() is not None:
+                    continue
+                values.append(message.value() or b"")
+                partition = int(message.partition() or 0)
+                if int(message.offset() or 0) + 1 >= wanted[partition]:
+                    done.add(partition)
+    finally:
+        consumer.close()
+    return values
+
+
+def assert_public_failures_on_topics(settings: Settings) -> None:
+    """Every failure text on the status topic and every dead letter's error is public."""
+    for topic, family in (
+        (settings.kafka.topic_status, "status"),
+        (settings.kafka.topic_dlq, "dlq"),
+    ):
+        for raw in read_topic(settings, topic):
+            event = ev.try_decode(raw, family)
+            if isinstance(event, ev.DecodeError):
+                continue  # a test's deliberate poison: its dead letter is checked instead
+            for text in failure_texts(event):
+                assert is_public(text), f"not a public reason on {topic}: {text!r}"
+
+
+def assert_public_failures_in_projection(settings: Settings) -> None:
+    """Every failure text the portal stored (and so shows) is public."""
+    queries = (
+        "SELECT error FROM videos WHERE error <> ''",
+        "SELECT summary FROM timeline",
+        "SELECT body->>'reason' FROM timeline WHERE body ? 'reason'",
+        "SELECT body->>'error' FROM timeline WHERE body ? 'error'",
+        "SELECT jsonb_array_elements_text(body->'warnings') FROM timeline WHERE body ? 'warnings'",
+        "SELECT error FROM dead_letters",
+    )
+    with psycopg.connect(settings.postgres.dsn) as conn:
+        for query in queries:
+            for (text,) in conn.execute(query):
+                assert is_public(text), f"not a public reason in the projection: {text!r}"
+
+
+@pytest.fixture
+def isolated_settings(isolated_settings: Settings) -> Iterator[Settings]:
+    """The root fixture, plus the public-failure check of its topics at teardown."""
+    yield isolated_settings
+    assert_public_failures_on_topics(isolated_settings)
+
+
 @pytest.fixture
 def portal_settings(isolated_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    """Isolated topics plus a database of its own, migrated, and a home for session files."""
+    """Isolated topics plus a database of its own, migrated, and a home for session files;
+    at teardown, every failure text in the projection must be public."""
     name = f"t_{uuid.uuid4().hex[:10]}"
     admin = psycopg.connect(isolated_settings.postgres.dsn, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -28,6 +119,23 @@ def portal_settings(isolated_settings: Settings, tmp_path: Path) -> Iterator[Set
     )
     upgrade(settings)
     yield settings
-    dispose_engine(settings.postgres)
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    try:
+        assert_public_failures_in_projection(settings)
+    finally:
+        dispose_engine(settings.postgres)
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def status_json(event: ev.Event, **changes: Any) -> bytes:
+    """``event`` as JSON with ``changes`` applied to its fields (nested with ``a__b``): how a
+    test writes a poison message that ``encode`` would refuse."""
+    body: dict[str, Any] = msgspec.to_builtins(event)
+    body["type"] = event.type
+    for name, value in changes.items():
+        target = body
+        *path, last = name.split("__")
+        for part in path:
+            target = target[part]
+        target[last] = value
+    return msgspec.json.encode(body)

@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from core import events as ev
+from core.errors import is_public
 
 SHA = "ab" * 32
 PROBE = ev.Probe(duration=2.5, width=1920, height=1080, fps=30.0, has_audio=True)
@@ -116,3 +117,163 @@ def test_dead_letter_keeps_raw_bytes_and_is_deterministic() -> None:
 def test_event_id_is_deterministic_and_distinct() -> None:
     assert ev.event_id("chunk", "v", 1) == ev.event_id("chunk", "v", 1)
     assert ev.event_id("chunk", "v", 1) != ev.event_id("chunk", "v", 2)
+
+
+# ---------------------------------------------------------------- bounds (issue 9, observation 6)
+
+
+def _status(**fields: object) -> bytes:
+    body: dict[str, object] = {"type": "job.failed", "v": 1, "id": "e", "video_id": "v",
+                               "run": "r", "seq": 1, "reason": "no"}  # fmt: skip
+    body.update(fields)
+    return msgspec.json.encode({k: v for k, v in body.items() if v is not None})
+
+
+def _rendition(**fields: object) -> bytes:
+    rendition = {"height": 720, "width": 1280, "key": "renditions/v/720p.mp4", "hls": "h"}
+    rendition.update(fields)
+    return _status(type="rendition.completed", job_id="j", rendition=rendition)
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (_status(reason="bad\x00reason"), "reason"),
+        (_status(video_id="v" * 65), "video_id"),
+        (_status(id="e" * 65), "id"),
+        (_status(run="r" * 129), "run"),
+        (_status(video_id="../other"), "video_id"),
+        (_status(video_id="a b"), "video_id"),
+        (_status(seq=2**31), "seq"),
+        (_status(seq=-1), "seq"),
+        (_status(ts=-1.0), "ts"),
+        (_status(ts=1e400), "ts"),
+        (_status(job_id="j" * 65), "job_id"),
+        (_rendition(height=2**31), "height"),
+        (_rendition(width=2**31), "width"),
+        (_rendition(bandwidth=2**50 + 1), "bandwidth"),
+        (_rendition(key="renditions/v/720p.mp4\nX-Amz: 1"), "key"),
+        (_rendition(key="k" * 1025), "key"),
+        (_status(type="ingest.started", origin="upload", filename="a\x00.mp4"), "filename"),
+        (_status(type="ingest.started", origin="upload", filename="a" * 256), "filename"),
+        (_status(type="ingest.started", origin="upload", owner="o" * 65), "owner"),
+        (_status(type="ingest.started", origin="upload", owner="al ice"), "owner"),
+        (_status(type="unit.progress", job_id="j", unit="u", percent=100.5), "percent"),
+        (_status(type="unit.progress", job_id="j", unit="u", percent=5, fps=1e400), "fps"),
+        (_status(type="unit.started", job_id="j", unit="u", heights=[1] * 65), "heights"),
+        (
+            _status(
+                type="job.completed", job_id="j", renditions=[], master="m", warnings=["w"] * 65
+            ),
+            "warnings",
+        ),
+        (
+            _status(
+                type="job.completed", job_id="j", renditions=[], master="m", warnings=["nul\x00"]
+            ),
+            "warnings",
+        ),
+        (
+            _status(
+                type="chunk.stored", chunk={"index": 2**31, "offset": 0, "size": 1, "sha256": SHA}
+            ),
+            "index",
+        ),
+        (
+            _status(
+                type="chunk.stored",
+                chunk={"index": 0, "offset": 0, "size": 1, "sha256": SHA + "\n"},
+            ),
+            "sha256",
+        ),
+        (
+            _status(
+                type="chunk.stored",
+                chunk={"index": 0, "offset": 2**50 + 1, "size": 1, "sha256": SHA},
+            ),
+            "offset",
+        ),
+        (
+            msgspec.json.encode(
+                {
+                    "type": "upload.completed",
+                    "id": "x",
+                    "upload_id": "u",
+                    "bucket": "b",
+                    "key": "k",
+                    "size": 1,
+                    "owner": "o" * 65,
+                }
+            ),
+            "owner",
+        ),
+        (
+            msgspec.json.encode(
+                {
+                    "type": "file.changed",
+                    "id": "x",
+                    "stream_id": "s",
+                    "host": "h",
+                    "path": "/a\x00b",
+                    "size": 1,
+                    "mtime": 0,
+                }
+            ),
+            "path",
+        ),
+    ],
+)
+def test_a_field_past_its_bounds_does_not_decode(raw: bytes, where: str) -> None:
+    with pytest.raises(ev.DecodeError) as caught:
+        ev.decode(raw)
+    assert where in str(caught.value)
+
+
+def test_values_at_their_bounds_decode() -> None:
+    started = ev.decode(
+        _status(
+            type="ingest.started",
+            origin="upload",
+            video_id="v" * 64,
+            id="e" * 64,
+            run="r" * 128,
+            seq=2**31 - 1,
+            filename="é" * 255,
+            owner="o" * 64,
+            reason=None,
+        )
+    )
+    assert isinstance(started, ev.IngestStarted)
+    assert (len(started.video_id), started.seq, len(started.owner)) == (64, 2**31 - 1, 64)
+    failed = ev.decode(_status(reason="line one\n\tline two"))  # a reason may be multi-line
+    assert isinstance(failed, ev.JobFailed) and "\n" in failed.reason
+
+
+def test_encode_refuses_an_event_its_consumers_would_refuse() -> None:
+    too_long = ev.UploadCompleted(id="u1", upload_id="u", bucket="b", key="incoming/u/source",
+                                  size=1, owner="o" * 65)  # fmt: skip
+    with pytest.raises(
+        ev.DecodeError, match=r"refusing to encode an invalid 'upload.completed'.*owner"
+    ):
+        ev.encode(too_long)
+    with pytest.raises(ev.DecodeError, match="seq"):
+        ev.encode(ev.JobCancelled(id="c", video_id="v", run="r", seq=2**31, job_id="j"))
+
+
+def test_a_dead_letter_is_storable_and_public_whatever_it_was_given() -> None:
+    letter = ev.dead_letter(
+        raw=b"\x00", key=b"k\x00\xff" + b"x" * 2000, topic="t", partition=0, offset=1,
+        error='Traceback (most recent call last):\n  File "/srv/app.py", line 3\n'
+              "ValueError: see http://minio:9000/b/k?X-Amz-Signature=abc",
+    )  # fmt: skip
+    assert "\x00" not in letter.original_key and len(letter.original_key) <= ev.KEY_MAX
+    assert is_public(letter.error) and "ValueError" in letter.error
+    assert ev.decode(ev.encode(letter)) == letter
+
+
+def test_a_dead_letter_of_anything_can_be_written() -> None:
+    for ts in (-1.0, 1e300, float("nan")):  # a Kafka timestamp may be absent (-1) or absurd
+        letter = ev.dead_letter(raw=b"x" * (ev.RAW_MAX + 1), key=None, topic="t", partition=-1,
+                                offset=-1, error="bad", ts=ts)  # fmt: skip
+        assert ev.decode(ev.encode(letter)) == letter
+        assert len(letter.raw) == ev.RAW_MAX and "bytes kept" in letter.error
