@@ -12,12 +12,12 @@ import pytest
 from connectors.ffmpeg import ProbeError, probe, stderr_reason
 from core import events as ev
 from core.errors import is_public
+from dataflows.children import Failed
 from dataflows.kafka_io import Outbound
 from dataflows.transcode.encode import EncodeLogic
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.messages import UnitOutcome, UnitTask
 from dataflows.transcode.plan import PlanLogic
-from dataflows.children import Failed
 from dataflows.transcode.tasks import PublishResult, PublishSpec, start
 from tests.unit.test_transcode_logic import context, request
 
