@@ -78,14 +78,18 @@ class Child:
         self.log = log
         self.deadline = deadline
         self._output = log.open("wb")
-        self.process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if pipe_stdout else self._output,
-            stderr=self._output,
-            preexec_fn=partial(_die_with_parent, nice),
-            env=dict(env) if env is not None else None,
-        )
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipe_stdout else self._output,
+                stderr=self._output,
+                preexec_fn=partial(_die_with_parent, nice),
+                env=dict(env) if env is not None else None,
+            )
+        except BaseException:  # a missing binary, a failed fork: no log file left open
+            self._output.close()
+            raise
         if self.process.stdout is not None:
             os.set_blocking(self.process.stdout.fileno(), False)
         self.started = self.alive_at = time.monotonic()
