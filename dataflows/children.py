@@ -203,8 +203,8 @@ class SpecTask(Generic[R]):
             if not child.overdue():
                 return None
             child.cancel()
-            seconds = f"{child.deadline:.0f}s"
-            return Failed(f"{self.what}: did not finish in {seconds}; killed", hung=True)
+            hung = f"did not finish in {child.deadline:.0f}s; killed"
+            return Failed(public_reason(self.what, hung), hung=True)
         child.close()
         if code != 0:
             reason = self.failure() or public_reason(self.what, f"exit code {code}")
