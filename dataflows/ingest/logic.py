@@ -6,35 +6,39 @@ completes when no event came for the stream timeout, at once on ``file.closed`` 
 ``close_is_final``, or at once for an upload. The deadline is never persisted: a resumed flow
 gives every replayed stream a fresh grace period. A completed stream is discarded, so no state
 is kept for finished streams.
+
+Completing (finishing the source, reading it back, the manifest, ffprobe) runs on a completion
+thread (``dataflows/ingest/completion.py``), polled from the stream's timer, so the other
+streams of the worker keep moving meanwhile. Events for a stream that is completing wait in its
+state and are applied once it ended, as if they had come after its end (a file that grew after
+it was final becomes a new video, as it does when the event comes later).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bytewax.operators import StatefulLogic
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
-from connectors.ffmpeg import ProbeError, probe
 from core import events as ev
 from core.errors import public_reason
 from core.ids import upload_video_id, video_id_for
 from core.logs import get_logger
 from core.names import display_filename
-from core.roots import resolve_roots
-from core.settings import Settings
 from dataflows.ingest import metrics
 from dataflows.ingest.chunking import plan_chunks
+from dataflows.ingest.completion import Finished, Finishing, finish
+from dataflows.ingest.context import IngestContext, StorageUnavailable
+from dataflows.ingest.digest import FileDigest
 from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import SourceVanished, read_range
 from dataflows.ingest.state import StreamState
-from dataflows.ingest.store import ChunkStore, VerificationError
+from dataflows.ingest.store import VerificationError
 from dataflows.kafka_io import Inbound, Outbound
 
 __all__ = ["IngestContext", "IngestLogic", "StorageUnavailable"]
@@ -43,40 +47,7 @@ log = get_logger("vidflow.ingest")
 T = TypeVar("T")
 S = TypeVar("S", bound=ev.StatusBase)
 CHUNKS_PER_ACTIVATION = 8
-IO_THREADS = 4
-STORAGE_RETRY_SECONDS = 300.0
-TRANSIENT_S3_CODES = frozenset(
-    {"SlowDown", "ServiceUnavailable", "InternalError", "XMinioServerNotInitialized"}
-)
-
-
-class StorageUnavailable(RuntimeError):
-    """The object store stayed unreachable for the whole retry budget: not this stream's fault,
-    so the flow stops (and resumes from its snapshot) rather than failing the stream."""
-
-
-class IngestContext:
-    """What every stream's logic shares: settings, the chunk store, the I/O threads."""
-
-    def __init__(self, settings: Settings, store: ChunkStore) -> None:
-        self.settings = settings
-        self.store = store
-        self.status_topic = settings.kafka.topic_status
-        self.jobs_topic = settings.kafka.topic_jobs
-        # a stream's file is opened as untrusted input on every read: under these, regular
-        self.roots = resolve_roots(settings.ingest.roots(settings.home))
-        # reads, hashes (hashlib releases the GIL) and puts of several chunks overlap
-        self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="ingest-io")
-        # one thread feeds each stream's whole-file SHA-256 in chunk order, beside the puts
-        self.file_hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-sha")
-
-    def with_storage_retry(self, what: str, call: Callable[[], T]) -> T:
-        """Storage that goes away is waited for, not crashed on (bounded, with backoff)."""
-        # the one storage retry policy; imported here to keep this change inside the method
-        # (it belongs with the imports at the top once nobody else is editing them)
-        from connectors.storage import retry_storage
-
-        return retry_storage(what, call, exhausted=StorageUnavailable)
+COMPLETION_POLL = 0.1  # seconds between two looks at a completing stream
 
 
 class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
@@ -87,17 +58,19 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         self.state = resumed
         self.deadline = time.time() + ctx.settings.ingest.stream_timeout
         self.done = False
-        # The file's SHA-256 as its bytes go by. Not state (hash objects do not pickle): a
-        # stream resumed past its first byte verifies by reading its source back instead.
-        self.file_sha: Any = None
-        self.file_sha_fed: Future[None] | None = None
-        if resumed is None or resumed.next_offset == 0:
-            self._restart_file_sha()
+        fresh = resumed is None or resumed.next_offset == 0
+        self.file_sha = FileDigest(ctx.file_hashing, known=fresh)
+        # Not state (a future): a stream resumed while completing completes again from its facts.
+        self.completion: Future[Finished] | None = None
 
     # ---------------------------------------------------------------- bytewax callbacks
 
     def on_item(self, value: Inbound) -> tuple[list[Outbound], bool]:
-        out: list[Outbound] = []
+        if self.state is not None and self._completing():
+            self.state.deferred.append(value)  # applied once the stream ended (_ended)
+            out = self._advance()
+            return out + self._ended(), self._retain()
+        out = []
         event = value.event
         timeout = self.ctx.settings.ingest.stream_timeout
         if isinstance(event, ev.FileChanged | ev.FileClosed):
@@ -121,7 +94,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         if self.state is not None and time.time() >= self.deadline and not self.state.final:
             out += self._check_file_at_deadline()
         out += self._advance()
-        return out, self._retain()
+        return out + self._ended(), self._retain()
 
     def on_eof(self) -> tuple[list[Outbound], bool]:
         return [], self._retain()
@@ -129,6 +102,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
     def notify_at(self) -> datetime | None:
         if self.state is None or self.done:
             return None
+        if self.completion is not None:
+            return datetime.now(UTC) + timedelta(seconds=COMPLETION_POLL)
         chunk_size = self.ctx.settings.ingest.chunk_size
         if self.state.backlog(chunk_size) or self.state.final:
             return datetime.now(UTC)  # more work now: come back right after other keys ran
@@ -136,12 +111,38 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
 
     def snapshot(self) -> StreamState:
         assert self.state is not None
-        return StreamState(**{**vars(self.state), "chunks": list(self.state.chunks)})
+        state = self.state
+        return StreamState(
+            **{**vars(state), "chunks": list(state.chunks), "deferred": list(state.deferred)}
+        )
 
     # ---------------------------------------------------------------- stream lifecycle
 
     def _retain(self) -> bool:
         return StatefulLogic.DISCARD if self.done or self.state is None else StatefulLogic.RETAIN
+
+    def _completing(self) -> bool:
+        """Every byte is read and the stream is final: it is completing (or about to)."""
+        state = self.state
+        return (
+            state is not None and not self.done and state.final
+            and bool(state.chunks) and state.next_offset >= state.known_size
+        )  # fmt: skip
+
+    def _ended(self) -> list[Outbound]:
+        """Once the stream ended, the events that waited for it are applied to a fresh stream
+        of the key, in their order, as a new logic would have had them."""
+        if not self.done or self.state is None or not self.state.deferred:
+            return []
+        waiting, out = self.state.deferred, []
+        for value in waiting:
+            if self.done:
+                self.state, self.done, self.completion = None, False, None
+                self.deadline = time.time() + self.ctx.settings.ingest.stream_timeout
+                self.file_sha = FileDigest(self.ctx.file_hashing)
+            items, _ = self.on_item(value)
+            out += items
+        return out
 
     def _status(self, cls: type[S], **fields: Any) -> Outbound:
         state = self.state
@@ -153,33 +154,6 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             **fields,
         )  # fmt: skip
         return Outbound(self.ctx.status_topic, event)
-
-    def _restart_file_sha(self) -> None:
-        self.file_sha, self.file_sha_fed = hashlib.sha256(), None
-
-    def _feed_file_sha(self, blocks: list[bytes]) -> None:
-        """Hash one batch's bytes in order on the hashing thread (beside the next batch's I/O)."""
-        if self.file_sha is not None and blocks:
-            sha = self.file_sha
-
-            def feed() -> None:
-                for block in blocks:
-                    sha.update(block)
-
-            self.file_sha_fed = self.ctx.file_hashing.submit(feed)
-
-    def _wait_file_sha(self) -> None:
-        """Block until the bytes fed so far are hashed (and their buffers released)."""
-        if self.file_sha_fed is not None:
-            self.file_sha_fed.result()
-            self.file_sha_fed = None
-
-    def _file_sha_hex(self) -> str | None:
-        """The file's SHA-256 once every byte has been fed, or None after a resume."""
-        if self.file_sha is None:
-            return None
-        self._wait_file_sha()
-        return str(self.file_sha.hexdigest())
 
     def _abandon_source(self, state: StreamState) -> None:
         """Best effort: an unfinished multipart source of a restarted or failed stream."""
@@ -220,7 +194,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
                 reason = f"{why}; its ingest starts over as video {successor}"
                 out.append(self._status(ev.IngestRestarted, reason=reason))
                 self._abandon_source(state)
-                self._restart_file_sha()
+                self.file_sha = FileDigest(self.ctx.file_hashing)
                 state = None
         if state is None:
             state = StreamState(
@@ -289,29 +263,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         ranges = plan_chunks(state.next_offset, state.known_size, chunk_size, final=state.final)
         out: list[Outbound] = []
         try:
-            batch = ranges[:CHUNKS_PER_ACTIVATION]
-            # backpressure: the previous batch's bytes are hashed before this batch is read, so
-            # at most one batch per stream waits for the whole-file SHA-256 (RSS stays flat)
-            self._wait_file_sha()
-            if batch and not state.source_upload and not state.chunks:
-                upload = self.ctx.with_storage_retry(
-                    "begin", lambda: self.ctx.store.begin_source(state.video_id)
-                )
-                state.source_upload = upload
-            first = len(state.chunks)
-            # all I/O of the batch is done before the state changes: a snapshot never records a
-            # chunk whose put is still in flight
-            stored = list(
-                self.ctx.io.map(
-                    lambda job: self._read_and_store(first + job[0], *job[1]), enumerate(batch)
-                )
-            )
-            self._feed_file_sha([data for *_, data in stored])
-            for (offset, length), (digest, deduplicated, etag, _) in zip(
-                batch, stored, strict=True
-            ):
-                out.append(self._record_chunk(offset, length, digest, deduplicated, etag))
-            del stored
+            if ranges:
+                out += self._read_batch(state, ranges[:CHUNKS_PER_ACTIVATION])
             if state.final and state.next_offset >= state.known_size:
                 out += self._complete()
         except StorageUnavailable:
@@ -325,6 +278,31 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             log.exception("ingest step failed", video=state.video_id)
             out.append(self._failed("ingest", f"{state.filename}: {type(exc).__name__}", exc))
         return out
+
+    def _read_batch(self, state: StreamState, batch: list[tuple[int, int]]) -> list[Outbound]:
+        """Read, store and record one batch of chunks (their I/O overlapping on the I/O
+        threads); the status events of the chunks stored."""
+        # backpressure: the previous batch's bytes are hashed before this batch is read, so
+        # at most one batch per stream waits for the whole-file SHA-256 (RSS stays flat)
+        self.file_sha.wait()
+        if not state.source_upload and not state.chunks:
+            upload = self.ctx.with_storage_retry(
+                "begin", lambda: self.ctx.store.begin_source(state.video_id)
+            )
+            state.source_upload = upload
+        first = len(state.chunks)
+        # all I/O of the batch is done before the state changes: a snapshot never records a
+        # chunk whose put is still in flight
+        stored = list(
+            self.ctx.io.map(
+                lambda job: self._read_and_store(first + job[0], *job[1]), enumerate(batch)
+            )
+        )
+        self.file_sha.feed([data for *_, data in stored])
+        return [
+            self._record_chunk(offset, length, digest, deduplicated, etag)
+            for (offset, length), (digest, deduplicated, etag, _) in zip(batch, stored, strict=True)
+        ]
 
     def _read_and_store(self, index: int, offset: int, length: int) -> tuple[str, bool, str, bytes]:
         """Read, hash and store one chunk, and copy it into the source being composed (runs on
@@ -346,32 +324,6 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
         return digest, deduplicated, etag, data
 
-    def _compose_source(self, state: StreamState) -> str:
-        """Finish the source composed while chunks arrived, or compose it now in one go (after
-        a resume lost track of the parts, or when the store no longer knows the upload)."""
-        store, retry = self.ctx.store, self.ctx.with_storage_retry
-        if state.source_upload and len(state.part_etags) == len(state.chunks):
-            upload, etags = state.source_upload, state.part_etags
-            try:
-                return retry("finish", lambda: store.finish_source(state.video_id, upload, etags))
-            except S3Error as exc:
-                if exc.code != "NoSuchUpload":
-                    raise
-                log.info("multipart source gone, composing it again", video=state.video_id)
-        else:
-            self._abandon_source(state)
-        return retry("compose", lambda: store.compose(state.video_id, state.chunks))
-
-    def _verify_source(self, state: StreamState, key: str) -> str:
-        """The source's SHA-256, after checking every byte of it against the chunks' digests."""
-        store, retry = self.ctx.store, self.ctx.with_storage_retry
-        file_sha = self._file_sha_hex()
-        if file_sha is None:
-            return retry("verify", lambda: store.verify(key, state.chunks))
-        retry("verify", lambda: store.verify_chunks(key, state.chunks, self.ctx.io.map))
-        # every byte equals the file's byte at the same offset, so their digests agree
-        return file_sha
-
     def _record_chunk(
         self, offset: int, length: int, digest: str, deduplicated: bool, etag: str
     ) -> Outbound:
@@ -389,29 +341,48 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         )
 
     def _complete(self) -> list[Outbound]:
+        """Start the stream's completion on a completion thread, or see whether it ended (it
+        raises, through its future, what the steps raise: ``_advance`` handles it)."""
         state = self.state
         assert state is not None
         if not state.chunks:
             return [self._failed("ingest", "the file is empty (0 bytes): nothing to process")]
-        key = self._compose_source(state)
-        sha256 = self._verify_source(state, key)
-        store, retry = self.ctx.store, self.ctx.with_storage_retry
-        manifest = retry(
-            "manifest", lambda: store.write_manifest(state.video_id, key, state.chunks, sha256)
-        )
+        if self.completion is None:
+            facts = Finishing(
+                video_id=state.video_id, chunks=tuple(state.chunks),
+                source_upload=state.source_upload, part_etags=tuple(state.part_etags),
+            )  # fmt: skip
+            ctx, digest = self.ctx, self.file_sha.hexdigest
+            self.completion = ctx.completing.submit(
+                finish, ctx.store, ctx.with_storage_retry, facts, digest, ctx.io.map
+            )
+            return []
+        if not self.completion.done():
+            return []
+        completion, self.completion = self.completion, None
+        return self._completed(completion.result())
+
+    def _completed(self, done: Finished) -> list[Outbound]:
+        """The stream's end, from what its completion found."""
+        state = self.state
+        assert state is not None
+        state.source_upload, state.part_etags = "", []  # completed, or aborted and composed
+        manifest, store = done.manifest, self.ctx.store
         out = [self._status(ev.IngestCompleted, manifest=manifest)]
-        try:
-            found = probe(store.presigned(key))
-        except ProbeError as exc:  # its text never holds the presigned URL; scrubbed anyway
-            out.append(self._failed("probe", f"{state.filename}: {exc}", exc))
+        if done.probe is None:
+            out.append(
+                self._failed("probe", f"{state.filename}: {done.probe_error}", done.probe_error)
+            )
             return out
-        out.append(self._status(ev.ProbeCompleted, probe=found))
+        out.append(self._status(ev.ProbeCompleted, probe=done.probe))
         request = ev.TranscodeRequested(
             id=ev.event_id("transcode.requested", state.video_id, "ingest"),
             video_id=state.video_id,
             job_id=ev.event_id("job", state.video_id, "ingest"),
-            source=ev.SourceRef(bucket=store.bucket, key=key, size=manifest.size, sha256=sha256),
-            probe=found,
+            source=ev.SourceRef(
+                bucket=store.bucket, key=done.key, size=manifest.size, sha256=done.sha256
+            ),
+            probe=done.probe,
             profile=state.profile,
             reason="ingest",
             filename=state.filename,

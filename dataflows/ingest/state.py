@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.events import ChunkRef
+from dataflows.kafka_io import Inbound
 from dataflows.snapshots import Resumable
 
 __all__ = ["Origin", "StreamState"]
@@ -36,6 +37,8 @@ class StreamState(Resumable):
     part_etags: list[str] = field(default_factory=list)  # of the chunks copied into it so far
     seq: int = 0
     final: bool = False  # the size will not change any more (closed file, finished upload)
+    # events that came while the stream was completing: applied once it ended (to a new stream)
+    deferred: list[Inbound] = field(default_factory=list)
 
     def next_seq(self) -> int:
         """The sequence number of the next status event of this run."""

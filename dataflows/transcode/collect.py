@@ -30,6 +30,7 @@ from bytewax.operators import StatefulLogic
 from core import events as ev
 from core.errors import public_reason
 from core.logs import get_logger
+from dataflows.children import Failed, SpecTask
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.context import Sequenced, TranscodeContext
@@ -42,17 +43,8 @@ from dataflows.transcode.messages import (
     UnitStopped,
 )
 from dataflows.transcode.outputs import preview_inputs
-from dataflows.transcode.runner import ChildTask
 from dataflows.transcode.state import Cancelling, CollectState
-from dataflows.transcode.tasks import (
-    MasterSpec,
-    PreviewResult,
-    PreviewSpec,
-    child_argv,
-    child_failure,
-    read_result,
-    write_spec,
-)
+from dataflows.transcode.tasks import MasterResult, MasterSpec, PreviewResult, PreviewSpec, start
 from dataflows.transcode.truncation import truncation_reason
 
 __all__ = ["CollectLogic"]
@@ -69,8 +61,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.ctx = ctx
         self.events = Sequenced(ctx)
         self.state = resumed or CollectState()
-        self.child: ChildTask | None = None
-        self.master_child: ChildTask | None = None
+        self.child: SpecTask[PreviewResult] | None = None
+        self.master_child: SpecTask[MasterResult] | None = None
         # previews that were being made when the old process died are made again (on_notify)
         if self.state.plan is not None and self.state.entries and not self.state.previewing:
             self.state.master_dirty = True  # its writer may have died with the old process
@@ -128,14 +120,16 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         previews child writes the final one); a failed or hung write is tried again."""
         child = self.master_child
         if child is not None:
-            code = child.exit_code()
-            if code is None and not child.overdue():
+            outcome = child.poll()
+            if outcome is None:
                 return []
-            if code != 0:
+            if isinstance(outcome, Failed):
                 video = self.state.plan.video_id if self.state.plan else ""
-                log.warning("master playlist write failed", video=video, output=child.output_tail())
+                log.warning(
+                    "master playlist write failed", video=video, reason=outcome.reason,
+                    output=outcome.detail,
+                )  # fmt: skip
                 self.state.master_dirty = self.state.plan is not None
-            child.kill()
             self.master_child = None
         plan = self.state.plan
         if plan is None or not self.state.master_dirty or self.state.previewing:
@@ -145,12 +139,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             video_id=plan.video_id, job_id=plan.job_id, bucket=self.ctx.settings.storage.bucket,
             entries=list(self.state.entries.values()),
         )  # fmt: skip
-        write_spec(spec, workdir / "master.json")
-        self.master_child = ChildTask(
-            child_argv(workdir / "master.json", workdir / "mastered.json"),
-            workdir / "master.log",
-            self._child_deadline(),
-        )
+        self.master_child = start(spec, workdir, "master", MasterResult, self._child_deadline())
         self.state.master_dirty = False
         return []
 
@@ -183,7 +172,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
 
     def _end(self) -> None:
         if self.child is not None:
-            self.child.kill()
+            self.child.cancel()
             self.child = None
         if self.state.plan is not None:
             shutil.rmtree(self._workdir(self.state.plan), ignore_errors=True)
@@ -278,27 +267,16 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
                 entries=list(self.state.entries.values()),
             )
             shutil.rmtree(workdir, ignore_errors=True)
-            write_spec(spec, workdir / "previews.json")
-            self.child = ChildTask(
-                child_argv(workdir / "previews.json", workdir / "previewed.json"),
-                workdir / "previews.log",
-                self._child_deadline(),
-            )
+            self.child = start(spec, workdir, "previews", PreviewResult, self._child_deadline())
             return []
-        code = self.child.exit_code()
-        if code is None and not self.child.overdue():
+        outcome = self.child.poll()
+        if outcome is None:
             return []
-        child, self.child = self.child, None
-        if code is None:
-            child.kill()
-            seconds = self._child_deadline()
-            return self._fail(f"previews did not finish in {seconds:.0f}s; killed")
-        if code != 0:
-            log.warning("previews failed", video=plan.video_id, output=child.output_tail())
-            reason = child_failure(workdir / "previewed.json")
-            return self._fail(reason or public_reason("previews failed", f"exit code {code}"))
-        previews = read_result(workdir / "previewed.json", PreviewResult)
-        return self._complete(previews)
+        self.child = None
+        if isinstance(outcome, Failed):
+            log.warning("previews failed", video=plan.video_id, output=outcome.detail)
+            return self._fail(outcome.reason)
+        return self._complete(outcome.result)
 
     def _complete(self, previews: PreviewResult) -> list[Outbound]:
         plan = self.state.plan

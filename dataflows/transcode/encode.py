@@ -25,23 +25,16 @@ from connectors.ffmpeg import ffmpeg_binary, stderr_reason
 from core import events as ev
 from core.errors import public_reason
 from core.logs import get_logger
+from dataflows.children import Failed, SpecTask
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.commands import encode_command
 from dataflows.transcode.context import Sequenced, TranscodeContext
 from dataflows.transcode.messages import EncodeMessage, UnitOutcome, UnitStopped, UnitTask
 from dataflows.transcode.progress import ProgressThrottle
-from dataflows.transcode.runner import ChildTask, FFmpegRun, classify_failure
-from dataflows.transcode.state import EncodeState
-from dataflows.transcode.tasks import (
-    CleanupSpec,
-    PublishResult,
-    PublishSpec,
-    child_argv,
-    child_failure,
-    read_result,
-    write_spec,
-)
+from dataflows.transcode.runner import FFmpegRun, classify_failure
+from dataflows.transcode.state import EncodeState, UnitStatus
+from dataflows.transcode.tasks import CleanupResult, CleanupSpec, PublishResult, PublishSpec, start
 
 __all__ = ["EncodeLogic", "EncodeOut"]
 
@@ -58,10 +51,11 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self.events = Sequenced(ctx)
         self.state = resumed
         self.ffmpeg: FFmpegRun | None = None
-        self.child: ChildTask | None = None
+        self.publishing: SpecTask[PublishResult] | None = None
+        self.cleaning: SpecTask[CleanupResult] | None = None
         self.throttle = ProgressThrottle(1.0)
-        if resumed is not None and resumed.status in ("encoding", "publishing"):
-            resumed.status = "pending"  # its children died with the old process: run it again
+        if resumed is not None and resumed.status in (UnitStatus.ENCODING, UnitStatus.PUBLISHING):
+            resumed.status = UnitStatus.PENDING  # its children died with the old process
         # "cleaning": the clean-up child died with the old process; _tick starts it again
 
     # ---------------------------------------------------------------- bytewax callbacks
@@ -137,7 +131,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self._stop()
         if not state.published:  # nothing of it reached the bucket: FFmpeg writes locally
             return self._stopped()
-        state.status = "cleaning"
+        state.status = UnitStatus.CLEANING
         return self._cleaning()
 
     def _stopped(self) -> list[EncodeOut]:
@@ -151,27 +145,30 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
     def _cleaning(self) -> list[EncodeOut]:
         state = self.state
         assert state is not None
-        plan, workdir = state.task.plan, self._workdir()
-        if self.child is None:
+        plan = state.task.plan
+        if self.cleaning is None:
             spec = CleanupSpec(
                 video_id=plan.video_id, job_id=plan.job_id,
                 bucket=self.ctx.settings.storage.bucket, labels=list(state.task.labels),
             )  # fmt: skip
-            write_spec(spec, workdir / "cleanup.json")
-            self.child = ChildTask(
-                child_argv(workdir / "cleanup.json", workdir / "cleaned.json"),
-                workdir / "cleanup.log",
-                self.ctx.settings.transcode.child_timeout,
+            self.cleaning = start(
+                spec, self._workdir(), "cleanup", CleanupResult, self._child_deadline()
             )
             return []
-        code = self.child.exit_code()
-        if code is None and not self.child.overdue():
+        outcome = self.cleaning.poll()
+        if outcome is None:
             return []
-        if code != 0:  # logged, not retried: the job is over, and the unit must not hang on
-            log.warning("clean-up failed", unit=state.run, output=self.child.output_tail()[-500:])
-        self.child.kill()
-        self.child = None
+        # a failure is logged, not retried: the job is over, and the unit must not hang on
+        if isinstance(outcome, Failed):
+            log.warning(
+                "clean-up failed", video=plan.video_id, unit=state.run, reason=outcome.reason,
+                output=outcome.detail[-500:],
+            )  # fmt: skip
+        self.cleaning = None
         return self._stopped()
+
+    def _child_deadline(self) -> float:
+        return self.ctx.settings.transcode.child_timeout
 
     def _stop(self) -> None:
         if self.ffmpeg is not None:
@@ -179,16 +176,17 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             self.ffmpeg = None
             assert self.state is not None
             self.ctx.give_slot(self.state.task.early)
-        if self.child is not None:
-            self.child.kill()
-            self.child = None
+        for task in (self.publishing, self.cleaning):
+            if task is not None:
+                task.cancel()
+        self.publishing = self.cleaning = None
 
     def _crashed(self, exc: Exception) -> list[EncodeOut]:
         log.exception("encode step failed", unit=self.state.run if self.state else "")
         if self.state is None:
             return []
         self._stop()
-        if self.state.status == "cleaning":
+        if self.state.status == UnitStatus.CLEANING:
             return self._stopped()
         return self._failed("transient", public_reason("internal error", exc))
 
@@ -198,15 +196,16 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         state = self.state
         if state is None:
             return []
-        if state.status == "pending" and state.not_before <= time.time():
-            if self.ctx.take_slot(state.task.early):
-                return self._start()
-        elif state.status == "encoding":
-            return self._follow()
-        elif state.status == "publishing":
-            return self._published()
-        elif state.status == "cleaning":
-            return self._cleaning()
+        match state.status:
+            case UnitStatus.PENDING:
+                if state.not_before <= time.time() and self.ctx.take_slot(state.task.early):
+                    return self._start()
+            case UnitStatus.ENCODING:
+                return self._follow()
+            case UnitStatus.PUBLISHING:
+                return self._published()
+            case UnitStatus.CLEANING:
+                return self._cleaning()
         return []
 
     def _start(self) -> list[EncodeOut]:
@@ -238,13 +237,14 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             )
             nice = 0 if task.early else self.ctx.settings.transcode.bulk_nice
             self.ffmpeg = FFmpegRun(
-                argv, plan.request.probe.duration, workdir / "ffmpeg.log", nice=nice
-            )
+                argv, plan.request.probe.duration, workdir / "ffmpeg.log", nice=nice,
+                stall_timeout=self.ctx.settings.transcode.stall_timeout,
+            )  # fmt: skip
         except Exception as exc:  # a full disk, a missing binary, a failed fork
             self.ctx.give_slot(state.task.early)
             log.exception("unit could not start", video=plan.video_id, unit=state.run)
             return self._failed("transient", public_reason("could not start FFmpeg", exc))
-        state.status = "encoding"
+        state.status = UnitStatus.ENCODING
         self.throttle = ProgressThrottle(1.0)
         log.info(
             "unit started",
@@ -278,7 +278,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 )
         code = run.exit_code()
         if code is None:
-            if run.stalled_for() <= self.ctx.settings.transcode.stall_timeout:
+            if not run.stalled():
                 return out
             log.warning("encode stalled, killing it", unit=state.run)
             detail = reason = (
@@ -309,35 +309,21 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             workdir=str(workdir),
             planned=[plan.planned_for(label) for label in state.task.labels],
         )
-        write_spec(spec, workdir / "publish.json")
-        (workdir / "published.json").unlink(missing_ok=True)
-        self.child = ChildTask(
-            child_argv(workdir / "publish.json", workdir / "published.json"),
-            workdir / "publish.log",
-            self.ctx.settings.transcode.child_timeout,
-        )
-        state.status = "publishing"
+        self.publishing = start(spec, workdir, "publish", PublishResult, self._child_deadline())
+        state.status = UnitStatus.PUBLISHING
         state.published = True
         return []
 
     def _published(self) -> list[EncodeOut]:
-        state, child = self.state, self.child
-        assert state is not None and child is not None
-        code = child.exit_code()
-        if code is None:
-            if not child.overdue():
-                return []
-            log.warning("publishing hung, killing it", unit=state.run)
-            child.kill()
-            self.child = None
-            seconds = self.ctx.settings.transcode.child_timeout
-            return self._failed("transient", f"publishing did not finish in {seconds:.0f}s; killed")
-        self.child = None
-        if code != 0:
-            reason = child_failure(self._workdir() / "published.json")
-            reason = reason or public_reason("publishing failed", f"exit code {code}")
-            return self._failed("transient", reason, child.output_tail())
-        result = read_result(self._workdir() / "published.json", PublishResult)
+        state, publishing = self.state, self.publishing
+        assert state is not None and publishing is not None
+        outcome = publishing.poll()
+        if outcome is None:
+            return []
+        self.publishing = None
+        if isinstance(outcome, Failed):  # hung (killed) or failed: both worth a retry
+            return self._failed("transient", outcome.reason, outcome.detail)
+        result = outcome.result
         task = state.task
         out: list[EncodeOut] = [
             self._status(
@@ -387,7 +373,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         ]
         metrics.UNITS.labels(outcome="failed" if final else "retried").inc()
         if not final:
-            state.status = "pending"
+            state.status = UnitStatus.PENDING
             state.not_before = time.time() + settings.retry_backoff * 2 ** (state.attempt - 1)
             return out
         task = state.task

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from enum import StrEnum
+from typing import Any
 
 from core.events import Rendition
 from dataflows.snapshots import Resumable
@@ -17,10 +18,19 @@ __all__ = [
     "EncodeState",
     "PlanState",
     "UnitSpec",
+    "UnitStatus",
     "group_units",
 ]
 
-UnitStatus = Literal["pending", "encoding", "publishing", "cleaning", "done"]
+
+class UnitStatus(StrEnum):
+    """Where an encode unit is. A ``StrEnum`` whose values are the strings older releases
+    stored, so their snapshots resume (see :meth:`EncodeState.__setstate__`)."""
+
+    PENDING = "pending"  # waiting for its backoff or an encode slot
+    ENCODING = "encoding"  # FFmpeg runs
+    PUBLISHING = "publishing"  # the publishing child (HLS remux, uploads) runs
+    CLEANING = "cleaning"  # cancelled: the clean-up child removes this job's uploads
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class EncodeState(Resumable):
     """One unit: its task, attempts and where it is (``seq`` orders its own status run)."""
 
     task: UnitTask
-    status: UnitStatus = "pending"
+    status: UnitStatus = UnitStatus.PENDING
     attempt: int = 0
     not_before: float = 0.0
     seq: int = 0
@@ -84,6 +94,10 @@ class EncodeState(Resumable):
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        super().__setstate__(saved)
+        self.status = UnitStatus(self.status)  # a plain string in older snapshots
 
 
 @dataclass

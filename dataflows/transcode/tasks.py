@@ -1,16 +1,15 @@
 """Work around an encode that runs in a child process, so no worker waits for it.
 
-``python -m dataflows.transcode.tasks SPEC RESULT`` reads a :class:`PublishSpec` or
-:class:`PreviewSpec` (JSON) from ``SPEC``, does it, and writes the JSON result to ``RESULT``
-(atomically, by rename); a non-zero exit and the output are the failure. Settings come from the
-environment like the flow's. Every write goes to keys derived from ids, so a task run twice
-overwrites the same objects with the same content.
+:func:`start` runs a spec (:class:`PublishSpec`, :class:`PreviewSpec`, :class:`CleanupSpec`,
+:class:`MasterSpec`) as ``python -m dataflows.transcode.tasks SPEC RESULT``, a
+:class:`dataflows.children.SpecTask` the step polls. Settings come from the environment like
+the flow's. Every write goes to keys derived from ids, so a task run twice overwrites the same
+objects with the same content.
 """
 
 from __future__ import annotations
 
 import sys
-import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -18,10 +17,10 @@ from typing import TypeVar
 import msgspec
 
 from connectors.storage import make_client
-from core.errors import public_reason
 from core.events import Rendition
 from core.layout import ObjectLayout
 from core.settings import get_settings
+from dataflows.children import SpecTask, serve
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.outputs import RenditionStore
@@ -35,10 +34,8 @@ __all__ = [
     "PreviewSpec",
     "PublishResult",
     "PublishSpec",
-    "child_argv",
-    "child_failure",
-    "read_result",
-    "write_spec",
+    "Spec",
+    "start",
 ]
 
 
@@ -114,32 +111,13 @@ class MasterResult(msgspec.Struct, kw_only=True, frozen=True):
 
 Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec
 T = TypeVar("T")
+MODULE = "dataflows.transcode.tasks"  # what a child runs: python -m MODULE SPEC RESULT
 
 
-def write_spec(spec: Spec, path: Path) -> None:
-    """Write ``spec`` for a child (a stale result beside it is removed first)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(msgspec.json.encode(spec))
-
-
-def child_argv(spec_path: Path, result_path: Path) -> list[str]:
-    return [sys.executable, "-m", "dataflows.transcode.tasks", str(spec_path), str(result_path)]
-
-
-def _failure_path(result_path: Path) -> Path:
-    return result_path.with_suffix(".failed")
-
-
-def child_failure(result_path: Path) -> str:
-    """The one-line public reason a failed child left beside its result ("" if none)."""
-    try:
-        return _failure_path(result_path).read_text(errors="replace").strip()
-    except FileNotFoundError:
-        return ""
-
-
-def read_result(path: Path, kind: type[T]) -> T:
-    return msgspec.json.decode(path.read_bytes(), type=kind)
+def start(spec: Spec, workdir: Path, name: str, result: type[T], deadline: float) -> SpecTask[T]:
+    """Start ``spec`` in a child (files ``workdir/name.*``), killed if it runs past
+    ``deadline`` seconds; poll it with :meth:`SpecTask.poll`."""
+    return SpecTask(MODULE, spec, workdir, name, result, what=_WHAT[type(spec)], deadline=deadline)
 
 
 def _run(spec: Spec) -> PublishResult | PreviewResult | CleanupResult | MasterResult:
@@ -174,7 +152,7 @@ def _run(spec: Spec) -> PublishResult | PreviewResult | CleanupResult | MasterRe
     )  # fmt: skip
 
 
-_WHAT = {
+_WHAT: dict[type, str] = {  # what failed, in words users see
     PublishSpec: "publishing failed",
     PreviewSpec: "previews failed",
     CleanupSpec: "clean-up failed",
@@ -183,24 +161,8 @@ _WHAT = {
 
 
 def main(argv: list[str]) -> int:
-    """Run a spec; on failure the traceback goes to stderr (the task's log, for the operator)
-    and one public line (:func:`core.errors.public_reason`) beside the result, for users."""
-    spec_path, result_path = Path(argv[0]), Path(argv[1])
-    failure = _failure_path(result_path)
-    failure.unlink(missing_ok=True)
-    spec = msgspec.json.decode(spec_path.read_bytes(), type=Spec)
-    try:
-        result = _run(spec)
-    except Exception as exc:  # noqa: BLE001 - reported as a reason, the detail logged
-        traceback.print_exc()
-        partial = failure.with_suffix(".failing")
-        partial.write_text(public_reason(_WHAT[type(spec)], exc))
-        partial.replace(failure)
-        return 1
-    partial = result_path.with_suffix(".partial")
-    partial.write_bytes(msgspec.json.encode(result))
-    partial.replace(result_path)
-    return 0
+    """Run a spec (see :func:`dataflows.children.serve` for how a failure is reported)."""
+    return serve(argv, Spec, _run, lambda spec: _WHAT[type(spec)])
 
 
 if __name__ == "__main__":

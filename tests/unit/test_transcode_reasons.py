@@ -4,7 +4,7 @@ in the log. Real FFmpeg, real child processes; no service is needed."""
 
 from __future__ import annotations
 
-import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -12,12 +12,13 @@ import pytest
 from connectors.ffmpeg import ProbeError, probe, stderr_reason
 from core import events as ev
 from core.errors import is_public
+from dataflows.children import Failed
 from dataflows.kafka_io import Outbound
 from dataflows.transcode.encode import EncodeLogic
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.messages import UnitOutcome, UnitTask
 from dataflows.transcode.plan import PlanLogic
-from dataflows.transcode.tasks import PublishSpec, child_argv, child_failure, write_spec
+from dataflows.transcode.tasks import PublishResult, PublishSpec, start
 from tests.unit.test_transcode_logic import context, request
 
 PRESIGNED = (
@@ -54,14 +55,13 @@ def test_a_failed_child_task_reports_one_public_line(tmp_path: Path) -> None:
     )
     spec = PublishSpec(video_id="v1", job_id="j1", bucket="vidflow", workdir=str(workdir),
                        planned=[planned])  # fmt: skip
-    write_spec(spec, workdir / "publish.json")
-    done = subprocess.run(
-        child_argv(workdir / "publish.json", workdir / "published.json"),
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode != 0
-    assert "Traceback" in done.stderr  # the detail, for the log
-    reason = child_failure(workdir / "published.json")
+    task = start(spec, workdir, "publish", PublishResult, deadline=60)
+    deadline = time.monotonic() + 60
+    while (outcome := task.poll()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert isinstance(outcome, Failed) and not outcome.hung
+    assert "Traceback" in outcome.detail  # the detail, for the log
+    reason = outcome.reason
     assert reason.startswith("publishing failed") and "ffmpeg" in reason, reason
     assert is_public(reason) and "\n" not in reason and str(tmp_path) not in reason
 

@@ -1,14 +1,10 @@
-"""Failure classification and the deadline of child tasks (real child processes, no mocks)."""
+"""Failure classification of FFmpeg runs (the child processes themselves: test_children.py)."""
 
 from __future__ import annotations
 
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
-from dataflows.transcode.runner import ChildTask, classify_failure
+from dataflows.transcode.runner import classify_failure
 
 
 @pytest.mark.parametrize(
@@ -45,22 +41,3 @@ def test_undecodable_inputs_are_deterministic(stderr: str) -> None:
 
 def test_killed_is_always_transient() -> None:
     assert classify_failure(-9, "Invalid data found when processing input", True) == "transient"
-
-
-def test_a_child_past_its_deadline_is_overdue(tmp_path: Path) -> None:
-    child = ChildTask([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "l", 0.3)
-    try:
-        assert not child.overdue()
-        time.sleep(0.5)
-        assert child.overdue() and child.exit_code() is None
-    finally:
-        child.kill()
-    assert child.exit_code() is not None and not child.overdue()
-
-
-def test_a_finished_child_is_never_overdue(tmp_path: Path) -> None:
-    child = ChildTask([sys.executable, "-c", "print('ok')"], tmp_path / "log", 0.1)
-    child.process.wait(10)
-    time.sleep(0.2)
-    assert child.exit_code() == 0 and not child.overdue()
-    assert child.output_tail() == "ok"
