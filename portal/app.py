@@ -60,6 +60,7 @@ from portal.operations import (
     api_replay_dead_letter,
     operations_page,
     replay_dead_letter,
+    reprocess_failed,
 )
 from portal.security import (
     NulRefusingMiddleware,
@@ -519,6 +520,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             api_operations,
             replay_dead_letter,
             api_replay_dead_letter,
+            reprocess_failed,
             tokens_page,
             create_token,
             revoke_token,
