@@ -96,6 +96,7 @@ def test_reprocess_failed_sends_one_new_job_per_failed_video_with_the_profile(
     ok, bad1, bad2 = _three_videos(settings)
     report = asyncio.run(reprocess(settings, VideoSelection(status="failed"), "small"))
     assert sorted(report.sent) == sorted([bad1, bad2]) and not report.skipped
+    assert [v.id for v in report.selected if v.id == ok] == []  # the completed one is left be
 
     requests = _requests(settings, 2)
     assert sorted(r.video_id for r in requests) == sorted([bad1, bad2])
@@ -151,8 +152,9 @@ def test_dead_letters_of_a_stage_go_back_to_their_topic_as_their_raw_bytes(
     portal_settings: Settings,
 ) -> None:
     k = portal_settings.kafka
-    decode = ev.dead_letter(raw=b'{"type": "upload.completed", "broken', key=b"v1",
-                            topic=k.topic_uploads, partition=0, offset=7, error="bad json")  # fmt: skip
+    broken = b'{"type": "upload.completed", "broken'
+    decode = ev.dead_letter(raw=broken, key=b"v1", topic=k.topic_uploads, partition=0, offset=7,
+                            error="bad json")  # fmt: skip
     consume = ev.dead_letter(raw=b"other", key=b"v2", topic=k.topic_uploads, partition=0,
                              offset=8, error="broker", stage="consume")  # fmt: skip
     producer = make_producer(k)
@@ -207,4 +209,5 @@ def test_portal_bulk_reprocess_of_failed_videos_sends_and_answers_the_count(
         assert refused.status_code in (401, 403)
     requests = _requests(portal_settings, 2)
     assert sorted(r.video_id for r in requests) == sorted([bad1, bad2])
+    assert ok not in {r.video_id for r in requests}
     assert {r.profile for r in requests} == {portal_settings.transcode.default_profile}
