@@ -25,7 +25,7 @@ import click
 from confluent_kafka import Producer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -272,6 +272,11 @@ async def resend_dead_letters(
 # ---------------------------------------------------------------- the command
 
 
+def _id_column() -> Column:
+    """Ids whole on one line (they are copied into the next command); other columns wrap."""
+    return Column("id", no_wrap=True, min_width=36)
+
+
 def _progress() -> Progress:
     return Progress(console=err, transient=False)
 
@@ -322,7 +327,7 @@ def reprocess_command(
         raise click.UsageError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - the public reason shown, the detail logged
         raise _fail("reprocess stopped", exc) from None
-    table = Table("id", "filename", "status")
+    table = Table(_id_column(), "filename", "status")
     for row in report.selected:
         table.add_row(row.id, row.filename, row.status)
     if dry_run:
@@ -395,7 +400,7 @@ def dead_letters_command(
     except Exception as exc:  # noqa: BLE001 - the public reason shown, the detail logged
         raise _fail("resend stopped", exc) from None
     if dry_run:
-        table = Table("id", "topic", "stage", "error", "bytes")
+        table = Table(_id_column(), "topic", "stage", "error", "bytes")
         for letter in report.selected:
             table.add_row(
                 letter.id, letter.source_topic, letter.stage, letter.error, str(len(letter.raw))

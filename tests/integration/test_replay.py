@@ -88,6 +88,11 @@ def test_reprocess_dry_run_lists_the_selection_and_sends_nothing(
     refused = _cli(portal_settings, "reprocess", "--all", "--status", "failed")
     assert refused.returncode == 2 and "exactly one of" in refused.stderr
 
+    sent = _cli(portal_settings, "reprocess", "--video", bad1)
+    assert sent.returncode == 0, sent.stderr
+    assert "reprocess: 1 request(s) sent" in sent.stdout
+    assert [r.video_id for r in _requests(portal_settings, 1)] == [bad1]
+
 
 def test_reprocess_failed_sends_one_new_job_per_failed_video_with_the_profile(
     portal_settings: Settings,
@@ -167,6 +172,10 @@ def test_dead_letters_of_a_stage_go_back_to_their_topic_as_their_raw_bytes(
         resend_dead_letters(portal_settings, LetterSelection(stage="decode"), dry_run=True)
     )
     assert [d.id for d in dry.selected] == [decode.id]
+    listed = _cli(portal_settings, "dead-letters", "--stage", "decode", "--dry-run")
+    assert listed.returncode == 0, listed.stderr
+    assert decode.id in listed.stdout and consume.id not in listed.stdout
+    assert "1 dead letter(s) would be resent; nothing sent" in listed.stdout
     assert _messages(portal_settings, k.topic_uploads) == 0
 
     report = asyncio.run(resend_dead_letters(portal_settings, LetterSelection(stage="decode")))
