@@ -60,6 +60,7 @@ from portal.operations import (
     api_replay_dead_letter,
     operations_page,
     replay_dead_letter,
+    reprocess_failed,
 )
 from portal.projection import is_served_object
 from portal.security import (
@@ -520,6 +521,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             api_operations,
             replay_dead_letter,
             api_replay_dead_letter,
+            reprocess_failed,
             tokens_page,
             create_token,
             revoke_token,

@@ -21,18 +21,27 @@ from litestar.exceptions import (
 )
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.kafka import flush_or_raise, produce_event
 from core import events as ev
 from core.errors import public_reason
+from core.jobs import NoVerifiedSource, UnknownProfile, reprocess_request
 from core.logs import get_logger
 from core.settings import Settings
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
 from portal.models import Video
 
-__all__ = ["JobCreated", "JobRequest", "api_create_job", "request_job"]
+__all__ = [
+    "JobCreated",
+    "JobRequest",
+    "api_create_job",
+    "job_for",
+    "request_job",
+    "select_videos",
+]
 
 log = get_logger("vidflow.portal.jobs")
 
@@ -55,28 +64,43 @@ async def request_job(
     settings: Settings, row: Video, profile: str, producer: Producer
 ) -> ev.TranscodeRequested:
     """Produce ``transcode.requested`` (reason ``reprocess``) for ``row``'s verified source."""
-    if not row.source_key or row.probe is None:
-        raise NotFoundException("this video has no verified source yet")
-    chosen = profile or settings.transcode.default_profile
-    if chosen not in settings.transcode.profiles:
-        raise ClientException(f"unknown profile {chosen!r}")
-    stamp = ev.now()
-    requested = ev.TranscodeRequested(
-        id=ev.event_id("reprocess", row.id, stamp),
-        video_id=row.id,
-        job_id=ev.event_id("job", row.id, "reprocess", stamp),
-        source=ev.SourceRef(
-            bucket=settings.storage.bucket, key=row.source_key, size=row.size, sha256=row.sha256
-        ),
-        probe=msgspec.convert(row.probe, ev.Probe),
-        profile=chosen,
-        reason="reprocess",
-        filename=row.filename,
-        owner=row.owner,
-    )
+    requested = job_for(settings, row, profile)
     produce_event(producer, settings.kafka.topic_jobs, requested)
     await asyncio.to_thread(flush_or_raise, producer)
     return requested
+
+
+def job_for(settings: Settings, row: Video, profile: str) -> ev.TranscodeRequested:
+    """The request for ``row`` (``core.jobs``), its refusals as HTTP errors (404, 400)."""
+    try:
+        return reprocess_request(
+            settings, video_id=row.id, source_key=row.source_key, size=row.size,
+            sha256=row.sha256, probe=row.probe, profile=profile, filename=row.filename,
+            owner=row.owner,
+        )  # fmt: skip
+    except NoVerifiedSource:
+        raise NotFoundException("this video has no verified source yet") from None
+    except UnknownProfile as exc:
+        raise ClientException(str(exc)) from None
+
+
+async def select_videos(
+    session: AsyncSession,
+    *,
+    video_id: str | None = None,
+    since: float | None = None,
+    status: str | None = None,
+) -> list[Video]:
+    """Videos of the projection to reprocess: one, those created since ``since`` (epoch
+    seconds), those in ``status``, or all (no filter); oldest first so a bulk run is ordered."""
+    query = select(Video).order_by(Video.created_ts, Video.id)
+    if video_id is not None:
+        query = query.where(Video.id == video_id)
+    if since is not None:
+        query = query.where(Video.created_ts >= since)
+    if status is not None:
+        query = query.where(Video.status == status)
+    return list((await session.execute(query)).scalars())
 
 
 @post(

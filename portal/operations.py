@@ -17,7 +17,7 @@ import msgspec
 from confluent_kafka import Producer
 from litestar import get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, ServiceUnavailableException
+from litestar.exceptions import HTTPException, NotFoundException, ServiceUnavailableException
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXTemplate
 from litestar.response import Template
@@ -25,13 +25,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from connectors.kafka import end_offsets, flush_or_raise
+from connectors.kafka import end_offsets, flush_or_raise, produce_event
 from core import events as ev
 from core.errors import public_reason
 from core.logs import get_logger
 from core.settings import Settings
 from portal import queries
 from portal.auth import requires_admin
+from portal.jobs import job_for, select_videos
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
 
 __all__ = [
@@ -40,7 +41,9 @@ __all__ = [
     "api_replay_dead_letter",
     "operations_page",
     "replay_dead_letter",
+    "replay_letter",
     "replay_payload",
+    "reprocess_failed",
 ]
 
 log = get_logger("vidflow.portal.operations")
@@ -234,14 +237,22 @@ async def _mark(maker: async_sessionmaker[AsyncSession], letter_id: str, **value
 
 
 async def _replay(state: State, letter_id: str) -> tuple[queries.Letter, str]:
+    return await replay_letter(state.settings, state.sessions, state.producer, letter_id)
+
+
+async def replay_letter(
+    settings: Settings,
+    maker: async_sessionmaker[AsyncSession],
+    producer: Producer,
+    letter_id: str,
+) -> tuple[queries.Letter, str]:
     """Produce the raw bytes again to their original topic with their original key.
 
     The ``sending`` status is committed first and Kafka is awaited with no transaction open, so
     a slow broker holds neither a row lock nor a pooled connection. Returns the letter and the
-    error text ("" when it was sent).
+    error text ("" when it was sent). The portal's button and ``vidflow replay dead-letters``
+    both end here, so both leave the same record in ``dead_letter_replays``.
     """
-    settings: Settings = state.settings
-    maker: async_sessionmaker[AsyncSession] = state.sessions
     async with maker() as session, session.begin():
         letter = await session.get(DeadLetterRow, letter_id)
         if letter is None:
@@ -257,7 +268,6 @@ async def _replay(state: State, letter_id: str) -> tuple[queries.Letter, str]:
         )
     error = ""
     try:
-        producer: Producer = state.producer
         value = replay_payload(settings, topic, raw)
         producer.produce(topic, key=key.encode() or None, value=value)
         await asyncio.to_thread(flush_or_raise, producer)
@@ -293,3 +303,43 @@ async def api_replay_dead_letter(state: State, letter_id: FromPath[str]) -> dict
     if error:
         raise ServiceUnavailableException(error)
     return _letter_json(letter)
+
+
+@post("/operations/reprocess-failed", guards=[requires_admin], status_code=200,
+      include_in_schema=False)  # fmt: skip
+async def reprocess_failed(state: State) -> Template:
+    """The bulk button: a new job (default profile) for every failed video with a source.
+
+    Answers a fragment with how many were sent, skipped (no verified source) and, when Kafka
+    refused, the public reason; the detail goes to the log.
+    """
+    settings: Settings = state.settings
+    maker: async_sessionmaker[AsyncSession] = state.sessions
+    producer: Producer = state.producer
+    async with maker() as session:
+        rows = await select_videos(session, status="failed")
+    sent, skipped, error = 0, 0, ""
+    for row in rows:
+        try:
+            requested = job_for(settings, row, "")
+        except HTTPException:
+            skipped += 1
+            continue
+        try:
+            produce_event(producer, settings.kafka.topic_jobs, requested)
+        except Exception as exc:  # noqa: BLE001 - the fragment says what failed, the log says why
+            log.warning("bulk reprocess stopped", video_id=row.id, error=f"{exc!r}")
+            error = public_reason("could not request the jobs", exc)
+            break
+        sent += 1
+    if not error:
+        try:
+            await asyncio.to_thread(flush_or_raise, producer)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("bulk reprocess not flushed", error=f"{exc!r}")
+            error, sent = public_reason("could not request the jobs", exc), 0
+    log.info("bulk reprocess", sent=sent, skipped=skipped, failed=len(rows))
+    return HTMXTemplate(
+        template_name="_reprocess_failed.html",
+        context={"sent": sent, "skipped": skipped, "error": error},
+    )

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "portal": "vidflow.portal_cli:portal",
     "user": "vidflow.user_cli:user",
     "up": "vidflow.pipeline:up_command",
+    "replay": "vidflow.replay:replay",
     "down": "vidflow.pipeline:down_command",
 }
 
@@ -34,6 +35,7 @@ _HELP: dict[str, str] = {
     "portal": "Serve the web portal, run its projector, rebuild its projection.",
     "user": "Create portal users and API tokens for producers.",
     "up": "Start everything: services, dataflows, watcher and portal.",
+    "replay": "Reprocess videos, rerun a flow from the start, resend dead letters.",
     "down": "Stop everything `vidflow up` started (data is kept).",
 }
 
