@@ -22,6 +22,7 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from connectors.kafka import security_config, wait_for_kafka, wait_for_topics
 from core.events import AnyEvent, DeadLetter, DecodeError, Event, dead_letter, encode, try_decode
 from core.settings import KafkaSettings
+from dataflows.flow_metrics import DEAD_LETTERS
 
 START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
 
@@ -100,6 +101,8 @@ def read_events(
 
 
 def _to_sink(item: Outbound) -> KafkaSinkMessage[bytes, bytes]:
+    if isinstance(item.event, DeadLetter):
+        DEAD_LETTERS.inc()
     return KafkaSinkMessage(
         key=item.event.partition_key.encode(), value=encode(item.event), topic=item.topic
     )
