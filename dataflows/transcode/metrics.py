@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -51,7 +52,5 @@ def job_started(job_id: str, source_seconds: float) -> None:
 def job_ended(job_id: str) -> None:
     """Drop ``job_id``'s series, so finished jobs neither alert nor pile up."""
     for gauge in (JOB_STARTED, JOB_SOURCE_SECONDS):
-        try:
+        with contextlib.suppress(KeyError):  # never started here (a restart) or ended twice
             gauge.remove(job_id)
-        except KeyError:
-            pass

@@ -8,12 +8,17 @@ per job being collected, gone once the job ends.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from prometheus_client import REGISTRY
 
 from core import events as ev
 from dataflows.kafka_io import Outbound, _to_sink
 from dataflows.transcode import metrics
+from dataflows.transcode.collect import CollectLogic
+from dataflows.transcode.messages import JobClosed, JobOpened, UnitStopped
+from dataflows.transcode.plan import PlanLogic
+from tests.unit.test_transcode_logic import context, request
 
 
 def _dead_letters() -> float:
@@ -49,3 +54,25 @@ def test_a_job_clock_starts_with_its_source_duration_and_goes_when_it_ends() -> 
     for name in ("vidflow_transcode_job_started_timestamp_seconds",
                  "vidflow_transcode_job_source_seconds"):  # fmt: skip
         assert REGISTRY.get_sample_value(name, {"job_id": "job-clock"}) is None
+
+
+def test_collect_starts_the_clock_when_it_takes_up_a_job_and_stops_it_at_the_end(
+    tmp_path: Path,
+) -> None:
+    ctx = context(tmp_path)
+    planned, _ = PlanLogic(ctx, None).on_item(request(video="v-clock", job="j-clock"))
+    opened = next(item for item in planned if isinstance(item, JobOpened))
+    logic = CollectLogic(ctx, None)
+    logic.on_item(opened)
+    assert (
+        REGISTRY.get_sample_value("vidflow_transcode_job_source_seconds", {"job_id": "j-clock"})
+        == 2.0
+    )  # the probe's duration of request()
+    logic.on_item(JobClosed("v-clock", "j-clock", "cancelled on request"))
+    logic.on_item(UnitStopped("v-clock", "j-clock", opened.plan.units[0]))
+    assert (
+        REGISTRY.get_sample_value(
+            "vidflow_transcode_job_started_timestamp_seconds", {"job_id": "j-clock"}
+        )
+        is None
+    )

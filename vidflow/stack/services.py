@@ -596,7 +596,7 @@ class Prometheus(Service):
         (root / "data").mkdir(parents=True, exist_ok=True)
         config = root / "prometheus.yml"
         if not ALERT_RULES.is_file():
-            raise StackError("Prometheus's alerting rules are missing: run the stack from a checkout")
+            raise StackError("Prometheus's alerting rules are missing: run from a checkout")
         config.write_text(json.dumps(self.config(settings), indent=2))
         binary = shutil.which("prometheus")
         if binary is None:
