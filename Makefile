@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test check unit lint types layers bench clean
+.PHONY: up down status test check unit lint types layers bench clean promtool
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -26,10 +26,10 @@ status: $(STAMP)
 	$(BIN)/vidflow stack status
 
 ## test: lint, types, then every test against real Kafka, MinIO, PostgreSQL and FFmpeg
-test: check browser
+test: check browser promtool
 	$(BIN)/pytest
 
-unit: $(STAMP)
+unit: $(STAMP) promtool
 	$(BIN)/pytest tests/unit
 
 ## check: lint, format, types and the layers (import-linter contract in pyproject.toml)
@@ -50,6 +50,12 @@ browser: $(STAMP)
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "install Debian's chromium: sudo apt-get install chromium"; exit 1; fi; }
+
+# Debian's prometheus brings promtool, which tests/unit/test_alert_rules.py runs on deploy/prometheus.
+promtool:
+	@test -x /usr/bin/promtool || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus; \
+	  else echo "install Debian's prometheus (promtool): sudo apt-get install prometheus"; exit 1; fi; }
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b; done

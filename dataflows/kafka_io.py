@@ -33,6 +33,7 @@ from core.events import (
     try_decode,
 )
 from core.settings import KafkaSettings
+from dataflows.flow_metrics import DEAD_LETTERS
 
 START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
 
@@ -122,14 +123,18 @@ def read_events(
 
 def _to_sink(item: Outbound, dlq: str) -> KafkaSinkMessage[bytes, bytes]:
     """The message for ``item``; an event the contract refuses goes to ``dlq`` instead, so the
-    flow does not fail on the same input at every restart."""
+    flow does not fail on the same input at every restart. Dead letters are counted (alerts)."""
     try:
-        return KafkaSinkMessage(
+        message = KafkaSinkMessage(
             key=item.event.partition_key.encode(), value=encode(item.event), topic=item.topic
         )
     except DecodeError as exc:
         letter = refused(item.event, item.topic, exc)
+        DEAD_LETTERS.inc()
         return KafkaSinkMessage(key=letter.partition_key.encode(), value=encode(letter), topic=dlq)
+    if isinstance(item.event, DeadLetter):
+        DEAD_LETTERS.inc()
+    return message
 
 
 @operator

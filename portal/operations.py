@@ -36,9 +36,12 @@ from portal.jobs import job_for, select_videos
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
 
 __all__ = [
+    "Alerts",
+    "FiringAlert",
     "Operations",
     "api_operations",
     "api_replay_dead_letter",
+    "firing_alerts",
     "operations_page",
     "replay_dead_letter",
     "replay_letter",
@@ -167,6 +170,59 @@ async def gather(state: State) -> Operations:
     return ops
 
 
+@dataclass
+class FiringAlert:
+    """One alert Prometheus reports as firing (pending ones are not shown)."""
+
+    name: str
+    severity: str
+    summary: str
+    since: str
+    labels: dict[str, str]
+
+
+@dataclass
+class Alerts:
+    """The alerts firing now; ``error`` set when Prometheus did not answer."""
+
+    firing: list[FiringAlert] = field(default_factory=list)
+    error: str = ""
+
+
+async def firing_alerts(settings: Settings) -> Alerts:
+    """The alerts of deploy/prometheus/alerts.yml firing now, from Prometheus's HTTP API.
+
+    Prometheus evaluates the rules; the page only lists what it says is firing, within a short
+    timeout so an unreachable Prometheus costs the page one line, not its answer.
+    """
+    url = f"http://127.0.0.1:{settings.metrics.prometheus_port}/api/v1/alerts"
+    try:
+        async with httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+            found: list[dict[str, Any]] = response.json()["data"]["alerts"]
+            firing = [
+                FiringAlert(
+                    name=str(a["labels"].get("alertname", "")),
+                    severity=str(a["labels"].get("severity", "")),
+                    summary=str(a.get("annotations", {}).get("summary", "")),
+                    since=str(a.get("activeAt", ""))[:19].replace("T", " "),
+                    labels={
+                        k: str(v)
+                        for k, v in a["labels"].items()
+                        if k not in {"alertname", "severity"}
+                    },
+                )
+                for a in found
+                if a.get("state") == "firing"
+            ]
+    except (httpx.HTTPError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("prometheus alerts unreachable", error=f"{type(exc).__name__}: {exc}")
+        return Alerts(error=public_reason("Prometheus unreachable", exc))
+    order = {"critical": 0, "warning": 1}
+    return Alerts(firing=sorted(firing, key=lambda a: (order.get(a.severity, 2), a.name)))
+
+
 def _letter_json(x: queries.Letter) -> dict[str, Any]:
     d, r = x.letter, x.replay
     return {
@@ -188,7 +244,8 @@ def _letter_json(x: queries.Letter) -> dict[str, Any]:
 @get("/operations", guards=[requires_admin], include_in_schema=False)
 async def operations_page(state: State) -> Template:
     """Lag, throughput, workers and dead letters for whoever runs the pipeline."""
-    return Template(template_name="operations.html", context={"ops": await gather(state)})
+    ops, alerts = await asyncio.gather(gather(state), firing_alerts(state.settings))
+    return Template(template_name="operations.html", context={"ops": ops, "alerts": alerts})
 
 
 @get("/api/operations", guards=[requires_admin], tags=["operations"])

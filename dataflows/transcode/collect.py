@@ -175,6 +175,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             self.child.cancel()
             self.child = None
         if self.state.plan is not None:
+            metrics.job_ended(self.state.plan.job_id)
             shutil.rmtree(self._workdir(self.state.plan), ignore_errors=True)
         self.state.close()
         self.state.ended_at = time.time()
@@ -195,6 +196,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             if current is not None:  # superseded; plan sends its JobClosed too
                 self._end()
             self.state.plan = plan
+            metrics.job_started(plan.job_id, plan.request.probe.duration)
         return True
 
     # ---------------------------------------------------------------- the job's life

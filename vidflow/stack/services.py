@@ -552,8 +552,12 @@ class Postgres(Service):
             conn.execute("select 1")
 
 
+# The alerting rules compose loads too; the stack reads them from the source tree it runs from.
+ALERT_RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
+
+
 class Prometheus(Service):
-    """Prometheus scraping every vidflow process and MinIO."""
+    """Prometheus scraping every vidflow process and MinIO, and evaluating vidflow's alerts."""
 
     name = "prometheus"
     setting = "VIDFLOW_METRICS_PROMETHEUS_PORT"
@@ -574,6 +578,7 @@ class Prometheus(Service):
 
         return {
             "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "rule_files": [str(ALERT_RULES)],
             "scrape_configs": [
                 job("prometheus", self.address(settings)),
                 job("minio", settings.storage.endpoint, "/minio/v2/metrics/cluster"),
@@ -590,6 +595,8 @@ class Prometheus(Service):
         root = paths.data(self.name)
         (root / "data").mkdir(parents=True, exist_ok=True)
         config = root / "prometheus.yml"
+        if not ALERT_RULES.is_file():
+            raise StackError("Prometheus's alerting rules are missing: run from a checkout")
         config.write_text(json.dumps(self.config(settings), indent=2))
         binary = shutil.which("prometheus")
         if binary is None:
