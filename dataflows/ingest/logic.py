@@ -2,9 +2,10 @@
 
 One instance per stream key. Bytes are cut into chunks as they arrive (a bounded number per
 activation, so one large file never starves other streams on the worker), and the stream
-completes when no event came for the stream timeout, at once on ``file.closed`` when
-``close_is_final``, or at once for an upload. The deadline is never persisted: a resumed flow
-gives every replayed stream a fresh grace period. A completed stream is discarded, so no state
+completes when no event came for the stream timeout, at once for an upload, or, when
+``close_is_final``, a close grace after a ``file.closed`` if the file is then a complete video
+(``completion.py``: a close is a hint, not the end). The deadline is never persisted: a resumed
+flow gives every replayed stream a fresh grace period. A completed stream is discarded, so no state
 is kept for finished streams.
 """
 
@@ -31,6 +32,7 @@ from core.roots import resolve_roots
 from core.settings import Settings
 from dataflows.ingest import metrics
 from dataflows.ingest.chunking import plan_chunks
+from dataflows.ingest.completion import CloseGrace, ends_as_a_video
 from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import SourceVanished, read_range
 from dataflows.ingest.state import StreamState
@@ -87,6 +89,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         self.state = resumed
         self.deadline = time.time() + ctx.settings.ingest.stream_timeout
         self.done = False
+        self.close = CloseGrace(ctx.settings.ingest.close_grace)
         # The file's SHA-256 as its bytes go by. Not state (hash objects do not pickle): a
         # stream resumed past its first byte verifies by reading its source back instead.
         self.file_sha: Any = None
@@ -120,6 +123,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         out: list[Outbound] = []
         if self.state is not None and time.time() >= self.deadline and not self.state.final:
             out += self._check_file_at_deadline()
+        out += self._settle_close()
         out += self._advance()
         return out, self._retain()
 
@@ -132,7 +136,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         chunk_size = self.ctx.settings.ingest.chunk_size
         if self.state.backlog(chunk_size) or self.state.final:
             return datetime.now(UTC)  # more work now: come back right after other keys ran
-        return datetime.fromtimestamp(self.deadline, UTC)
+        return datetime.fromtimestamp(min(self.deadline, self.close.due_at() or self.deadline), UTC)
 
     def snapshot(self) -> StreamState:
         assert self.state is not None
@@ -238,9 +242,24 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             )  # fmt: skip
         state.known_size = event.size
         state.inode = event.inode or state.inode
-        if isinstance(event, ev.FileClosed) and self.ctx.settings.ingest.close_is_final:
-            state.final = True
+        if self.ctx.settings.ingest.close_is_final:
+            self.close.heard(event, time.time())
         return out
+
+    def _settle_close(self) -> list[Outbound]:
+        """A close whose grace ran out with no write after it ends the stream if the file is a
+        complete video; otherwise the stream goes on waiting for its timeout."""
+        state = self.state
+        size = self.close.take_due(time.time())
+        if state is None or size is None or state.final or self.done:
+            return []
+        roots, inode = self.ctx.roots, state.inode
+        if size >= state.known_size and ends_as_a_video(
+            state.location, roots, inode=inode, size=size
+        ):
+            state.known_size = size
+            state.final = True
+        return []
 
     def _start_upload(self, value: Inbound, event: ev.UploadCompleted) -> list[Outbound]:
         self.state = StreamState(
