@@ -26,7 +26,6 @@ timeout takes over.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 from collections.abc import Callable, Iterable
@@ -175,7 +174,7 @@ def ends_as_a_video(path: str, roots: Iterable[Path], *, inode: int, size: int) 
                 return _probe_descriptor(fd)
             return ending is Ending.PRESENT
     except (RefusedFile, OSError) as exc:
-        log.info("a closed file could not be checked", path=os.path.basename(path), error=str(exc))
+        log.info("a closed file could not be checked", path=Path(path).name, error=str(exc))
         return False
 
 

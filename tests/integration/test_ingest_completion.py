@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import pytest
@@ -26,7 +27,7 @@ from core.layout import ObjectLayout
 from core.settings import MiB, Settings
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.store import ChunkStore
-from dataflows.kafka_io import Inbound
+from dataflows.kafka_io import Inbound, Outbound
 from tests.media import h264_clip
 
 pytestmark = pytest.mark.integration
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 HOST = socket.gethostname()
 TIMEOUT = 4.0
 GRACE = 0.5
+E = TypeVar("E")
 
 
 def completion_settings(settings: Settings, root: Path, **fields: object) -> Settings:
@@ -57,13 +59,13 @@ class Stream:
         self.path = path
         self.logic: IngestLogic | None = None
         self.offset = 0
-        self.out: list[ev.AnyEvent] = []
-        self.stamped: list[tuple[float, ev.AnyEvent]] = []
+        self.out: list[ev.Event] = []
+        self.stamped: list[tuple[float, ev.Event]] = []
 
-    def _take(self, result: tuple[list[object], bool]) -> None:
+    def _take(self, result: tuple[list[Outbound], bool]) -> None:
         items, discard = result
         for item in items:
-            event = item.event  # type: ignore[attr-defined]
+            event = item.event
             self.out.append(event)
             self.stamped.append((time.monotonic(), event))
         if discard:
@@ -104,7 +106,7 @@ class Stream:
         self.ctx.io.shutdown()
         self.ctx.file_hashing.shutdown()
 
-    def of(self, kind: type[ev.AnyEvent]) -> list[ev.AnyEvent]:
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.out if isinstance(e, kind)]
 
 
@@ -165,10 +167,10 @@ def test_a_file_appended_in_four_separate_writes_is_one_completed_video(
     assert stream.of(ev.JobFailed) == []
     completed = stream.of(ev.IngestCompleted)
     assert len(completed) == 1
-    assert completed[0].manifest.size == len(clip)  # type: ignore[attr-defined]
+    assert completed[0].manifest.size == len(clip)
     requests = stream.of(ev.TranscodeRequested)
     assert len(requests) == 1
-    assert requests[0].probe.duration == pytest.approx(2.0, abs=0.2)  # type: ignore[attr-defined]
+    assert requests[0].probe.duration == pytest.approx(2.0, abs=0.2)
 
 
 def test_one_write_and_close_completes_after_the_grace_not_the_timeout(
@@ -200,7 +202,7 @@ def test_an_mp4_truncated_then_continued_in_a_second_open_is_one_video(
     assert len(stream.of(ev.IngestStarted)) == 1
     assert stream.of(ev.JobFailed) == []
     completed = stream.of(ev.IngestCompleted)
-    assert len(completed) == 1 and completed[0].manifest.size == len(data)  # type: ignore[attr-defined]
+    assert len(completed) == 1 and completed[0].manifest.size == len(data)
     assert len(stream.of(ev.TranscodeRequested)) == 1
 
 
@@ -216,7 +218,7 @@ def test_a_closed_file_that_never_becomes_a_video_fails_at_the_timeout(
     stream.run(TIMEOUT + 2.0)
 
     failed = stream.of(ev.JobFailed)
-    assert len(failed) == 1 and failed[0].stage == "probe"  # type: ignore[attr-defined]
+    assert len(failed) == 1 and failed[0].stage == "probe"
     assert stream.of(ev.TranscodeRequested) == []
 
 
@@ -238,4 +240,4 @@ def test_a_write_within_the_grace_keeps_the_stream_open(stream: Stream, tmp_path
 
     completed = stream.of(ev.IngestCompleted)
     assert len(stream.of(ev.IngestStarted)) == 1 and len(completed) == 1
-    assert completed[0].manifest.size == len(data) + len(more)  # type: ignore[attr-defined]
+    assert completed[0].manifest.size == len(data) + len(more)
