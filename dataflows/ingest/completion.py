@@ -29,6 +29,7 @@ import json
 import struct
 import subprocess
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -184,32 +185,55 @@ class _Pending:
     due: float
 
 
+CHECK_POLL_SECONDS = 0.05
+
+
 class CloseGrace:
-    """A stream's latest close, until its grace runs out or a write overtakes it."""
+    """A stream's latest close: its grace, then the check of the file (run off the worker
+    thread: a probe or a slow disk must not hold up other streams), unless a write overtakes it.
+    """
 
     def __init__(self, grace: float) -> None:
         self.grace = grace
         self.pending: _Pending | None = None
+        self.check: tuple[int, Future[bool]] | None = None
 
     def heard(self, event: ev.FileChanged | ev.FileClosed, now: float) -> None:
-        """A close (re)starts the grace; a write of another size ends it (the same size again
-        is the same write, reported twice by the watcher)."""
+        """A close (re)starts the grace; a write of another size ends it, and makes a check
+        under way stale (the same size again is the same write, reported twice)."""
+        if self.check is not None and event.size != self.check[0]:
+            self.check = None
         if isinstance(event, ev.FileClosed):
             self.pending = _Pending(event.size, now + self.grace)
         elif self.pending is not None and event.size != self.pending.size:
             self.pending = None
 
-    def due_at(self) -> float | None:
-        """When the pending close is to be checked."""
+    def wake_at(self, now: float) -> float | None:
+        """When to look again: the grace's end, or soon while a check is running."""
+        if self.check is not None:
+            return now + CHECK_POLL_SECONDS
         return self.pending.due if self.pending is not None else None
 
-    def take_due(self, now: float) -> int | None:
-        """The size a close reported once its grace has run out (then forgotten), else None."""
-        if self.pending is None or now < self.pending.due:
+    def settle(self, now: float, check: Callable[[int], Future[bool]]) -> int | None:
+        """The size at which the file proved a complete video, once; else None. A grace that
+        ran out starts ``check(size)``; its result is taken on a later call."""
+        if self.check is None:
+            if self.pending is None or now < self.pending.due:
+                return None
+            size, self.pending = self.pending.size, None
+            self.check = (size, check(size))
             return None
-        size, self.pending = self.pending.size, None
-        return size
+        size, running = self.check
+        if not running.done():
+            return None
+        self.check = None
+        try:
+            complete = running.result()
+        except Exception:  # an unexpected failure is "not known complete": the timeout decides
+            log.exception("checking a closed file failed")
+            complete = False
+        return size if complete else None
 
     def forget(self) -> None:
         """The stream ended or restarted: no close is pending any more."""
-        self.pending = None
+        self.pending, self.check = None, None

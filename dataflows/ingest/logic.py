@@ -136,7 +136,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         chunk_size = self.ctx.settings.ingest.chunk_size
         if self.state.backlog(chunk_size) or self.state.final:
             return datetime.now(UTC)  # more work now: come back right after other keys ran
-        return datetime.fromtimestamp(min(self.deadline, self.close.due_at() or self.deadline), UTC)
+        wake = min(self.deadline, self.close.wake_at(time.time()) or self.deadline)
+        return datetime.fromtimestamp(wake, UTC)
 
     def snapshot(self) -> StreamState:
         assert self.state is not None
@@ -225,6 +226,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
                 out.append(self._status(ev.IngestRestarted, reason=reason))
                 self._abandon_source(state)
                 self._restart_file_sha()
+                self.close.forget()
                 state = None
         if state is None:
             state = StreamState(
@@ -250,13 +252,16 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         """A close whose grace ran out with no write after it ends the stream if the file is a
         complete video; otherwise the stream goes on waiting for its timeout."""
         state = self.state
-        size = self.close.take_due(time.time())
-        if state is None or size is None or state.final or self.done:
+        if state is None or state.final or self.done:
+            self.close.forget()
             return []
-        roots, inode = self.ctx.roots, state.inode
-        if size >= state.known_size and ends_as_a_video(
-            state.location, roots, inode=inode, size=size
-        ):
+        location, roots, inode = state.location, self.ctx.roots, state.inode
+
+        def check(size: int) -> Future[bool]:
+            return self.ctx.io.submit(ends_as_a_video, location, roots, inode=inode, size=size)
+
+        size = self.close.settle(time.time(), check)
+        if size is not None and size >= state.known_size:
             state.known_size = size
             state.final = True
         return []

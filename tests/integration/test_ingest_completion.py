@@ -61,6 +61,7 @@ class Stream:
         self.offset = 0
         self.out: list[ev.Event] = []
         self.stamped: list[tuple[float, ev.Event]] = []
+        self.wake: datetime | None = None
 
     def _take(self, result: tuple[list[Outbound], bool]) -> None:
         items, discard = result
@@ -70,6 +71,8 @@ class Stream:
             self.stamped.append((time.monotonic(), event))
         if discard:
             self.logic = None
+        # as Bytewax does: asked once after each callback, not again until the next one
+        self.wake = self.logic.notify_at() if self.logic is not None else None
 
     def announce(self, *, closed: bool) -> None:
         """The watcher's event for the file as it is now."""
@@ -95,9 +98,7 @@ class Stream:
         """Let ``seconds`` pass, waking the logic whenever it asked to be."""
         until = time.monotonic() + seconds
         while time.monotonic() < until:
-            when = self.logic.notify_at() if self.logic is not None else None
-            if when is not None and when <= datetime.now(UTC):
-                assert self.logic is not None
+            if self.logic is not None and self.wake is not None and self.wake <= datetime.now(UTC):
                 self._take(self.logic.on_notify())
             else:
                 time.sleep(0.02)

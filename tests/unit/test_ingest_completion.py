@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -112,24 +113,52 @@ def file_event(kind: type[ev.FileChanged | ev.FileClosed], size: int) -> ev.File
     return kind(id="x", stream_id="h:/w/a.mp4", host="h", path="/w/a.mp4", size=size, mtime=1.0)  # type: ignore[return-value]
 
 
-def test_a_close_is_due_after_its_grace_unless_a_write_overtakes_it() -> None:
-    grace = CloseGrace(2.0)
-    assert grace.due_at() is None
+class Checks:
+    """The file checks a grace starts, answered by the test."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[int, Future[bool]]] = []
+
+    def __call__(self, size: int) -> Future[bool]:
+        self.started.append((size, Future()))
+        return self.started[-1][1]
+
+    def answer(self, complete: bool) -> None:
+        self.started[-1][1].set_result(complete)
+
+
+def test_a_close_is_checked_after_its_grace_unless_a_write_overtakes_it() -> None:
+    grace, checks = CloseGrace(2.0), Checks()
+    assert grace.wake_at(0.0) is None
     grace.heard(file_event(ev.FileClosed, 100), now=10.0)
-    assert grace.due_at() == 12.0
+    assert grace.wake_at(10.0) == 12.0
     grace.heard(file_event(ev.FileChanged, 100), now=10.5)  # the same write reported again
-    assert grace.take_due(11.9) is None
-    assert grace.take_due(12.0) == 100
-    assert grace.take_due(13.0) is None  # taken once
+    assert grace.settle(11.9, checks) is None and checks.started == []
+    assert grace.settle(12.0, checks) is None  # the grace ran out: the file is checked
+    assert [size for size, _ in checks.started] == [100]
+    assert grace.wake_at(12.0) == pytest.approx(12.05)  # soon again while the check runs
+    assert grace.settle(12.1, checks) is None  # not answered yet
+    checks.answer(True)
+    assert grace.settle(12.2, checks) == 100
+    assert grace.settle(13.0, checks) is None and grace.wake_at(13.0) is None  # taken once
 
     grace.heard(file_event(ev.FileClosed, 100), now=20.0)
     grace.heard(file_event(ev.FileChanged, 150), now=21.0)  # appended: the close was no end
-    assert grace.due_at() is None and grace.take_due(30.0) is None
+    assert grace.wake_at(21.0) is None and grace.settle(30.0, checks) is None
 
-    grace.heard(file_event(ev.FileClosed, 150), now=22.0)
-    grace.heard(file_event(ev.FileClosed, 200), now=23.0)  # a later close starts it over
-    assert grace.take_due(24.5) is None
-    assert grace.take_due(25.0) == 200
+    grace.heard(file_event(ev.FileClosed, 150), now=40.0)
+    grace.heard(file_event(ev.FileClosed, 200), now=41.0)  # a later close starts it over
+    assert grace.settle(42.5, checks) is None and len(checks.started) == 1
+    grace.settle(43.0, checks)
+    assert checks.started[-1][0] == 200
+    checks.answer(False)  # not a whole video: the stream waits for its timeout
+    assert grace.settle(43.1, checks) is None and grace.wake_at(43.1) is None
+
+    grace.heard(file_event(ev.FileClosed, 300), now=50.0)
+    grace.settle(52.0, checks)
+    grace.heard(file_event(ev.FileChanged, 400), now=52.01)  # written during the check
+    checks.answer(True)
+    assert grace.settle(52.1, checks) is None  # the answer is about a size already gone
 
 
 def test_close_grace_is_a_setting_and_cannot_be_negative() -> None:
