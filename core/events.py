@@ -241,7 +241,7 @@ class FileChanged(_FileEvent, frozen=True, kw_only=True, tag="file.changed"):
 
 
 class FileClosed(_FileEvent, frozen=True, kw_only=True, tag="file.closed"):
-    """The writer closed the file; with ``close_is_final`` the stream completes at once."""
+    """The writer closed the file: a hint, not the end (see ``dataflows/ingest/completion.py``)."""
 
     size: Size
     mtime: Mtime

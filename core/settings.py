@@ -212,7 +212,11 @@ class IngestSettings(msgspec.Struct, kw_only=True, frozen=True):
 
     chunk_size: int = 10 * MiB
     stream_timeout: float = 30.0
+    # A close is a hint, not the end (a logger or a resumed transfer appends in separate opens):
+    # with close_is_final it ends the stream only if the file is then a complete video and no
+    # write came for close_grace seconds; otherwise the stream timeout does.
     close_is_final: bool = True
+    close_grace: float = 2.0
     ignore_patterns: tuple[str, ...] = (".*", "*~", "*.tmp", "*.part", "*.swp", "*.crdownload")
     host: str = ""
     # File events are honoured only for regular files under these directories (links resolved);
@@ -236,6 +240,8 @@ class IngestSettings(msgspec.Struct, kw_only=True, frozen=True):
                 f"VIDFLOW_INGEST_CHUNK_SIZE={self.chunk_size} is below the object store's "
                 f"5 MiB compose minimum ({5 * MiB}); raise it."
             )
+        if self.close_grace < 0:
+            raise SettingsError("VIDFLOW_INGEST_CLOSE_GRACE must be zero or more seconds.")
         if self.stream_timeout <= 0:
             raise SettingsError(
                 "VIDFLOW_INGEST_STREAM_TIMEOUT must be a positive number of seconds."

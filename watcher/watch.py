@@ -5,9 +5,9 @@ On start every file already present is compared with what this watcher last repo
 Writes come from ``watchfiles`` (debounced ``file.changed``); beside it a plain Linux inotify
 watch (``inotify_simple``) sees what ``watchfiles`` cannot: a writer closing the file
 (``IN_CLOSE_WRITE``) and a file renamed into place (``IN_MOVED_TO``) become ``file.closed``, which
-completes the stream at once when the ingest flow's ``close_is_final`` is on (else the stream
-timeout does). A directory moved into a root has its files reported; deletions become
-``file.deleted``.
+may end the stream a short grace later if the file is then a complete video (a close is a hint:
+see the ingest flow's ``completion.py``). A directory moved into a root has its files reported;
+deletions become ``file.deleted``.
 """
 
 from __future__ import annotations

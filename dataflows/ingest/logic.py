@@ -2,9 +2,10 @@
 
 One instance per stream key. Bytes are cut into chunks as they arrive (a bounded number per
 activation, so one large file never starves other streams on the worker), and the stream
-completes when no event came for the stream timeout, at once on ``file.closed`` when
-``close_is_final``, or at once for an upload. The deadline is never persisted: a resumed flow
-gives every replayed stream a fresh grace period. A completed stream is discarded, so no state
+completes when no event came for the stream timeout, at once for an upload, or, when
+``close_is_final``, a close grace after a ``file.closed`` if the file is then a complete video
+(``completion.py``: a close is a hint, not the end). The deadline is never persisted: a resumed
+flow gives every replayed stream a fresh grace period. A completed stream is discarded, so no state
 is kept for finished streams.
 
 Completing (finishing the source, reading it back, the manifest, ffprobe) runs on a completion
@@ -35,6 +36,7 @@ from dataflows.ingest.chunking import plan_chunks
 from dataflows.ingest.completion import Finished, Finishing, finish
 from dataflows.ingest.context import IngestContext, StorageUnavailable
 from dataflows.ingest.digest import FileDigest
+from dataflows.ingest.closing import CloseGrace, ends_as_a_video
 from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import SourceVanished, read_range
 from dataflows.ingest.state import StreamState
@@ -58,6 +60,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         self.state = resumed
         self.deadline = time.time() + ctx.settings.ingest.stream_timeout
         self.done = False
+        self.close = CloseGrace(ctx.settings.ingest.close_grace)
         fresh = resumed is None or resumed.next_offset == 0
         self.file_sha = FileDigest(ctx.file_hashing, known=fresh)
         # Not state (a future): a stream resumed while completing completes again from its facts.
@@ -93,6 +96,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         out: list[Outbound] = []
         if self.state is not None and time.time() >= self.deadline and not self.state.final:
             out += self._check_file_at_deadline()
+        out += self._settle_close()
         out += self._advance()
         return out + self._ended(), self._retain()
 
@@ -107,7 +111,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         chunk_size = self.ctx.settings.ingest.chunk_size
         if self.state.backlog(chunk_size) or self.state.final:
             return datetime.now(UTC)  # more work now: come back right after other keys ran
-        return datetime.fromtimestamp(self.deadline, UTC)
+        wake = min(self.deadline, self.close.wake_at(time.time()) or self.deadline)
+        return datetime.fromtimestamp(wake, UTC)
 
     def snapshot(self) -> StreamState:
         assert self.state is not None
@@ -195,6 +200,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
                 out.append(self._status(ev.IngestRestarted, reason=reason))
                 self._abandon_source(state)
                 self.file_sha = FileDigest(self.ctx.file_hashing)
+                self.close.forget()
                 state = None
         if state is None:
             state = StreamState(
@@ -212,9 +218,27 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             )  # fmt: skip
         state.known_size = event.size
         state.inode = event.inode or state.inode
-        if isinstance(event, ev.FileClosed) and self.ctx.settings.ingest.close_is_final:
-            state.final = True
+        if self.ctx.settings.ingest.close_is_final:
+            self.close.heard(event, time.time())
         return out
+
+    def _settle_close(self) -> list[Outbound]:
+        """A close whose grace ran out with no write after it ends the stream if the file is a
+        complete video; otherwise the stream goes on waiting for its timeout."""
+        state = self.state
+        if state is None or state.final or self.done:
+            self.close.forget()
+            return []
+        location, roots, inode = state.location, self.ctx.roots, state.inode
+
+        def check(size: int) -> Future[bool]:
+            return self.ctx.io.submit(ends_as_a_video, location, roots, inode=inode, size=size)
+
+        size = self.close.settle(time.time(), check)
+        if size is not None and size >= state.known_size:
+            state.known_size = size
+            state.final = True
+        return []
 
     def _start_upload(self, value: Inbound, event: ev.UploadCompleted) -> list[Outbound]:
         self.state = StreamState(

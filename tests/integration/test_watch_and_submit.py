@@ -195,6 +195,51 @@ def test_a_closed_file_is_announced_and_completes_at_once(
     assert completed[0].manifest.sha256 == hashlib.sha256(data).hexdigest()
 
 
+def test_a_file_appended_in_separate_opens_is_one_video(
+    watch_settings: Settings, running_watcher: Path, tmp_path: Path
+) -> None:
+    """Issue 11 end to end: four open-append-close calls (a logger, ``cat >>``, a resumed
+    transfer) with pauses below the stream timeout are one video, completed; none failed."""
+    timeout, grace = 4.0, 0.5
+    settings = msgspec.structs.replace(
+        watch_settings,
+        ingest=msgspec.structs.replace(
+            watch_settings.ingest, stream_timeout=timeout, close_grace=grace, close_is_final=True
+        ),
+    )
+    data = h264_clip(tmp_path / "src.mp4", seconds=2).read_bytes()  # the moov at the end
+    step = -(-len(data) // 4)
+    pieces = [data[start : start + step] for start in range(0, len(data), step)]
+    status = TopicReader(settings, settings.kafka.topic_status)
+    jobs = TopicReader(settings, settings.kafka.topic_jobs)
+    target = running_watcher / "appended.mp4"
+    with FlowProcess("dataflows.ingest_flow", settings, tmp_path / "flow") as flow:
+        for number, (piece, pause) in enumerate(zip(pieces, (1.0, 2.5, 1.0, 0.0), strict=True)):
+            with target.open("ab") as handle:  # one open-append-close call
+                handle.write(piece)
+            if number == 0:  # the flow is up and reading before the pauses count
+                status.wait_for(lambda es: any(isinstance(e, ev.IngestStarted) for e in es), 60)
+            time.sleep(pause)
+        status.wait_for(
+            lambda es: any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in es), 30, flow
+        )
+        jobs.wait_for(lambda es: len(es) >= 1, 20, flow)
+        time.sleep(timeout)  # a late event would start (and fail) another video by now
+        status.poll(1.0)
+        jobs.poll(1.0)
+        flow.assert_running()
+    status.close()
+    jobs.close()
+    started = [e for e in status.events if isinstance(e, ev.IngestStarted)]
+    completed = [e for e in status.events if isinstance(e, ev.IngestCompleted)]
+    assert len(started) == 1
+    assert [e for e in status.events if isinstance(e, ev.JobFailed)] == []
+    assert len(completed) == 1
+    assert completed[0].manifest.sha256 == hashlib.sha256(data).hexdigest()
+    requests = [e for e in jobs.events if isinstance(e, ev.TranscodeRequested)]
+    assert len(requests) == 1 and requests[0].video_id == completed[0].video_id
+
+
 def test_a_directory_moved_into_a_root_has_its_files_reported(
     watch_settings: Settings, running_watcher: Path, tmp_path: Path
 ) -> None:
