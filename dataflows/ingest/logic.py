@@ -33,10 +33,10 @@ from core.logs import get_logger
 from core.names import display_filename
 from dataflows.ingest import metrics
 from dataflows.ingest.chunking import plan_chunks
+from dataflows.ingest.closing import CloseGrace, ends_as_a_video
 from dataflows.ingest.completion import Finished, Finishing, finish
 from dataflows.ingest.context import IngestContext, StorageUnavailable
 from dataflows.ingest.digest import FileDigest
-from dataflows.ingest.closing import CloseGrace, ends_as_a_video
 from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import SourceVanished, read_range
 from dataflows.ingest.state import StreamState
