@@ -184,11 +184,7 @@ def test_an_outage_of_the_database_is_waited_out_not_dead_lettered(
     ]
     working = create_engine(portal_settings.postgres.url)
     # a server that refuses every connection: PostgreSQL down, as the projector sees it
-    down = create_engine(
-        portal_settings.postgres.url.replace(
-            f":{portal_settings.postgres.port}/", f":{free_port()}/"
-        )
-    )
+    down = create_engine(portal_settings.postgres.url.set(port=free_port()))
     projector = Projector(portal_settings, engine=down)
     _produce(portal_settings, video, [ev.encode(events[0])])
     try:
