@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    any_,
     delete,
     func,
     select,
@@ -286,7 +287,7 @@ def matching(
     rows = conn.execute(
         select(subscriptions).where(
             subscriptions.c.owner == owner,
-            subscriptions.c.event_types.any(event_type),
+            event_type == any_(subscriptions.c.event_types),
             subscriptions.c.created_at <= event_time,
         )
     )

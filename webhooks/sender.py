@@ -25,6 +25,7 @@ import msgspec
 from confluent_kafka import Consumer, Message
 from prometheus_client import Counter
 from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
 
 from connectors import webhook_store as store
 from connectors.db import engine as make_engine
@@ -160,7 +161,8 @@ class Sender:
         while True:
             try:
                 return self.queue_batch(messages)
-            except Exception as exc:  # noqa: BLE001 - the database away: wait, never drop
+            except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+                # the database away: wait, never drop; anything else is a bug and stops us
                 log.warning("deliveries not queued, retrying", error=repr(exc), pause=pause)
                 if self.stop.wait(pause):
                     return None
