@@ -287,7 +287,7 @@ def matching(
     rows = conn.execute(
         select(subscriptions).where(
             subscriptions.c.owner == owner,
-            event_type == any_(subscriptions.c.event_types),
+            any_(subscriptions.c.event_types) == event_type,
             subscriptions.c.created_at <= event_time,
         )
     )
