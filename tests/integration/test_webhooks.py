@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 import uuid
@@ -33,9 +34,11 @@ from connectors.webhook_targets import TargetRefused, check_target
 from core import events as ev
 from core.errors import is_public
 from core.settings import Settings
-from portal.accounts import create_user
+from portal.accounts import create_user, issue_token
 from portal.models import User
-from tests.portal_login import PASSWORD
+from tests.integration.test_api_tokens import HTMX, bearer
+from tests.integration.test_portal_auth import client_for
+from tests.portal_login import PASSWORD, csrf_headers, form_token, log_in
 from webhooks.sender import Sender
 
 pytestmark = pytest.mark.integration
@@ -350,3 +353,92 @@ def test_send_again_reposts_the_same_event_and_a_replayed_event_is_queued_once(
     assert first.headers["webhook-id"] == again.headers["webhook-id"]
     verify(sub.secret, again)
     assert [d.attempts for d in log_of(hooks, sub)] == [2]
+
+
+# ------------------------------------------------------------------ the portal
+
+
+def test_the_api_subscribes_lists_and_deletes_for_its_caller_only(hooks: Settings) -> None:
+    user(hooks, "alice")
+    user(hooks, "bob")
+    alice = bearer(issue_token(hooks, "alice", "ci", "upload"))
+    bob = bearer(issue_token(hooks, "bob", "ci", "upload"))
+    reader = bearer(issue_token(hooks, "alice", "dash", "read"))
+    with receiver(200) as hook, client_for(hooks) as client:
+        made = client.post("/api/webhooks", json={"url": hook.url}, headers=alice)
+        assert made.status_code == 201, made.text
+        created = made.json()
+        assert created["secret"].startswith("whsec_")
+        assert len(base64.b64decode(created["secret"].removeprefix("whsec_"))) == 32
+        assert created["event_types"] == ["job.completed", "job.failed"]
+        listed = client.get("/api/webhooks", headers=alice).json()
+        assert [s["id"] for s in listed] == [created["id"]]
+        assert "secret" not in listed[0]
+        assert client.get("/api/webhooks", headers=bob).json() == []
+        sub_id = created["id"]
+        assert client.delete(f"/api/webhooks/{sub_id}", headers=bob).status_code == 404
+        assert client.get(f"/api/webhooks/{sub_id}/deliveries", headers=bob).status_code == 404
+        assert client.post("/api/webhooks", json={"url": hook.url}, headers=reader).status_code \
+            == 403  # fmt: skip
+        wrong = client.post(
+            "/api/webhooks", json={"url": hook.url, "event_types": ["nope"]}, headers=alice
+        )
+        assert wrong.status_code == 400 and "event types" in wrong.text
+        assert client.get(f"/api/webhooks/{sub_id}/deliveries", headers=alice).json() == []
+        assert client.delete(f"/api/webhooks/{sub_id}", headers=alice).status_code == 204
+        assert client.get("/api/webhooks", headers=alice).json() == []
+
+
+def test_the_api_refuses_a_private_target_without_the_setting(portal_settings: Settings) -> None:
+    user(portal_settings, "alice")
+    alice = bearer(issue_token(portal_settings, "alice", "ci", "upload"))
+    with client_for(portal_settings) as client:
+        for url in ("http://127.0.0.1:8000/hook", "http://169.254.169.254/latest/meta-data"):
+            answer = client.post("/api/webhooks", json={"url": url}, headers=alice)
+            assert answer.status_code == 400
+            assert "loopback, private" in answer.text
+            assert url not in answer.text
+        assert client.get("/api/webhooks", headers=alice).json() == []
+
+
+def test_the_page_shows_the_secret_once_and_send_again_reposts(hooks: Settings) -> None:
+    with receiver(200) as hook, client_for(hooks) as client, running_sender(hooks):
+        log_in(client, hooks, "alice")
+        page = client.get("/webhooks")
+        assert page.status_code == 200 and 'href="/webhooks"' in page.text
+        made = client.post(
+            "/webhooks",
+            data={"url": hook.url, "event_types": ["job.completed"],
+                  "_csrf_token": form_token(page.text)},
+        )  # fmt: skip
+        assert made.status_code == 200, made.text
+        assert made.headers["cache-control"] == "no-store"
+        secret = re.search(r"<code>(whsec_[A-Za-z0-9+/=]+)</code>", made.text)
+        assert secret is not None
+        assert secret.group(1) not in client.get("/webhooks").text  # shown once
+        (sub,) = client.get("/api/webhooks", headers=csrf_headers(client)).json()
+        announce(hooks, "alice")
+        wait_for("the POST", lambda: len(hook.got) == 1)
+        verify(secret.group(1), hook.got[0])
+        wait_for("the log", lambda: '"state":"delivered"' in client.get(
+            f"/api/webhooks/{sub['id']}/deliveries").text.replace(" ", ""))  # fmt: skip
+        log = client.get(f"/webhooks/{sub['id']}")
+        assert "job.completed" in log.text and "Send again" in log.text
+        (delivery,) = client.get(f"/api/webhooks/{sub['id']}/deliveries").json()
+        again = client.post(
+            f"/webhooks/{sub['id']}/deliveries/{delivery['id']}/send-again",
+            headers={**HTMX, **csrf_headers(client)},
+        )
+        assert again.status_code == 200 and "(queued again)" in again.text
+        assert '<section id="deliveries">' in again.text and "<html" not in again.text
+        wait_for("the second POST", lambda: len(hook.got) == 2)
+        assert hook.got[1].body == hook.got[0].body
+    # someone else's delivery log is as missing as an unknown one
+    with client_for(hooks) as other:
+        log_in(other, hooks, "mallory")
+        assert other.get(f"/webhooks/{sub['id']}").status_code == 404
+        stolen = other.post(
+            f"/webhooks/{sub['id']}/deliveries/{delivery['id']}/send-again",
+            headers={**HTMX, **csrf_headers(other)},
+        )
+        assert stolen.status_code == 404
