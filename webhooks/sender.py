@@ -41,6 +41,8 @@ __all__ = ["Sender", "group_for", "next_attempt", "payload", "webhook_id"]
 
 log = get_logger("vidflow.webhooks")
 SESSION_TIMEOUT_MS = 10_000
+# the longest pause between two tries: a day-long window still gets several late ones
+MAX_PAUSE = 6 * 3600.0
 LEASE_MARGIN = timedelta(seconds=30)  # a claimed delivery is not due again before its POST ends
 _MSG_NAMESPACE = uuid.UUID("0b7e3f0a-6a52-4a5e-9d0b-2f4c7d1e8a31")
 OUTCOMES = Counter(
@@ -71,11 +73,13 @@ def payload(event: ev.StatusBase) -> bytes:
 def next_attempt(
     w: WebhookSettings, attempts: int, now: datetime, expires_at: datetime
 ) -> datetime | None:
-    """When to try again after ``attempts`` failed POSTs (first, first times factor, …), or None
-    when that would be past the delivery's window: it has failed for good."""
-    pause = w.backoff_first * w.backoff_factor ** max(attempts - 1, 0)
-    when = now + timedelta(seconds=min(pause, w.max_age_hours * 3600))
-    return when if when <= expires_at else None
+    """When to try again after ``attempts`` failed POSTs: ``backoff_first``, then each pause
+    ``backoff_factor`` times the last (at most :data:`MAX_PAUSE`), the last try at the end of
+    the delivery's window; None once the window is over: it has failed for good."""
+    if now >= expires_at:
+        return None
+    pause = min(w.backoff_first * w.backoff_factor ** max(attempts - 1, 0), MAX_PAUSE)
+    return min(now + timedelta(seconds=pause), expires_at)
 
 
 class Sender:
