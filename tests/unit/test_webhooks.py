@@ -4,7 +4,10 @@ settings group."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -85,3 +88,19 @@ def test_the_settings_group_reads_its_variables_and_refuses_nonsense() -> None:
         load_settings({"VIDFLOW_WEBHOOKS_BACKOFF_FACTOR": "0.5"})
     with pytest.raises(SettingsError, match="VIDFLOW_METRICS_WEBHOOKS_PORT"):
         load_settings({"VIDFLOW_METRICS_WEBHOOKS_PORT": "19101"})
+
+
+def test_the_readmes_five_line_verifier_accepts_a_signed_post_and_refuses_a_changed_one() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Webhooks") :]
+    start = section.index("```python") + len("```python")
+    snippet = section[start : section.index("```", start)]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # the documented code, as a reader would paste it
+    verify = namespace["verify"]
+    body = b'{"type": "job.completed"}'
+    headers = signed_headers(SPEC_SECRET, SPEC_ID, int(time.time()), body)
+    assert verify(SPEC_SECRET, headers, body) is True
+    assert verify(SPEC_SECRET, headers, body + b" ") is False
+    old = signed_headers(SPEC_SECRET, SPEC_ID, int(time.time()) - 3600, body)
+    assert verify(SPEC_SECRET, old, body) is False
