@@ -13,7 +13,11 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -33,9 +37,10 @@ from connectors.kafka import deliver, make_producer
 from connectors.webhook_targets import TargetRefused, check_target
 from core import events as ev
 from core.errors import is_public
-from core.settings import Settings
+from core.settings import Settings, settings_environ
 from portal.accounts import create_user, issue_token
 from portal.models import User
+from tests.flows import ROOT
 from tests.integration.test_api_tokens import HTMX, bearer
 from tests.integration.test_portal_auth import client_for
 from tests.portal_login import PASSWORD, csrf_headers, form_token, log_in
@@ -442,3 +447,40 @@ def test_the_page_shows_the_secret_once_and_send_again_reposts(hooks: Settings) 
             headers={**HTMX, **csrf_headers(other)},
         )
         assert stolen.status_code == 404
+
+
+def test_a_pending_retry_survives_a_restart_and_vidflow_webhooks_send_delivers_it(
+    hooks: Settings,
+) -> None:
+    """The first sender fails once and stops; ``vidflow webhooks send`` (what ``vidflow up``
+    runs) finds the retry in the table, delivers it, and exits cleanly on SIGTERM. The event is
+    not queued twice: the first sender committed its offsets after writing the row."""
+    alice = user(hooks, "alice")
+    slow = msgspec.structs.replace(
+        hooks, webhooks=msgspec.structs.replace(hooks.webhooks, backoff_first=3.0)
+    )
+    with receiver(500, 200) as hook:
+        with running_sender(slow):
+            sub = subscribe(hooks, alice, hook.url)
+            announce(hooks, alice)
+            wait_for("the failed first POST", lambda: len(hook.got) == 1 and
+                     bool(log_of(hooks, sub)) and log_of(hooks, sub)[0].attempts == 1)  # fmt: skip
+        assert log_of(hooks, sub)[0].state == "pending"
+        quiet = msgspec.structs.replace(
+            slow, metrics=msgspec.structs.replace(slow.metrics, webhooks_port=0)
+        )
+        env = {**os.environ, **settings_environ(quiet)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vidflow", "webhooks", "send"], env=env, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for("the retry", lambda: len(hook.got) == 2, timeout=60)
+            wait_for("the log", lambda: log_of(hooks, sub)[0].state == "delivered")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output.decode(errors="replace")[-2000:]
+    (delivery,) = log_of(hooks, sub)
+    assert delivery.attempts == 2 and delivery.last_status == 200
+    assert hook.got[0].headers["webhook-id"] == hook.got[1].headers["webhook-id"]
