@@ -5,16 +5,20 @@ metadata service of a cloud host, the database's port, an admin page on the insi
 :func:`check_target` resolves the host and refuses any address that is loopback, private,
 link-local, multicast, reserved or unspecified (unless the installation allows them), and any
 scheme but http and https. It runs when a subscription is made and again before every POST,
-since what a name resolves to may change after it was accepted.
+since what a name resolves to may change after it was accepted; and the POST is made to the
+address that was checked (:func:`resolve_target`), never to a second lookup of the name that
+could answer differently (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["TargetRefused", "check_target"]
+import msgspec
+
+__all__ = ["Target", "TargetRefused", "check_target", "resolve_target"]
 
 MAX_URL_CHARS = 2048
 
@@ -50,8 +54,26 @@ def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.I
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
-def check_target(url: str, *, allow_private: bool) -> str:
-    """``url`` (stripped) if webhooks may be POSTed to it, else :class:`TargetRefused`."""
+class Target(msgspec.Struct, frozen=True, kw_only=True):
+    """A URL that passed the check, with the addresses it was checked at."""
+
+    url: str
+    addresses: tuple[str, ...]
+    host_header: str  # the URL's host (and port, as written), for the Host header
+    sni_hostname: str  # the name TLS presents and checks the certificate against
+    scheme: str
+    port: int
+    path: str  # path and query, as written
+
+    def connect_url(self, address: str) -> str:
+        """The URL with its host replaced by ``address`` (one of :attr:`addresses`)."""
+        host = f"[{address}]" if ":" in address else address
+        return SplitResult(self.scheme, f"{host}:{self.port}", self.path, "", "").geturl()
+
+
+def resolve_target(url: str, *, allow_private: bool) -> Target:
+    """``url`` checked, with the addresses to connect to; :class:`TargetRefused` if it may not
+    be sent to."""
     url = url.strip()
     if not url or len(url) > MAX_URL_CHARS:
         raise TargetRefused(f"the URL must be 1 to {MAX_URL_CHARS} characters")
@@ -72,4 +94,18 @@ def check_target(url: str, *, allow_private: bool) -> str:
             "the host is on a loopback, private or link-local address, which webhooks are "
             "not sent to (VIDFLOW_WEBHOOKS_ALLOW_PRIVATE)"
         )
-    return url
+    path = parts.path or "/"
+    return Target(
+        url=url,
+        addresses=tuple(dict.fromkeys(str(a) for a in addresses)),
+        host_header=parts.netloc,
+        sni_hostname=parts.hostname,
+        scheme=parts.scheme,
+        port=port,
+        path=f"{path}?{parts.query}" if parts.query else path,
+    )
+
+
+def check_target(url: str, *, allow_private: bool) -> str:
+    """``url`` (stripped) if webhooks may be POSTed to it, else :class:`TargetRefused`."""
+    return resolve_target(url, allow_private=allow_private).url

@@ -30,7 +30,7 @@ from sqlalchemy import exc as sa_exc
 from connectors import webhook_store as store
 from connectors.db import engine as make_engine
 from connectors.kafka import make_consumer
-from connectors.webhook_targets import TargetRefused, check_target
+from connectors.webhook_targets import Target, TargetRefused, resolve_target
 from core import events as ev
 from core.errors import public_reason
 from core.logs import get_logger
@@ -192,10 +192,9 @@ class Sender:
         started = time.monotonic()
         status: int | None = None
         try:
-            url = check_target(d.url, allow_private=self.w.allow_private)
-            body_headers = signed_headers(d.secret, d.msg_id, int(time.time()), d.body)
-            response = self.http.post(url, content=d.body, headers=body_headers)
-            status = response.status_code
+            target = resolve_target(d.url, allow_private=self.w.allow_private)
+            headers = signed_headers(d.secret, d.msg_id, int(time.time()), d.body)
+            status = self._post(target, headers, d.body)
             error = "" if 200 <= status < 300 else public_reason(f"the receiver answered {status}")
         except TargetRefused as exc:
             error = public_reason("target refused", str(exc))
@@ -224,6 +223,26 @@ class Sender:
                 )
         except Exception as exc:  # noqa: BLE001 - the lease runs out and it is sent again
             log.warning("webhook attempt not recorded", delivery=d.id, error=repr(exc))
+
+    def _post(self, target: Target, headers: dict[str, str], body: bytes) -> int:
+        """POST to the addresses that were checked, in order until one connects: never to a
+        fresh lookup of the name. The name stays in the Host header and, over TLS, in SNI and
+        the certificate check."""
+        extensions = {"sni_hostname": target.sni_hostname} if target.scheme == "https" else {}
+        for i, address in enumerate(target.addresses):
+            request = self.http.build_request(
+                "POST",
+                target.connect_url(address),
+                content=body,
+                headers={**headers, "host": target.host_header},
+                extensions=extensions,
+            )
+            try:
+                return self.http.send(request).status_code
+            except httpx.ConnectError:
+                if i == len(target.addresses) - 1:
+                    raise
+        raise httpx.ConnectError("no address to connect to")
 
     # ------------------------------------------------------------ the loop
 

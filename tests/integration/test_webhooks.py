@@ -318,13 +318,16 @@ def test_private_targets_are_refused_without_the_setting(hooks: Settings) -> Non
 def test_another_users_events_are_not_sent_to_my_subscription(hooks: Settings) -> None:
     alice, bob = user(hooks, "alice"), user(hooks, "bob")
     with receiver(200) as mine, receiver(200) as theirs, running_sender(hooks):
-        sub = subscribe(hooks, alice, mine.url, "job.completed", "ingest.started")
+        # by name: the POST goes to the address checked, the name stays in the Host header
+        by_name = mine.url.replace("127.0.0.1", "localhost")
+        sub = subscribe(hooks, alice, by_name, "job.completed", "ingest.started")
         subscribe(hooks, bob, theirs.url, "job.completed")
         bobs = announce(hooks, bob)
         alices = announce(hooks, alice)
         wait_for("alice's two events", lambda: len(mine.got) == 2)
         wait_for("bob's event", lambda: len(theirs.got) == 1)
         time.sleep(0.5)
+    assert {r.headers["host"] for r in mine.got} == {by_name.split("/")[2]}
     mine_videos = {verify(sub.secret, r)["data"]["video_id"] for r in mine.got}
     assert mine_videos == {alices}
     assert {json.loads(r.body)["data"]["video_id"] for r in theirs.got} == {bobs}

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from connectors.webhook_targets import resolve_target
 from core import events as ev
 from core.settings import SettingsError, load_settings
 from webhooks.sender import next_attempt, payload, webhook_id
@@ -104,3 +105,17 @@ def test_the_readmes_five_line_verifier_accepts_a_signed_post_and_refuses_a_chan
     assert verify(SPEC_SECRET, headers, body + b" ") is False
     old = signed_headers(SPEC_SECRET, SPEC_ID, int(time.time()) - 3600, body)
     assert verify(SPEC_SECRET, old, body) is False
+
+
+def test_the_post_goes_to_the_address_that_was_checked_not_to_a_second_lookup() -> None:
+    """A name that resolves to a public address when checked and to an inside one a moment
+    later (DNS rebinding) must not reach the inside: the request is pinned to the checked
+    address, with the name kept for the Host header and TLS (SNI and certificate check)."""
+    target = resolve_target("https://localhost:8443/hook?x=1", allow_private=True)
+    assert target.addresses and all(a in {"127.0.0.1", "::1"} for a in target.addresses)
+    first = target.connect_url(target.addresses[0])
+    assert first in {"https://127.0.0.1:8443/hook?x=1", "https://[::1]:8443/hook?x=1"}
+    assert target.host_header == "localhost:8443" and target.sni_hostname == "localhost"
+    plain = resolve_target("http://127.0.0.1/", allow_private=True)
+    assert plain.connect_url("127.0.0.1") == "http://127.0.0.1:80/"
+    assert plain.host_header == "127.0.0.1"
