@@ -407,6 +407,18 @@ def test_the_api_refuses_a_private_target_without_the_setting(portal_settings: S
             assert "loopback, private" in answer.text
             assert url not in answer.text
         assert client.get("/api/webhooks", headers=alice).json() == []
+        # the page's form says the same, keeps what was typed, and makes nothing
+        log_in(client, portal_settings, "bob")
+        page = client.get("/webhooks")
+        refused = client.post(
+            "/webhooks",
+            data={"url": "http://10.0.0.7/hook", "event_types": ["job.failed"],
+                  "_csrf_token": form_token(page.text)},
+        )  # fmt: skip
+        assert refused.status_code == 400
+        assert "loopback, private" in refused.text and "whsec_" not in refused.text
+        assert 'value="http://10.0.0.7/hook"' in refused.text
+        assert "No webhooks yet." in client.get("/webhooks").text
 
 
 def test_the_page_shows_the_secret_once_and_send_again_reposts(hooks: Settings) -> None:
