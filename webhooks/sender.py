@@ -238,10 +238,15 @@ class Sender:
                 extensions=extensions,
             )
             try:
-                return self.http.send(request).status_code
+                # only the status matters: the body is never read, so a receiver cannot hold
+                # the thread (or the memory) by sending one slowly, or a large one
+                response = self.http.send(request, stream=True)
             except httpx.ConnectError:
                 if i == len(target.addresses) - 1:
                     raise
+                continue
+            response.close()
+            return response.status_code
         raise httpx.ConnectError("no address to connect to")
 
     # ------------------------------------------------------------ the loop

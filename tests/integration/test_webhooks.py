@@ -64,17 +64,17 @@ class Receiver:
     """An HTTP server on loopback; ``answers`` are the status codes of successive POSTs (the
     last repeats), ``None`` for never answering."""
 
-    answers: list[int | None]
+    answers: list[int | str | None]
     got: list[Received] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
 
-    def answer_for(self, index: int) -> int | None:
+    def answer_for(self, index: int) -> int | str | None:
         return self.answers[min(index, len(self.answers) - 1)]
 
 
 @contextmanager
-def receiver(*answers: int | None) -> Iterator[Receiver]:
+def receiver(*answers: int | str | None) -> Iterator[Receiver]:
     state = Receiver(list(answers))
 
     class Handler(BaseHTTPRequestHandler):
@@ -88,6 +88,17 @@ def receiver(*answers: int | None) -> Iterator[Receiver]:
             if code is None:
                 state.release.wait(30)  # never answers (until the test is over)
                 return
+            if code == "drip":  # 200 at once, then a body one byte every 0.5 s
+                self.send_response(200)
+                self.send_header("content-length", "40")
+                self.end_headers()
+                for _ in range(40):
+                    if state.release.wait(0.5):
+                        return
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                return
+            assert isinstance(code, int)
             self.send_response(code)
             self.send_header("content-length", "0")
             self.end_headers()
@@ -287,6 +298,21 @@ def test_a_receiver_that_never_answers_is_retried_and_holds_up_no_other(hooks: S
     assert len(failures) >= 2
     assert {a.error for a in failures} == {"no answer within 1 s"}
     assert all(not a.ok and a.status_code is None for a in failures)
+
+
+def test_a_receiver_that_drips_its_answer_holds_the_sender_no_longer_than_its_status(
+    hooks: Settings,
+) -> None:
+    alice = user(hooks, "alice")
+    with receiver("drip") as hook, running_sender(hooks):
+        sub = subscribe(hooks, alice, hook.url)
+        announce(hooks, alice)
+        wait_for("the POST", lambda: len(hook.got) == 1)
+        # the body would take 20 s: the status (200) is all the sender waits for
+        wait_for("the log", lambda: [d.state for d in log_of(hooks, sub)] == ["delivered"],
+                 timeout=5)  # fmt: skip
+    (delivery,) = log_of(hooks, sub)
+    assert delivery.last_status == 200 and delivery.attempts == 1
 
 
 def test_private_targets_are_refused_without_the_setting(hooks: Settings) -> None:
