@@ -119,3 +119,13 @@ def test_the_post_goes_to_the_address_that_was_checked_not_to_a_second_lookup() 
     plain = resolve_target("http://127.0.0.1/", allow_private=True)
     assert plain.connect_url("127.0.0.1") == "http://127.0.0.1:80/"
     assert plain.host_header == "127.0.0.1"
+
+
+def test_the_sender_may_join_its_own_group_on_a_broker_with_acls() -> None:
+    """``vidflow up`` runs the sender as the ``portal`` principal: its group must be granted."""
+    from vidflow.stack.acls import Grant, grants
+    from webhooks.sender import group_for
+
+    settings = load_settings({})
+    assert Grant("portal", "group", group_for(settings), "read") in grants(settings.kafka)
+    assert group_for(settings) != "vidflow-projector." + settings.kafka.topic_status
