@@ -35,6 +35,7 @@ __all__ = [
     "SettingsError",
     "StorageSettings",
     "TranscodeSettings",
+    "WebhookSettings",
     "get_settings",
     "load_settings",
     "settings_environ",
@@ -318,6 +319,38 @@ class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):
     trusted_proxies: tuple[str, ...] = ()
 
 
+class WebhookSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """The webhook sender: signed POSTs of status events to the URLs users subscribed.
+
+    Targets on loopback, private, link-local, multicast or reserved addresses are refused
+    (a subscription must not turn the sender into a probe of the inside network) unless
+    ``allow_private`` says this installation wants them (tests, a lab). A failed delivery is
+    tried again after ``backoff_first`` seconds, then each pause ``backoff_factor`` times the
+    last, until ``max_age_hours`` after it was first due.
+    """
+
+    allow_private: bool = False
+    timeout: float = 10.0
+    max_age_hours: float = 24.0
+    backoff_first: float = 10.0
+    backoff_factor: float = 3.0
+    # due deliveries are looked for this often, between Kafka polls
+    poll_interval: float = 0.5
+    # POSTs in flight at once: a receiver that never answers holds one, not the sender
+    concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0 or self.backoff_first <= 0 or self.backoff_factor < 1:
+            raise SettingsError(
+                "VIDFLOW_WEBHOOKS_TIMEOUT and _BACKOFF_FIRST must be positive and "
+                "VIDFLOW_WEBHOOKS_BACKOFF_FACTOR at least 1."
+            )
+        if self.max_age_hours <= 0 or self.concurrency < 1:
+            raise SettingsError(
+                "VIDFLOW_WEBHOOKS_MAX_AGE_HOURS must be positive and _CONCURRENCY at least 1."
+            )
+
+
 class MetricsSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Where each process exposes Prometheus metrics, and Prometheus itself. The portal serves
     its own ``/metrics`` on :attr:`PortalSettings.port`: that port is not repeated here."""
@@ -327,6 +360,7 @@ class MetricsSettings(msgspec.Struct, kw_only=True, frozen=True):
     transcode_port: int = 19110
     watcher_port: int = 19103
     projector_port: int = 19104
+    webhooks_port: int = 19105
     prometheus_port: int = 19090
 
 
@@ -345,6 +379,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     transcode: TranscodeSettings = msgspec.field(default_factory=TranscodeSettings)
     portal: PortalSettings = msgspec.field(default_factory=PortalSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
+    webhooks: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
 
 
 _GROUPS: dict[str, type[msgspec.Struct]] = {
@@ -355,6 +390,7 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "transcode": TranscodeSettings,
     "portal": PortalSettings,
     "metrics": MetricsSettings,
+    "webhooks": WebhookSettings,
 }
 
 
@@ -427,6 +463,7 @@ def _refuse_shared_ports(settings: Settings) -> None:
         "VIDFLOW_METRICS_INGEST_PORT": m.ingest_port,
         "VIDFLOW_METRICS_WATCHER_PORT": m.watcher_port,
         "VIDFLOW_METRICS_PROJECTOR_PORT": m.projector_port,
+        "VIDFLOW_METRICS_WEBHOOKS_PORT": m.webhooks_port,
         "VIDFLOW_METRICS_PROMETHEUS_PORT": m.prometheus_port,
         "VIDFLOW_PORTAL_PORT": settings.portal.port,
     }

@@ -72,6 +72,7 @@ from portal.security import (
 from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.tokens import create_token, revoke_token, tokens_page
 from portal.uploads import UploadApi, storage_client, upload_page
+from portal.webhooks import webhooks_router
 
 __all__ = ["create_app"]
 
@@ -525,6 +526,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             tokens_page,
             create_token,
             revoke_token,
+            webhooks_router,
             create_static_files_router(path="/static", directories=[HERE / "static"]),
         ],
         # Order matters: the session is loaded before anyone is authenticated, and CSRF and

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "up": "vidflow.pipeline:up_command",
     "replay": "vidflow.replay:replay",
     "down": "vidflow.pipeline:down_command",
+    "webhooks": "webhooks.cli:webhooks_command",
 }
 
 _HELP: dict[str, str] = {
@@ -37,6 +38,7 @@ _HELP: dict[str, str] = {
     "up": "Start everything: services, dataflows, watcher and portal.",
     "replay": "Reprocess videos, rerun a flow from the start, resend dead letters.",
     "down": "Stop everything `vidflow up` started (data is kept).",
+    "webhooks": "Send signed webhooks of status events to subscribers.",
 }
 
 

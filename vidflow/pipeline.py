@@ -85,6 +85,11 @@ def app_processes(settings: Settings, watch_dirs: list[Path]) -> list[AppProcess
                 principal="portal",
             ),
             AppProcess(
+                "webhooks",
+                [sys.executable, "-m", "vidflow", "webhooks", "send"],
+                principal="portal",
+            ),
+            AppProcess(
                 "portal",
                 [sys.executable, "-m", "vidflow", "portal", "serve"],
                 url=f"http://{portal.host}:{portal.port}/",

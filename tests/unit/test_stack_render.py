@@ -230,6 +230,7 @@ def test_every_app_process_logs_in_as_its_own_principal(tmp_path: Path) -> None:
         "transcode": ("transcode", made["transcode"].reveal()),
         "watcher": ("watcher", made["watcher"].reveal()),
         "projector": ("portal", made["portal"].reveal()),
+        "webhooks": ("portal", made["portal"].reveal()),
         "portal": ("portal", made["portal"].reveal()),
     }
 

@@ -99,6 +99,7 @@ def grants(k: KafkaSettings) -> list[Grant]:
         *topics("transcode", "write", k.topic_status, k.topic_jobs, k.topic_dlq),
         *topics("portal", "read", k.topic_status, k.topic_dlq),
         Grant("portal", "group", projector_group(k), "read"),
+        Grant("portal", "group", f"vidflow-webhooks.{k.topic_status}", "read"),  # the sender's
         Grant("portal", "group", WATERMARKS_GROUP, "describe"),
         Grant("portal", "group", SUBMIT_GROUPS, "describe", "prefixed"),
         *topics("portal", "write", k.topic_uploads, k.topic_jobs, k.topic_file_events),

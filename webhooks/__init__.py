@@ -1,0 +1,1 @@
+"""The webhook sender: status events POSTed, signed, to the URLs users subscribed."""
