@@ -1,24 +1,27 @@
-"""One typed settings module: every knob of vidflow, read from environment variables.
+"""One typed settings module: every knob of vidflow, in groups of documented fields.
 
 A field ``kafka.bootstrap`` is read from ``VIDFLOW_KAFKA_BOOTSTRAP``; top-level fields drop the
 group (``VIDFLOW_ENV``). Defaults run the local stack started by ``vidflow stack up``; with
-``VIDFLOW_ENV=production`` any credential still at its default is refused at load time.
+``VIDFLOW_ENV=production`` any credential still at its default is refused at load time. The
+groups live here; reading them from the environment is ``core.settings_env``, the credential
+type ``core.secret``. Both are importable from here, as every caller does.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, final
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
 # Profiles are parsed here, at load; the module moves into the core package later.
 from core.profiles import Rung, load_profiles
+from core.secret import Secret
+from core.settings_env import SettingsError, environ_of, refuse_default_credentials, settings_from
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -42,61 +45,8 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
-ENV_PREFIX = "VIDFLOW_"
 # Ports kept free above VIDFLOW_METRICS_TRANSCODE_PORT for the processes of a transcode cluster.
 TRANSCODE_CLUSTER_PORTS = 8
-
-
-class SettingsError(ValueError):
-    """The environment describes a configuration vidflow refuses to run with."""
-
-
-@final
-class Secret:
-    """A credential that never shows its value: not in ``str``, ``repr``, f-strings, logs or
-    msgspec encoding. It is not a ``str``, so nothing can take its value by accident (a join, a
-    concatenation, a client argument): :meth:`reveal` is the only way, called where it is sent.
-    """
-
-    __slots__ = ("_value",)
-    MASK = "**********"
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise TypeError(f"a Secret holds text, not {type(value).__name__}")
-        object.__setattr__(self, "_value", value)
-
-    def reveal(self) -> str:
-        """The plain value, for the one place that must send it."""
-        value: str = object.__getattribute__(self, "_value")
-        return value
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("a Secret is immutable")
-
-    def __repr__(self) -> str:
-        return f"Secret('{self.MASK}')"
-
-    def __str__(self) -> str:
-        return self.MASK
-
-    def __format__(self, spec: str) -> str:
-        return format(self.MASK, spec)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self.reveal().encode(), other.reveal().encode())
-
-    def __hash__(self) -> int:
-        return hash((Secret, self.reveal()))
-
-    def __bool__(self) -> bool:
-        return bool(self.reveal())
-
-    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
-        # settings are handed to child processes; the default slot pickling would hit __setattr__
-        return (Secret, (self.reveal(),))
 
 
 class KafkaSettings(msgspec.Struct, kw_only=True, frozen=True):
@@ -394,67 +344,6 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def _env_value(raw: str, annotation: Any) -> Any:
-    """Turn an env string into what msgspec's lax conversion accepts for the field's type."""
-    if "tuple" in str(annotation):
-        return [item.strip() for item in raw.split(",") if item.strip()]
-    return raw
-
-
-def _collect(environ: Mapping[str, str]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    top_fields = {f.name: f.type for f in msgspec.structs.fields(Settings)}
-    for name, annotation in top_fields.items():
-        if name in _GROUPS:
-            group: dict[str, Any] = {}
-            for field in msgspec.structs.fields(_GROUPS[name]):
-                key = f"{ENV_PREFIX}{name}_{field.name}".upper()
-                if key in environ:
-                    group[field.name] = _env_value(environ[key], field.type)
-            if group:
-                data[name] = group
-        else:
-            key = f"{ENV_PREFIX}{name}".upper()
-            if key in environ:
-                data[name] = _env_value(environ[key], annotation)
-    return data
-
-
-def _dec_hook(type_: type, obj: Any) -> Any:
-    if type_ is Secret:
-        return Secret(obj)
-    if type_ is Path:
-        return Path(obj)
-    raise NotImplementedError(type_)
-
-
-def _credentials(settings: Settings) -> dict[str, Secret]:
-    """Every credential by its variable, found by type: a ``Secret`` added to any group is
-    covered by the production check without another list to keep in step."""
-    found: dict[str, Secret] = {}
-    for name in _GROUPS:
-        group = getattr(settings, name)
-        for field in msgspec.structs.fields(group):
-            value = getattr(group, field.name)
-            if isinstance(value, Secret):
-                found[f"{ENV_PREFIX}{name}_{field.name}".upper()] = value
-    return found
-
-
-def _refuse_default_credentials(settings: Settings) -> None:
-    """A published default credential in production is no credential at all. An empty default
-    means "not used" (no password configured), not a known value, and is left alone."""
-    defaults = _credentials(Settings())
-    current = _credentials(settings)
-    left = sorted(
-        name for name, value in current.items() if defaults[name] and value == defaults[name]
-    )
-    if left:
-        raise SettingsError(
-            "VIDFLOW_ENV=production refuses default credentials; set " + ", ".join(left)
-        )
-
-
 def _refuse_shared_ports(settings: Settings) -> None:
     """Two of vidflow's processes told to listen on one port: the second dies at start-up, or
     Prometheus scrapes the wrong one. Refused at load, naming both variables (0 disables)."""
@@ -487,38 +376,15 @@ def settings_environ(settings: Settings) -> dict[str, str]:
 
     Used to hand exactly these settings to a child process (a flow, the portal).
     """
-
-    def text(value: Any) -> str:
-        if isinstance(value, Secret):
-            return value.reveal()
-        if isinstance(value, tuple):
-            return ",".join(str(v) for v in value)
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
-    environ: dict[str, str] = {}
-    for field in msgspec.structs.fields(Settings):
-        value = getattr(settings, field.name)
-        if field.name in _GROUPS:
-            for inner in msgspec.structs.fields(_GROUPS[field.name]):
-                key = f"{ENV_PREFIX}{field.name}_{inner.name}".upper()
-                environ[key] = text(getattr(value, inner.name))
-        else:
-            environ[f"{ENV_PREFIX}{field.name}".upper()] = text(value)
-    return environ
+    return environ_of(settings, _GROUPS)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from an environment mapping (``os.environ`` by default)."""
-    source = os.environ if environ is None else environ
-    try:
-        settings = msgspec.convert(_collect(source), Settings, strict=False, dec_hook=_dec_hook)
-    except msgspec.ValidationError as exc:
-        raise SettingsError(f"invalid setting: {exc}") from None
+    settings = settings_from(os.environ if environ is None else environ, Settings, _GROUPS)
     _refuse_shared_ports(settings)
     if settings.env == "production":
-        _refuse_default_credentials(settings)
+        refuse_default_credentials(settings, _GROUPS)
     return settings
 
 

@@ -31,17 +31,15 @@ from core.errors import public_reason
 from core.logs import get_logger
 from core.settings import Settings
 from portal import queries
+from portal.alerts import PROMETHEUS_TIMEOUT, firing_alerts
 from portal.auth import requires_admin
 from portal.jobs import job_for, select_videos
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
 
 __all__ = [
-    "Alerts",
-    "FiringAlert",
     "Operations",
     "api_operations",
     "api_replay_dead_letter",
-    "firing_alerts",
     "operations_page",
     "replay_dead_letter",
     "replay_letter",
@@ -50,7 +48,6 @@ __all__ = [
 ]
 
 log = get_logger("vidflow.portal.operations")
-PROMETHEUS_TIMEOUT = 2.0
 THROUGHPUT = {
     "ingest bytes/s": "sum(rate(vidflow_ingest_bytes_read_total[1m]))",
     "chunks stored/s": "sum(rate(vidflow_ingest_chunks_total[1m]))",
@@ -168,59 +165,6 @@ async def gather(state: State) -> Operations:
                 )
             )
     return ops
-
-
-@dataclass
-class FiringAlert:
-    """One alert Prometheus reports as firing (pending ones are not shown)."""
-
-    name: str
-    severity: str
-    summary: str
-    since: str
-    labels: dict[str, str]
-
-
-@dataclass
-class Alerts:
-    """The alerts firing now; ``error`` set when Prometheus did not answer."""
-
-    firing: list[FiringAlert] = field(default_factory=list)
-    error: str = ""
-
-
-async def firing_alerts(settings: Settings) -> Alerts:
-    """The alerts of deploy/prometheus/alerts.yml firing now, from Prometheus's HTTP API.
-
-    Prometheus evaluates the rules; the page only lists what it says is firing, within a short
-    timeout so an unreachable Prometheus costs the page one line, not its answer.
-    """
-    url = f"http://127.0.0.1:{settings.metrics.prometheus_port}/api/v1/alerts"
-    try:
-        async with httpx.AsyncClient(timeout=PROMETHEUS_TIMEOUT) as client:
-            response = await client.get(url)
-            response.raise_for_status()
-            found: list[dict[str, Any]] = response.json()["data"]["alerts"]
-            firing = [
-                FiringAlert(
-                    name=str(a["labels"].get("alertname", "")),
-                    severity=str(a["labels"].get("severity", "")),
-                    summary=str(a.get("annotations", {}).get("summary", "")),
-                    since=str(a.get("activeAt", ""))[:19].replace("T", " "),
-                    labels={
-                        k: str(v)
-                        for k, v in a["labels"].items()
-                        if k not in {"alertname", "severity"}
-                    },
-                )
-                for a in found
-                if a.get("state") == "firing"
-            ]
-    except (httpx.HTTPError, KeyError, ValueError, TypeError, AttributeError) as exc:
-        log.warning("prometheus alerts unreachable", error=f"{type(exc).__name__}: {exc}")
-        return Alerts(error=public_reason("Prometheus unreachable", exc))
-    order = {"critical": 0, "warning": 1}
-    return Alerts(firing=sorted(firing, key=lambda a: (order.get(a.severity, 2), a.name)))
 
 
 def _letter_json(x: queries.Letter) -> dict[str, Any]:

@@ -32,13 +32,14 @@ from core.ids import upload_video_id, video_id_for
 from core.logs import get_logger
 from core.names import display_filename
 from dataflows.ingest import metrics
+from dataflows.ingest.batch import record_chunk, store_batch
 from dataflows.ingest.chunking import plan_chunks
 from dataflows.ingest.closing import CloseGrace, ends_as_a_video
 from dataflows.ingest.completion import Finished, Finishing, finish
 from dataflows.ingest.context import IngestContext, StorageUnavailable
 from dataflows.ingest.digest import FileDigest
 from dataflows.ingest.files import RefusedFile, open_regular
-from dataflows.ingest.sources import SourceVanished, read_range
+from dataflows.ingest.sources import SourceVanished
 from dataflows.ingest.state import StreamState
 from dataflows.ingest.store import VerificationError
 from dataflows.kafka_io import Inbound, Outbound
@@ -304,65 +305,18 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         return out
 
     def _read_batch(self, state: StreamState, batch: list[tuple[int, int]]) -> list[Outbound]:
-        """Read, store and record one batch of chunks (their I/O overlapping on the I/O
-        threads); the status events of the chunks stored."""
-        # backpressure: the previous batch's bytes are hashed before this batch is read, so
-        # at most one batch per stream waits for the whole-file SHA-256 (RSS stays flat)
-        self.file_sha.wait()
-        if not state.source_upload and not state.chunks:
-            upload = self.ctx.with_storage_retry(
-                "begin", lambda: self.ctx.store.begin_source(state.video_id)
-            )
-            state.source_upload = upload
-        first = len(state.chunks)
-        # all I/O of the batch is done before the state changes: a snapshot never records a
-        # chunk whose put is still in flight
-        stored = list(
-            self.ctx.io.map(
-                lambda job: self._read_and_store(first + job[0], *job[1]), enumerate(batch)
-            )
-        )
-        self.file_sha.feed([data for *_, data in stored])
-        return [
-            self._record_chunk(offset, length, digest, deduplicated, etag)
-            for (offset, length), (digest, deduplicated, etag, _) in zip(batch, stored, strict=True)
-        ]
-
-    def _read_and_store(self, index: int, offset: int, length: int) -> tuple[str, bool, str, bytes]:
-        """Read, hash and store one chunk, and copy it into the source being composed (runs on
-        an I/O thread; touches no state): (digest, deduplicated, part ETag, the bytes)."""
-        state = self.state
-        assert state is not None
-        started = time.perf_counter()
-        store, retry = self.ctx.store, self.ctx.with_storage_retry
-        roots = self.ctx.roots
-        data = retry("read", lambda: read_range(state, store.client, offset, length, roots=roots))
-        digest, deduplicated = retry("put", lambda: store.put_chunk(data))
-        etag = ""
-        if state.source_upload and len(state.part_etags) == len(state.chunks):
-            chunk = ev.ChunkRef(index=index, offset=offset, size=length, sha256=digest)
-            etag = retry(
-                "copy",
-                lambda: store.copy_chunk_into_source(state.video_id, state.source_upload, chunk),
-            )
-        metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
-        return digest, deduplicated, etag, data
-
-    def _record_chunk(
-        self, offset: int, length: int, digest: str, deduplicated: bool, etag: str
-    ) -> Outbound:
-        state = self.state
-        assert state is not None
-        chunk = ev.ChunkRef(index=len(state.chunks), offset=offset, size=length, sha256=digest)
-        state.chunks.append(chunk)
-        if etag:
-            state.part_etags.append(etag)
-        state.next_offset = offset + length
-        metrics.BYTES_READ.inc(length)
-        metrics.CHUNKS.labels(result="deduplicated" if deduplicated else "stored").inc()
-        return self._status(
-            ev.ChunkStored, chunk=chunk, deduplicated=deduplicated, bytes_so_far=state.next_offset
-        )
+        """Read, store and record one batch of chunks (``dataflows/ingest/batch.py``); the
+        status events of the chunks stored."""
+        out = []
+        for stored in store_batch(self.ctx, state, batch, self.file_sha):
+            chunk = record_chunk(state, stored)
+            out.append(
+                self._status(
+                    ev.ChunkStored, chunk=chunk, deduplicated=stored.deduplicated,
+                    bytes_so_far=state.next_offset,
+                )
+            )  # fmt: skip
+        return out
 
     def _complete(self) -> list[Outbound]:
         """Start the stream's completion on a completion thread, or see whether it ended (it

@@ -26,7 +26,8 @@ from portal.app import create_app
 from tests.flows import free_port
 from tests.portal_login import csrf_headers, log_in
 from tests.unit.test_alert_rules import EXPECTED
-from vidflow.stack.services import Prometheus, StackPaths
+from vidflow.stack.prometheus import Prometheus
+from vidflow.stack.service import StackPaths
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,9 @@ from portal.rebuild import replay_to_end
 from tests.flows import ROOT, TopicReader
 from tests.integration.test_portal import life_of, produce
 from tests.portal_login import csrf_headers, log_in
-from vidflow.replay import LetterSelection, VideoSelection, reprocess, resend_dead_letters
+from vidflow.replay.dead_letters import resend_dead_letters
+from vidflow.replay.reprocess import reprocess
+from vidflow.replay.selections import LetterSelection, VideoSelection
 
 pytestmark = pytest.mark.integration
 

@@ -40,8 +40,9 @@ from core.settings import Settings, load_settings
 from vidflow.stack import health
 from vidflow.stack.credentials import stack_login
 from vidflow.stack.install import install_all
+from vidflow.stack.kafka import Kafka
 from vidflow.stack.process import read_pid, start_detached, stop_pidfile
-from vidflow.stack.services import Kafka, StackPaths
+from vidflow.stack.service import StackPaths
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import yaml
 
 from core.settings import load_settings
 from tests.flows import ROOT
-from vidflow.stack.services import ALERT_RULES, Prometheus
+from vidflow.stack.prometheus import ALERT_RULES, Prometheus
 
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vidflow.stack.errors import StackError
-from vidflow.stack.services import check_java, java_major
+from vidflow.stack.java import check_java, java_major
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from core.settings import (
     SettingsError,
     load_settings,
 )
-from vidflow.stack.services import Prometheus
+from vidflow.stack.prometheus import Prometheus
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

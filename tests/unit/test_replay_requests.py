@@ -1,4 +1,4 @@
-"""Building reprocess requests (``core.jobs``) and reading ``--since`` (``vidflow.replay``)."""
+"""Building reprocess requests (``core.jobs``); reading ``--since`` (``vidflow.replay``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from core import events as ev
 from core.jobs import NoVerifiedSource, UnknownProfile, reprocess_request
 from core.settings import Settings
-from vidflow.replay import parse_since
+from vidflow.replay.selections import parse_since
 
 PROBE = {"duration": 2.0, "width": 426, "height": 240}
 

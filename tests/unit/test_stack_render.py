@@ -25,8 +25,10 @@ from vidflow.stack.credentials import (
     stack_login,
 )
 from vidflow.stack.errors import StackError
+from vidflow.stack.kafka import kafka_properties, scram_arguments
 from vidflow.stack.process import port_in_use
-from vidflow.stack.services import Prometheus, kafka_properties, scram_arguments, split_host_port
+from vidflow.stack.prometheus import Prometheus
+from vidflow.stack.service import split_host_port
 
 
 def test_env_lines_are_shell_quoted() -> None:

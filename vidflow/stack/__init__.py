@@ -19,6 +19,7 @@ from vidflow.stack.acls import ensure_acls, grants
 from vidflow.stack.credentials import stack_login
 from vidflow.stack.errors import StackError
 from vidflow.stack.install import install_all
+from vidflow.stack.kafka import Kafka
 from vidflow.stack.process import (
     exclusive,
     port_in_use,
@@ -27,7 +28,8 @@ from vidflow.stack.process import (
     stop_pidfile,
     tail,
 )
-from vidflow.stack.services import SERVICES, Kafka, Service, StackPaths, split_host_port
+from vidflow.stack.service import Service, StackPaths, split_host_port
+from vidflow.stack.services import SERVICES
 
 __all__ = ["ServiceHealth", "StackError", "ensure_up", "health", "init_resources", "stop"]
 

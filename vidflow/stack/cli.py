@@ -15,7 +15,8 @@ from core.settings import Settings, get_settings
 from vidflow.stack import ServiceHealth, StackError, ensure_up, health, init_resources, stop
 from vidflow.stack.credentials import COMPONENTS, login_environ, stack_login
 from vidflow.stack.install import install_all
-from vidflow.stack.services import SERVICES, StackPaths
+from vidflow.stack.service import StackPaths
+from vidflow.stack.services import SERVICES
 
 __all__ = ["render_env", "render_principal_env", "stack"]
 
