@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from prometheus_client import start_http_server
 
+from connectors.metrics import start_metrics_server
 from core.settings import get_settings
 
 __all__ = ["webhooks_command"]
@@ -21,6 +21,5 @@ def send() -> None:
     from webhooks.sender import Sender
 
     settings = get_settings()
-    if settings.metrics.webhooks_port > 0:
-        start_http_server(settings.metrics.webhooks_port, addr="127.0.0.1")
+    start_metrics_server(settings.metrics.webhooks_port)  # as every other process: scraped
     Sender(settings).run()

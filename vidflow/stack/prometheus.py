@@ -46,6 +46,7 @@ class Prometheus(Service):
                 job("vidflow-transcode", f"127.0.0.1:{m.transcode_port}"),
                 job("vidflow-watcher", f"127.0.0.1:{m.watcher_port}"),
                 job("vidflow-projector", f"127.0.0.1:{m.projector_port}"),
+                job("vidflow-webhooks", f"127.0.0.1:{m.webhooks_port}"),
                 # the portal serves /metrics itself, on the one port it listens on
                 job("vidflow-portal", f"127.0.0.1:{settings.portal.port}"),
             ],
