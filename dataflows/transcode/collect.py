@@ -40,6 +40,7 @@ from dataflows.transcode.messages import (
     JobPlan,
     UnitOutcome,
     UnitStopped,
+    VideoPurge,
 )
 from dataflows.transcode.outputs import preview_inputs
 from dataflows.transcode.runner import ChildTask
@@ -48,6 +49,8 @@ from dataflows.transcode.tasks import (
     MasterSpec,
     PreviewResult,
     PreviewSpec,
+    PurgeResult,
+    PurgeSpec,
     child_argv,
     child_failure,
     read_result,
@@ -71,6 +74,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.state = resumed or CollectState()
         self.child: ChildTask | None = None
         self.master_child: ChildTask | None = None
+        self.purge_child: ChildTask | None = None
         # previews that were being made when the old process died are made again (on_notify)
         if self.state.plan is not None and self.state.entries and not self.state.previewing:
             self.state.master_dirty = True  # its writer may have died with the old process
@@ -118,7 +122,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
     def _tick(self) -> list[Outbound]:
         out = self._master_tick()
         out += self._cancels_tick()
-        return out + self._previews_tick()
+        out += self._previews_tick()
+        return out + self._purge_tick()
 
     def _child_deadline(self) -> float:
         return self.ctx.settings.transcode.child_timeout
@@ -211,6 +216,10 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
     # ---------------------------------------------------------------- the job's life
 
     def _on_item(self, value: CollectMessage) -> list[Outbound]:
+        if isinstance(value, VideoPurge):
+            if all(d.id != value.request.id for d in self.state.purging):
+                self.state.purging = [*self.state.purging, value.request]
+            return []
         if isinstance(value, UnitStopped):
             cancelling = self.state.cancelling.get(value.job_id)
             if cancelling is not None:
@@ -378,6 +387,54 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         )
         self._end()
         return []
+
+    def _purge_tick(self) -> list[Outbound]:
+        """A delete runs once the video's job is stopped (every unit reported, or given up on):
+        a child removes every object of the video, then ``video.deleted`` is reported for each
+        delete that waited. Its id comes from the delete's, so a replay reports the same."""
+        if not self.state.purging or self.state.cancelling:
+            return []
+        first = self.state.purging[0]
+        workdir = self.ctx.workroot / first.video_id / f"delete-{first.id}"
+        if self.purge_child is None:
+            if self.state.plan is not None:  # a job plan never heard of (its state expired)
+                self._end()
+            if self.master_child is not None:  # it would write the master playlist back
+                self.master_child.kill()
+                self.master_child = None
+            spec = PurgeSpec(video_id=first.video_id, bucket=self.ctx.settings.storage.bucket)
+            write_spec(spec, workdir / "purge.json")
+            self.purge_child = ChildTask(
+                child_argv(workdir / "purge.json", workdir / "purged.json"),
+                workdir / "purge.log",
+                self._child_deadline(),
+            )
+            return []
+        code = self.purge_child.exit_code()
+        if code is None and not self.purge_child.overdue():
+            return []
+        child, self.purge_child = self.purge_child, None
+        if code != 0:  # tried again at the next tick; the objects are still there
+            child.kill()
+            log.warning("removing a video failed", video=first.video_id, output=child.output_tail())
+            return []
+        removed = read_result(workdir / "purged.json", PurgeResult).removed
+        shutil.rmtree(workdir, ignore_errors=True)
+        out = [
+            self.events.status(
+                ev.VideoDeleted,
+                video_id=d.video_id,
+                run=d.id,
+                seq=1,
+                stable_id="video.deleted",
+                requested_by=d.requested_by,
+            )
+            for d in self.state.purging
+        ]
+        log.info("video deleted", video=first.video_id, removed=len(removed))
+        self.state.purging = []
+        self.state.ended_at = time.time()
+        return out
 
     def _cancelled(self, cancelling: Cancelling) -> Outbound:
         plan = cancelling.plan

@@ -25,6 +25,7 @@ from core.settings import get_settings
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.outputs import RenditionStore
+from dataflows.transcode.purge import purge_video
 
 __all__ = [
     "CleanupResult",
@@ -35,6 +36,8 @@ __all__ = [
     "PreviewSpec",
     "PublishResult",
     "PublishSpec",
+    "PurgeResult",
+    "PurgeSpec",
     "child_argv",
     "child_failure",
     "read_result",
@@ -112,7 +115,19 @@ class MasterResult(msgspec.Struct, kw_only=True, frozen=True):
     master: str
 
 
-Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec
+class PurgeSpec(msgspec.Struct, kw_only=True, frozen=True, tag="purge"):
+    """Remove every object of a deleted video (:func:`dataflows.transcode.purge.purge_video`)."""
+
+    video_id: str
+    job_id: str = ""
+    bucket: str
+
+
+class PurgeResult(msgspec.Struct, kw_only=True, frozen=True):
+    removed: list[str]
+
+
+Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec | PurgeSpec
 T = TypeVar("T")
 
 
@@ -142,8 +157,13 @@ def read_result(path: Path, kind: type[T]) -> T:
     return msgspec.json.decode(path.read_bytes(), type=kind)
 
 
-def _run(spec: Spec) -> PublishResult | PreviewResult | CleanupResult | MasterResult:
+def _run(
+    spec: Spec,
+) -> PublishResult | PreviewResult | CleanupResult | MasterResult | PurgeResult:
     settings = get_settings()
+    if isinstance(spec, PurgeSpec):
+        client, layout = make_client(settings.storage), ObjectLayout(settings.storage)
+        return PurgeResult(removed=purge_video(client, spec.bucket, layout, spec.video_id))
     store = RenditionStore(
         make_client(settings.storage), spec.bucket, ObjectLayout(settings.storage), spec.video_id,
         spec.job_id,
@@ -179,6 +199,7 @@ _WHAT = {
     PreviewSpec: "previews failed",
     CleanupSpec: "clean-up failed",
     MasterSpec: "master playlist write failed",
+    PurgeSpec: "removing the video failed",
 }
 
 
