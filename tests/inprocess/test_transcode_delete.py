@@ -17,12 +17,9 @@ from connectors.ffmpeg import probe
 from core import events as ev
 from core.settings import Settings
 from tests.inprocess.harness import Do, Until
-from tests.inprocess.test_transcode_flow import (  # noqa: F401 - fixtures
-    WAIT,
-    Transcode,
-    clip,
-    tc_settings,
-)
+from tests.inprocess.test_transcode_flow import WAIT, Transcode
+from tests.inprocess.test_transcode_flow import clip as clip  # a fixture
+from tests.inprocess.test_transcode_flow import tc_settings as tc_settings  # a fixture
 
 pytestmark = pytest.mark.integration  # real MinIO and FFmpeg
 
