@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "user": "vidflow.user_cli:user",
     "up": "vidflow.pipeline:up_command",
     "down": "vidflow.pipeline:down_command",
+    "delete": "vidflow.delete:delete_command",
 }
 
 _HELP: dict[str, str] = {
@@ -35,6 +36,7 @@ _HELP: dict[str, str] = {
     "user": "Create portal users and API tokens for producers.",
     "up": "Start everything: services, dataflows, watcher and portal.",
     "down": "Stop everything `vidflow up` started (data is kept).",
+    "delete": "Delete a video: cancel its encode, remove its objects (operator).",
 }
 
 
