@@ -1,7 +1,8 @@
 """Remove every object of a deleted video (run in a child by ``collect``, never on a worker).
 
 A video's own objects live under the layout's per-video prefixes (renditions, HLS, previews, the
-source and its manifest). Its source bytes may also be content-addressed chunks (``chunks/``),
+source and its manifest) and, for an upload, under ``incoming/{upload}/`` (the bytes as
+uploaded). Its source bytes may also be content-addressed chunks (``chunks/``),
 shared by every video whose bytes contain them: a chunk goes only when no other video's
 manifest lists it. Whether another manifest lists it is read from the bucket (every
 ``sources/*/manifest.json``), not remembered, so a replayed delete decides the same way and
@@ -15,6 +16,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from core.events import Manifest
+from core.ids import upload_video_id
 from core.layout import ObjectLayout
 from core.logs import get_logger
 
@@ -57,6 +59,19 @@ def _chunks_of_others(client: Minio, bucket: str, layout: ObjectLayout, video_id
     return used
 
 
+def _uploaded(client: Minio, bucket: str, layout: ObjectLayout, video_id: str) -> list[str]:
+    """The uploaded bytes the video was made from (``incoming/{upload}/``): an upload's video id
+    is derived from its upload id, so those whose upload id derives ``video_id``."""
+    root = layout.incoming_prefix()
+    found = []
+    for obj in client.list_objects(bucket, root, recursive=True):
+        key = obj.object_name or ""
+        upload_id = key[len(root) :].split("/", 1)[0]
+        if upload_id and upload_video_id(upload_id) == video_id:
+            found.append(key)
+    return found
+
+
 def purge_video(client: Minio, bucket: str, layout: ObjectLayout, video_id: str) -> list[str]:
     """Remove every object of ``video_id`` (chunks only when no other video uses them); the
     keys removed (none when there was nothing left, as on a replay)."""
@@ -73,6 +88,7 @@ def purge_video(client: Minio, bucket: str, layout: ObjectLayout, video_id: str)
                     continue
                 raise
             keys.append(key)
+    keys += _uploaded(client, bucket, layout, video_id)
     for prefix in layout.video_prefixes(video_id):
         keys += [o.object_name or "" for o in client.list_objects(bucket, prefix, recursive=True)]
     # the manifest last: a purge that dies half-way still finds the chunks on its next run

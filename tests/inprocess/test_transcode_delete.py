@@ -15,6 +15,7 @@ import pytest
 
 from connectors.ffmpeg import probe
 from core import events as ev
+from core.ids import upload_video_id
 from core.settings import Settings
 from tests.inprocess.harness import Do, Until
 from tests.inprocess.test_transcode_flow import WAIT, Transcode
@@ -141,3 +142,19 @@ def test_a_delete_of_an_unknown_video_still_ends_with_video_deleted(
     [deleted] = run.statuses(ev.VideoDeleted)
     assert (deleted.video_id, deleted.run) == ("never-seen", delete.id)
     assert not run.statuses(ev.JobCancelled) and not run.out.events(run.dlq)
+
+
+def test_a_deleted_upload_loses_its_uploaded_bytes_and_no_other_upload_does(
+    workers: int, tc_settings: Settings
+) -> None:
+    run = Transcode(tc_settings)
+    mine, other = uuid.uuid4().hex, uuid.uuid4().hex
+    for upload_id in (mine, other):
+        _put(run, run.layout.incoming(upload_id), b"uploaded bytes")
+    delete = _delete(upload_video_id(mine))
+    run.script.send(run.jobs, delete)
+    run.script.then(run.until(ev.VideoDeleted))
+
+    run.run(workers)
+
+    assert run.keys(run.layout.incoming_prefix()) == [run.layout.incoming(other)]
