@@ -62,6 +62,7 @@ __all__ = ["CollectLogic"]
 
 log = get_logger("vidflow.transcode")
 
+PURGE_RETRY = 30.0  # seconds between attempts to remove a deleted video's objects
 CANCEL_GIVE_UP = 60.0  # seconds to wait for units to report stopped before job.cancelled anyway
 
 
@@ -75,6 +76,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.child: ChildTask | None = None
         self.master_child: ChildTask | None = None
         self.purge_child: ChildTask | None = None
+        self.purge_after = 0.0  # a failed removal is tried again after PURGE_RETRY seconds
         # previews that were being made when the old process died are made again (on_notify)
         if self.state.plan is not None and self.state.entries and not self.state.previewing:
             self.state.master_dirty = True  # its writer may have died with the old process
@@ -392,7 +394,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         """A delete runs once the video's job is stopped (every unit reported, or given up on):
         a child removes every object of the video, then ``video.deleted`` is reported for each
         delete that waited. Its id comes from the delete's, so a replay reports the same."""
-        if not self.state.purging or self.state.cancelling:
+        if not self.state.purging or self.state.cancelling or time.time() < self.purge_after:
             return []
         first = self.state.purging[0]
         workdir = self.ctx.workroot / first.video_id / f"delete-{first.id}"
@@ -414,8 +416,9 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         if code is None and not self.purge_child.overdue():
             return []
         child, self.purge_child = self.purge_child, None
-        if code != 0:  # tried again at the next tick; the objects are still there
+        if code != 0:  # tried again later; the objects are still there
             child.kill()
+            self.purge_after = time.time() + PURGE_RETRY
             log.warning("removing a video failed", video=first.video_id, output=child.output_tail())
             return []
         removed = read_result(workdir / "purged.json", PurgeResult).removed
