@@ -58,6 +58,8 @@ __all__ = [
     "UnitStarted",
     "UploadCompleted",
     "UploadEvent",
+    "VideoDelete",
+    "VideoDeleted",
     "dead_letter",
     "decode",
     "encode",
@@ -304,6 +306,13 @@ class TranscodeCancel(_JobEvent, frozen=True, kw_only=True, tag="transcode.cance
     plan: Id | None = None
 
 
+class VideoDelete(_JobEvent, frozen=True, kw_only=True, tag="video.delete"):
+    """Remove a video: its running job is cancelled first, then every object of it goes
+    (``requested_by``: the owner or admin who asked, for the log)."""
+
+    requested_by: Owner = ""
+
+
 # ---------------------------------------------------------------- vidflow.status
 
 
@@ -418,6 +427,13 @@ class JobCancelled(StatusBase, frozen=True, kw_only=True, tag="job.cancelled"):
     job_id: Id
 
 
+class VideoDeleted(StatusBase, frozen=True, kw_only=True, tag="video.deleted"):
+    """Every object of the video is gone; views drop it and keep it dropped (``run``: the
+    id of the ``video.delete`` it answers)."""
+
+    requested_by: Owner = ""
+
+
 # ---------------------------------------------------------------- vidflow.dlq
 
 
@@ -438,7 +454,7 @@ class DeadLetter(Event, frozen=True, kw_only=True, tag="dead.letter"):
 
 FileEvent: TypeAlias = FileChanged | FileClosed | FileDeleted
 UploadEvent: TypeAlias = UploadCompleted
-JobEvent: TypeAlias = TranscodeRequested | TranscodeCancel
+JobEvent: TypeAlias = TranscodeRequested | TranscodeCancel | VideoDelete
 StatusEvent: TypeAlias = (
     IngestStarted
     | ChunkStored
@@ -452,6 +468,7 @@ StatusEvent: TypeAlias = (
     | JobCompleted
     | JobFailed
     | JobCancelled
+    | VideoDeleted
 )
 AnyEvent: TypeAlias = FileEvent | UploadEvent | JobEvent | StatusEvent | DeadLetter
 
@@ -462,6 +479,7 @@ _ALL_TYPES: tuple[type[Event], ...] = (
     UploadCompleted,
     TranscodeRequested,
     TranscodeCancel,
+    VideoDelete,
     IngestStarted,
     ChunkStored,
     IngestRestarted,
@@ -474,6 +492,7 @@ _ALL_TYPES: tuple[type[Event], ...] = (
     JobCompleted,
     JobFailed,
     JobCancelled,
+    VideoDeleted,
     DeadLetter,
 )
 TYPES: dict[str, type[Event]] = {t.__struct_config__.tag: t for t in _ALL_TYPES}  # type: ignore[misc]

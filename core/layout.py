@@ -83,3 +83,8 @@ class ObjectLayout:
             f"{self._s.prefix_renditions}/{video_id}/",
             f"{self._s.prefix_thumbs}/{video_id}/",
         )
+
+    def video_prefixes(self, video_id: str) -> tuple[str, ...]:
+        """Every prefix holding objects of one video alone (a delete removes them all); its
+        source's chunks are shared by content and are not under any of them."""
+        return (*self.playable_prefixes(video_id), f"{self._s.prefix_sources}/{video_id}/")

@@ -54,6 +54,7 @@ from dataflows.transcode.messages import (
     UnitOutcome,
     UnitStopped,
     UnitTask,
+    VideoPurge,
 )
 from dataflows.transcode.plan import PlanLogic
 from dataflows.transcode.validate import RequestRules, screen_requests
@@ -75,10 +76,10 @@ def _for_encode(item: Any) -> tuple[str, UnitTask | UnitCancel] | None:
 
 def _for_collect(
     item: Any,
-) -> tuple[str, JobOpened | JobClosed | UnitOutcome | UnitStopped] | None:
+) -> tuple[str, JobOpened | JobClosed | UnitOutcome | UnitStopped | VideoPurge] | None:
     if isinstance(item, JobOpened | UnitOutcome):
         return item.plan.video_id, item
-    if isinstance(item, JobClosed | UnitStopped):
+    if isinstance(item, JobClosed | UnitStopped | VideoPurge):
         return item.video_id, item
     return None
 

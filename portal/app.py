@@ -45,6 +45,7 @@ from core.logs import get_logger
 from core.settings import Settings, get_settings
 from portal import queries
 from portal.auth import Viewer, auth_middleware, requires_admin, requires_uploader, viewer_of
+from portal.deletion import HANDLERS as DELETION_HANDLERS
 from portal.error_pages import error_response
 from portal.fanout import Rendered, SharedRenders
 from portal.filenames import display_filename
@@ -509,6 +510,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             api_videos,
             api_video,
             api_create_job,
+            *DELETION_HANDLERS,
             healthz,
             metrics,
             dead_letter_page,

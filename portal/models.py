@@ -28,6 +28,7 @@ __all__ = [
     "Upload",
     "User",
     "Video",
+    "VideoTombstone",
 ]
 
 
@@ -201,6 +202,21 @@ class Upload(Base):
     video_id: Mapped[str] = mapped_column(String(64), nullable=False, default="", server_default="")
     # when a completion claimed it (status ``composing``): a claim left by a crash goes stale
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class VideoTombstone(Base):
+    """A deleted video: no later event of it (a late unit event, a replay) brings it back.
+
+    Not in :data:`PROJECTION_TABLES`: a rebuild keeps the tombstones, so a video stays dropped
+    even when the topic no longer holds its ``video.deleted`` (retention)."""
+
+    __tablename__ = "video_tombstones"
+    video_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    requested_by: Mapped[str] = mapped_column(
+        String(64), nullable=False, default="", server_default=""
+    )
+    ts: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 class ConsumerOffset(Base):

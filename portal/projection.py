@@ -26,7 +26,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from core import events as ev
 from core.errors import scrub
 from core.layout import ObjectLayout
-from portal.models import Chunk, DeadLetterRow, Rendition, RunProgress, TimelineEvent, Video
+from portal.models import (
+    Chunk,
+    DeadLetterRow,
+    Rendition,
+    RunProgress,
+    TimelineEvent,
+    Video,
+    VideoTombstone,
+)
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -162,6 +170,8 @@ def summary_of(event: ev.Event) -> str:
             return f"failed: {event.reason}"
         case ev.JobCancelled():
             return "cancelled"
+        case ev.VideoDeleted():
+            return "deleted"
         case _:
             return event.type
 
@@ -251,7 +261,41 @@ def _unit_changes(
     return {"progress": sum(percents) / len(percents) if percents else event.percent}
 
 
+def _notify(conn: Connection, video_id: str) -> None:
+    conn.execute(
+        text("SELECT pg_notify(:channel, :video)"), {"channel": NOTIFY_CHANNEL, "video": video_id}
+    )
+
+
+def _deleted(conn: Connection, video_id: str) -> bool:
+    found = select(VideoTombstone.video_id).where(VideoTombstone.video_id == video_id)
+    return conn.execute(found).first() is not None
+
+
+def _apply_deleted(conn: Connection, event: ev.VideoDeleted) -> bool:
+    """Drop the video and everything projected of it, and keep a tombstone (the first delete's)
+    so no later event of it brings it back; a repeated ``video.deleted`` changes nothing."""
+    stone = conn.execute(
+        pg_insert(VideoTombstone)
+        .values(
+            video_id=event.video_id, event_id=event.id, requested_by=event.requested_by,
+            ts=event.ts,
+        )
+        .on_conflict_do_nothing(index_elements=["video_id"])
+        .returning(VideoTombstone.video_id)
+    ).first()  # fmt: skip
+    for table in (Chunk, Rendition, RunProgress, TimelineEvent):
+        conn.execute(delete(table).where(table.video_id == event.video_id))
+    conn.execute(delete(Video).where(Video.id == event.video_id))
+    _notify(conn, event.video_id)
+    return stone is not None
+
+
 def _apply_status(conn: Connection, event: ev.StatusBase, layout: ObjectLayout) -> bool:
+    if isinstance(event, ev.VideoDeleted):
+        return _apply_deleted(conn, event)
+    if _deleted(conn, event.video_id):
+        return False  # a late or replayed event of a deleted video: it stays deleted
     _check_keys(layout, event)
     _check_owner(conn, event)
     last = conn.execute(
@@ -329,10 +373,7 @@ def _apply_status(conn: Connection, event: ev.StatusBase, layout: ObjectLayout) 
                     set_={"width": r.width, "key": r.key, "hls": r.hls, "bandwidth": r.bandwidth},
                 )
             )
-    conn.execute(
-        text("SELECT pg_notify(:channel, :video)"),
-        {"channel": NOTIFY_CHANNEL, "video": event.video_id},
-    )
+    _notify(conn, event.video_id)
     return True
 
 

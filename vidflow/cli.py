@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "up": "vidflow.pipeline:up_command",
     "replay": "vidflow.replay:replay",
     "down": "vidflow.pipeline:down_command",
+    "delete": "vidflow.delete:delete_command",
     "webhooks": "webhooks.cli:webhooks_command",
 }
 
@@ -38,6 +39,7 @@ _HELP: dict[str, str] = {
     "up": "Start everything: services, dataflows, watcher and portal.",
     "replay": "Reprocess videos, rerun a flow from the start, resend dead letters.",
     "down": "Stop everything `vidflow up` started (data is kept).",
+    "delete": "Delete a video: cancel its encode, remove its objects (operator).",
     "webhooks": "Send signed webhooks of status events to subscribers.",
 }
 

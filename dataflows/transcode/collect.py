@@ -34,6 +34,7 @@ from dataflows.children import Failed, SpecTask
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.context import Sequenced, TranscodeContext
+from dataflows.transcode.master_writes import MasterWrites
 from dataflows.transcode.messages import (
     CollectMessage,
     JobClosed,
@@ -41,10 +42,16 @@ from dataflows.transcode.messages import (
     JobPlan,
     UnitOutcome,
     UnitStopped,
+    VideoPurge,
 )
 from dataflows.transcode.outputs import preview_inputs
+from dataflows.transcode.removal import Removal
 from dataflows.transcode.state import Cancelling, CollectState
-from dataflows.transcode.tasks import MasterResult, MasterSpec, PreviewResult, PreviewSpec, start
+from dataflows.transcode.tasks import (
+    PreviewResult,
+    PreviewSpec,
+    start,
+)
 from dataflows.transcode.truncation import truncation_reason
 
 __all__ = ["CollectLogic"]
@@ -62,7 +69,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.events = Sequenced(ctx)
         self.state = resumed or CollectState()
         self.child: SpecTask[PreviewResult] | None = None
-        self.master_child: SpecTask[MasterResult] | None = None
+        self.master = MasterWrites()  # the playlist rewritten as rungs land
+        self.removal = Removal()  # of a deleted video's objects
         # previews that were being made when the old process died are made again (on_notify)
         if self.state.plan is not None and self.state.entries and not self.state.previewing:
             self.state.master_dirty = True  # its writer may have died with the old process
@@ -89,7 +97,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
 
     def notify_at(self) -> datetime | None:
         state = self.state
-        if state.idle and self.master_child is None:
+        if state.idle and not self.master.running:
             return datetime.fromtimestamp(state.ended_at + self._ttl(), UTC)
         return datetime.now(UTC) + timedelta(seconds=self.ctx.settings.transcode.poll_interval)
 
@@ -103,45 +111,20 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
 
     def _retain(self) -> bool:
         state = self.state
-        if state.idle and self.master_child is None and state.ended_at + self._ttl() <= time.time():
+        if state.idle and not self.master.running and state.ended_at + self._ttl() <= time.time():
             return StatefulLogic.DISCARD
         return StatefulLogic.RETAIN
 
     def _tick(self) -> list[Outbound]:
-        out = self._master_tick()
-        out += self._cancels_tick()
-        return out + self._previews_tick()
+        settings = self.ctx.settings
+        deadline = self._child_deadline()
+        self.master.tick(self.state, self.ctx.workroot, settings.storage.bucket, deadline)
+        out = self._cancels_tick()
+        out += self._previews_tick()
+        return out + self._purge_tick()
 
     def _child_deadline(self) -> float:
         return self.ctx.settings.transcode.child_timeout
-
-    def _master_tick(self) -> list[Outbound]:
-        """Rewrite the master playlist in a child when rungs landed since the last write (the
-        previews child writes the final one); a failed or hung write is tried again."""
-        child = self.master_child
-        if child is not None:
-            outcome = child.poll()
-            if outcome is None:
-                return []
-            if isinstance(outcome, Failed):
-                video = self.state.plan.video_id if self.state.plan else ""
-                log.warning(
-                    "master playlist write failed", video=video, reason=outcome.reason,
-                    output=outcome.detail,
-                )  # fmt: skip
-                self.state.master_dirty = self.state.plan is not None
-            self.master_child = None
-        plan = self.state.plan
-        if plan is None or not self.state.master_dirty or self.state.previewing:
-            return []
-        workdir = self.ctx.workroot / plan.video_id / plan.job_id / "master"
-        spec = MasterSpec(
-            video_id=plan.video_id, job_id=plan.job_id, bucket=self.ctx.settings.storage.bucket,
-            entries=list(self.state.entries.values()),
-        )  # fmt: skip
-        self.master_child = start(spec, workdir, "master", MasterResult, self._child_deadline())
-        self.state.master_dirty = False
-        return []
 
     def _cancels_tick(self) -> list[Outbound]:
         out: list[Outbound] = []
@@ -202,6 +185,10 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
     # ---------------------------------------------------------------- the job's life
 
     def _on_item(self, value: CollectMessage) -> list[Outbound]:
+        if isinstance(value, VideoPurge):
+            if all(d.id != value.request.id for d in self.state.purging):
+                self.state.purging = [*self.state.purging, value.request]
+            return []
         if isinstance(value, UnitStopped):
             cancelling = self.state.cancelling.get(value.job_id)
             if cancelling is not None:
@@ -358,6 +345,40 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         )
         self._end()
         return []
+
+    def _purge_tick(self) -> list[Outbound]:
+        """A delete runs once the video's job is stopped (every unit reported, or given up on):
+        a child removes every object of the video, then ``video.deleted`` is reported for each
+        delete that waited. Its id comes from the delete's, so a replay reports the same."""
+        if not self.state.purging or self.state.cancelling or self.removal.waiting():
+            return []
+        first = self.state.purging[0]
+        workdir = self.ctx.workroot / first.video_id / f"delete-{first.id}"
+        if not self.removal.running:
+            if self.state.plan is not None:  # a job plan never heard of (its state expired)
+                self._end()
+            self.master.cancel()  # it would write the master playlist back
+            bucket = self.ctx.settings.storage.bucket
+            self.removal.start(first.video_id, bucket, workdir, self._child_deadline())
+            return []
+        removed = self.removal.poll(first.video_id, workdir)
+        if removed is None:
+            return []
+        out = [
+            self.events.status(
+                ev.VideoDeleted,
+                video_id=d.video_id,
+                run=d.id,
+                seq=1,
+                stable_id="video.deleted",
+                requested_by=d.requested_by,
+            )
+            for d in self.state.purging
+        ]
+        log.info("video deleted", video=first.video_id, removed=len(removed))
+        self.state.purging = []
+        self.state.ended_at = time.time()
+        return out
 
     def _cancelled(self, cancelling: Cancelling) -> Outbound:
         plan = cancelling.plan

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.events import Rendition, TranscodeRequested
+from core.events import Rendition, TranscodeRequested, VideoDelete
 from dataflows.kafka_io import Outbound
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
@@ -26,6 +26,7 @@ __all__ = [
     "UnitOutcome",
     "UnitStopped",
     "UnitTask",
+    "VideoPurge",
 ]
 
 
@@ -115,6 +116,17 @@ class JobClosed:
     reason: str
 
 
+@dataclass(frozen=True)
+class VideoPurge:
+    """Remove every object of the video once its job (if any) is stopped (``video.delete``)."""
+
+    request: VideoDelete
+
+    @property
+    def video_id(self) -> str:
+        return self.request.video_id
+
+
 EncodeMessage = UnitTask | UnitCancel
-CollectMessage = JobOpened | JobClosed | UnitOutcome | UnitStopped
+CollectMessage = JobOpened | JobClosed | UnitOutcome | UnitStopped | VideoPurge
 Routed = Outbound | EncodeMessage | CollectMessage

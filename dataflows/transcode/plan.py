@@ -31,6 +31,7 @@ from dataflows.transcode.messages import (
     Routed,
     UnitCancel,
     UnitTask,
+    VideoPurge,
 )
 from dataflows.transcode.state import PlanState, group_units
 
@@ -88,6 +89,11 @@ class PlanLogic(StatefulLogic[Inbound, Routed, PlanState]):
             out += tasks
         elif isinstance(event, ev.TranscodeCancel) and self._applies(event):
             out += self._close("cancelled on request" if event.plan is None else "job failed")
+        elif isinstance(event, ev.VideoDelete):
+            if self.state is not None:  # stop the running job first; collect waits for it
+                out += self._close("video deleted")
+                self.state = None
+            out.append(VideoPurge(event))
         return out, self._retain()
 
     def _applies(self, cancel: ev.TranscodeCancel) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from core.events import Rendition
+from core.events import Rendition, VideoDelete
 from dataflows.snapshots import Resumable
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
@@ -132,10 +132,11 @@ class CollectState(Resumable):
     ended_at: float = 0.0
     stopped: dict[str, set[str]] = field(default_factory=dict)  # job -> units stopped before
     # its close reached this step (they run on other workers)
+    purging: list[VideoDelete] = field(default_factory=list)  # deletes waiting or running
 
     @property
     def idle(self) -> bool:
-        return self.plan is None and not self.cancelling and not self.stopped
+        return self.plan is None and not self.cancelling and not self.stopped and not self.purging
 
     def next_seq(self) -> int:
         self.seq += 1

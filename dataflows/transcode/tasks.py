@@ -24,6 +24,7 @@ from dataflows.children import SpecTask, serve
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.outputs import RenditionStore
+from dataflows.transcode.purge import purge_video
 
 __all__ = [
     "CleanupResult",
@@ -34,6 +35,8 @@ __all__ = [
     "PreviewSpec",
     "PublishResult",
     "PublishSpec",
+    "PurgeResult",
+    "PurgeSpec",
     "Spec",
     "start",
 ]
@@ -109,7 +112,19 @@ class MasterResult(msgspec.Struct, kw_only=True, frozen=True):
     master: str
 
 
-Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec
+class PurgeSpec(msgspec.Struct, kw_only=True, frozen=True, tag="purge"):
+    """Remove every object of a deleted video (:func:`dataflows.transcode.purge.purge_video`)."""
+
+    video_id: str
+    job_id: str = ""
+    bucket: str
+
+
+class PurgeResult(msgspec.Struct, kw_only=True, frozen=True):
+    removed: list[str]
+
+
+Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec | PurgeSpec
 T = TypeVar("T")
 MODULE = "dataflows.transcode.tasks"  # what a child runs: python -m MODULE SPEC RESULT
 
@@ -120,8 +135,13 @@ def start(spec: Spec, workdir: Path, name: str, result: type[T], deadline: float
     return SpecTask(MODULE, spec, workdir, name, result, what=_WHAT[type(spec)], deadline=deadline)
 
 
-def _run(spec: Spec) -> PublishResult | PreviewResult | CleanupResult | MasterResult:
+def _run(
+    spec: Spec,
+) -> PublishResult | PreviewResult | CleanupResult | MasterResult | PurgeResult:
     settings = get_settings()
+    if isinstance(spec, PurgeSpec):
+        client, layout = make_client(settings.storage), ObjectLayout(settings.storage)
+        return PurgeResult(removed=purge_video(client, spec.bucket, layout, spec.video_id))
     store = RenditionStore(
         make_client(settings.storage), spec.bucket, ObjectLayout(settings.storage), spec.video_id,
         spec.job_id,
@@ -157,6 +177,7 @@ _WHAT: dict[type, str] = {  # what failed, in words users see
     PreviewSpec: "previews failed",
     CleanupSpec: "clean-up failed",
     MasterSpec: "master playlist write failed",
+    PurgeSpec: "removing the video failed",
 }
 
 

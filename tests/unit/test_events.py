@@ -31,6 +31,7 @@ SAMPLES: list[ev.Event] = [
         probe=PROBE,
     ),
     ev.TranscodeCancel(id="6", video_id="v"),
+    ev.VideoDelete(id="6d", video_id="v", requested_by="alice"),
     ev.IngestStarted(id="7", origin="watch", filename="a.mp4", **STATUS),
     ev.ChunkStored(id="8", chunk=CHUNK, deduplicated=True, **STATUS),
     ev.IngestRestarted(id="9", reason="file shrank", **STATUS),
@@ -45,6 +46,7 @@ SAMPLES: list[ev.Event] = [
     ),
     ev.JobFailed(id="17", reason="not a video", stage="probe", **STATUS),
     ev.JobCancelled(id="18", job_id="j", **STATUS),
+    ev.VideoDeleted(id="18d", requested_by="alice", **STATUS),
     ev.dead_letter(raw=b"\xff\x00", key=b"k", topic="t", partition=1, offset=9, error="bad"),
 ]
 

@@ -18,8 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0006_webhooks"
-# TEMPORARY: 0005_video_tombstones is not in main yet; the lead points this at it on merge.
-down_revision = "0004_api_token_scopes"
+down_revision = "0005_video_tombstones"
 branch_labels = None
 depends_on = None
 
