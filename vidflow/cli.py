@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "user": "vidflow.user_cli:user",
     "up": "vidflow.pipeline:up_command",
     "down": "vidflow.pipeline:down_command",
+    "status": "vidflow.pipeline:status_command",
+    "logs": "vidflow.pipeline:logs_command",
 }
 
 _HELP: dict[str, str] = {
@@ -35,6 +37,8 @@ _HELP: dict[str, str] = {
     "user": "Create portal users and API tokens for producers.",
     "up": "Start everything: services, dataflows, watcher and portal.",
     "down": "Stop everything `vidflow up` started (data is kept).",
+    "status": "Every service and app process: state, pid, uptime, restarts.",
+    "logs": "Show (or follow with -f) an app process's log.",
 }
 
 

@@ -1,8 +1,11 @@
-"""``vidflow up`` / ``vidflow down``: the whole pipeline on one machine, as detached processes.
+"""``vidflow up`` / ``down`` / ``status`` / ``logs``: the whole pipeline on one machine, with
+the app processes under supervisord (``vidflow.supervise``), restarted whenever they exit.
 
 The services come from ``vidflow stack``; on top run the dataflows (with Bytewax recovery under
 ``VIDFLOW_HOME/recovery``), the directory watcher (``VIDFLOW_HOME/watch`` unless directories are
-given) and, when present, the portal. Each writes ``VIDFLOW_HOME/logs/<name>.log``.
+given) and, when present, the projector and the portal. Each writes
+``VIDFLOW_HOME/logs/<name>.log``. A new app process (e.g. a webhook sender) is one more
+:class:`AppProcess` in :func:`app_processes`.
 """
 
 from __future__ import annotations
@@ -21,18 +24,28 @@ from rich.console import Console
 from rich.table import Table
 
 from core.settings import Settings, get_settings, settings_environ
-from vidflow.stack import StackError, ensure_up
+from vidflow.stack import StackError, ensure_up, health
 from vidflow.stack import stop as stop_stack
 from vidflow.stack.credentials import stack_login
-from vidflow.stack.process import running_pid, start_detached, stop_pidfile, tail
+from vidflow.stack.process import stop_pidfile, tail
+from vidflow.supervise import (
+    Program,
+    SupervisorPaths,
+    apply_config,
+    program_states,
+    shutdown,
+)
+from vidflow.supervise_exec import START_PAUSE_SECONDS
 
 __all__ = [
     "AppProcess",
     "app_processes",
     "down_command",
     "ensure_portal_login",
+    "logs_command",
     "process_environ",
     "start_pipeline",
+    "status_command",
     "up_command",
 ]
 
@@ -113,30 +126,29 @@ def process_environ(settings: Settings, process: AppProcess) -> dict[str, str]:
 
 
 def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProcess]:
-    """Start every app process that is not running yet; fail with its log if one dies at once."""
+    """Hand every app process to supervisord (started, or updated if running); fail with its
+    log if one keeps exiting at start (supervisord goes on retrying it)."""
     home = Path(settings.home).resolve()
     # the ingest flow honours file events only under the directories the watcher watches
     roots = tuple(str(d.resolve()) for d in watch_dirs)
     settings = msgspec.structs.replace(
         settings, ingest=msgspec.structs.replace(settings.ingest, watch_roots=roots)
     )
-    started: list[AppProcess] = []
     processes = app_processes(settings, watch_dirs)
+    programs = []
     for process in processes:
-        pidfile = home / "run" / f"app-{process.name}.pid"
-        if running_pid(pidfile) is not None:
-            continue
         _prepare_recovery(process)
-        env = process_environ(settings, process)
-        start_detached(
-            process.argv, pidfile=pidfile, log=home / "logs" / f"{process.name}.log", env=env
-        )
-        started.append(process)
-    time.sleep(3)
-    for process in started:
-        if running_pid(home / "run" / f"app-{process.name}.pid") is None:
-            log = home / "logs" / f"{process.name}.log"
-            raise StackError(f"{process.name} exited at start; last lines of {log}:\n{tail(log)}")
+        programs.append(Program(process.name, process.argv, process_environ(settings, process)))
+    paths = SupervisorPaths(home)
+    apply_config(paths, programs, Path.cwd())
+    time.sleep(START_PAUSE_SECONDS + 3)
+    for state in program_states(paths):
+        if state.state != "RUNNING" or state.restarts > 0:
+            log = paths.program_log(state.name)
+            raise StackError(
+                f"{state.name} keeps exiting at start (supervisord retries it); "
+                f"last lines of {log}:\n{tail(log)}"
+            )
     return processes
 
 
@@ -201,7 +213,12 @@ def down_command(keep_services: bool) -> None:
     """Stop everything `vidflow up` started; data under VIDFLOW_HOME is kept."""
     settings = get_settings()
     home = Path(settings.home).resolve()
-    stopped = [
+    try:
+        stopped = shutdown(SupervisorPaths(home))
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
+    # processes of an older `vidflow up` that ran them detached, with pid files
+    stopped += [
         p.stem.removeprefix("app-")
         for p in sorted((home / "run").glob("app-*.pid"))
         if stop_pidfile(p)
@@ -209,3 +226,54 @@ def down_command(keep_services: bool) -> None:
     if not keep_services:
         stopped += stop_stack(settings)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _uptime(seconds: int) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if seconds else "-"
+
+
+@click.command("status")
+def status_command() -> None:
+    """Every service (probed) and every app process: state, pid, uptime, restarts; exits 1 if
+    anything is down."""
+    settings = get_settings()
+    rows = health(settings)
+    table = Table(title="vidflow status")
+    for column in ("name", "kind", "state", "pid", "uptime", "restarts", "detail"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name, "service", "RUNNING" if row.healthy else "DOWN", "", "", "", row.detail
+        )
+    programs = program_states(SupervisorPaths(Path(settings.home).resolve()))
+    for p in programs:
+        pid = str(p.pid) if p.pid else ""
+        table.add_row(
+            p.name, "process", p.state, pid, _uptime(p.uptime_seconds), str(p.restarts), ""
+        )
+    if not programs:
+        table.add_row(
+            "(app processes)", "process", "STOPPED", "", "", "", "`vidflow up` starts them"
+        )
+    Console(width=200).print(table)
+    healthy = (
+        all(r.healthy for r in rows) and programs and all(p.state == "RUNNING" for p in programs)
+    )
+    if not healthy:
+        sys.exit(1)
+
+
+@click.command("logs")
+@click.argument("name")
+@click.option("-n", "--lines", default=50, show_default=True, help="Lines to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+def logs_command(name: str, lines: int, follow: bool) -> None:
+    """Show an app process's log (ingest, transcode, watcher, projector, portal, supervisord)."""
+    paths = SupervisorPaths(Path(get_settings().home).resolve())
+    path = paths.log if name == "supervisord" else paths.program_log(name)
+    if not name.replace("-", "").replace("_", "").isalnum() or not path.exists():
+        raise click.ClickException(f"no log for {name!r}: `vidflow status` lists the processes")
+    argv = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
+    os.execvp("tail", argv)
