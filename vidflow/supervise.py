@@ -21,11 +21,12 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from supervisor.xmlrpc import SupervisorTransport
+from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
 
 from vidflow.stack import StackError
 from vidflow.stack.process import tail
@@ -140,8 +141,9 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def rpc(paths: SupervisorPaths) -> xmlrpc.client.ServerProxy:
-    """An XML-RPC client of the running supervisord (over its unix socket)."""
+def rpc(paths: SupervisorPaths) -> Any:
+    """An XML-RPC client of the running supervisord (over its unix socket); its answers are
+    untyped dicts, hence ``Any``."""
     transport = SupervisorTransport(None, None, f"unix://{paths.socket}")
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
@@ -151,7 +153,7 @@ def supervisor_running(paths: SupervisorPaths) -> bool:
     if not paths.socket.exists():
         return False
     try:
-        return rpc(paths).supervisor.getState()["statename"] == "RUNNING"  # type: ignore[index]
+        return bool(rpc(paths).supervisor.getState()["statename"] == "RUNNING")
     except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
         return False
 
@@ -173,7 +175,7 @@ def apply_config(paths: SupervisorPaths, programs: Sequence[Program], directory:
         _wait_for(lambda: supervisor_running(paths), 20, "supervisord did not start", paths.log)
         return
     server = rpc(paths)
-    [[added, changed, removed]] = server.supervisor.reloadConfig()  # type: ignore[misc]
+    [[added, changed, removed]] = server.supervisor.reloadConfig()
     for name in [*changed, *removed]:
         with contextlib.suppress(xmlrpc.client.Fault):
             server.supervisor.stopProcessGroup(name)
@@ -188,13 +190,13 @@ def apply_config(paths: SupervisorPaths, programs: Sequence[Program], directory:
 def server_names(paths: SupervisorPaths) -> list[str]:
     """The programs the running supervisord knows."""
     infos = rpc(paths).supervisor.getAllProcessInfo()
-    return [str(info["name"]) for info in infos]  # type: ignore[union-attr]
+    return [str(info["name"]) for info in infos]
 
 
-def _wait_for(check: object, timeout: float, what: str, log: Path) -> None:
+def _wait_for(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.2)
     raise StackError(f"{what}; last lines of {log}:\n{tail(log)}")
@@ -223,7 +225,7 @@ def program_states(paths: SupervisorPaths) -> list[ProgramState]:
     infos = rpc(paths).supervisor.getAllProcessInfo()
     restarts = restart_counts(paths)
     states = []
-    for info in infos:  # type: ignore[union-attr]
+    for info in infos:
         running = info["statename"] == "RUNNING"
         uptime = int(info["now"]) - int(info["start"]) if running else 0
         name = str(info["name"])
@@ -242,7 +244,7 @@ def shutdown(paths: SupervisorPaths, timeout: float = STOP_WAIT_SECONDS + 30) ->
         return []
     server = rpc(paths)
     names = [s.name for s in program_states(paths) if s.state in {"RUNNING", "STARTING", "BACKOFF"}]
-    pid = int(server.supervisor.getPID())  # type: ignore[arg-type]
+    pid = int(server.supervisor.getPID())
     server.supervisor.stopAllProcesses(True)
     with contextlib.suppress(OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
         server.supervisor.shutdown()
