@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.settings import Settings, get_settings, settings_environ
-from vidflow.stack import StackError, ensure_up, health
+from vidflow.stack import StackError, ensure_up, health, init_resources
 from vidflow.stack import stop as stop_stack
 from vidflow.stack.credentials import stack_login
 from vidflow.stack.process import stop_pidfile, tail
@@ -192,14 +192,23 @@ def _summary(
 
 @click.command("up")
 @click.argument("watch_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
-def up_command(watch_dirs: tuple[Path, ...]) -> None:
+@click.option(
+    "--external-services",
+    is_flag=True,
+    help="Kafka, MinIO and PostgreSQL are run by someone else (not this home's `vidflow stack`): "
+    "only make the topics, bucket and schema, then start the app processes.",
+)
+def up_command(watch_dirs: tuple[Path, ...], external_services: bool) -> None:
     """Start services, dataflows, watcher and portal, then print where everything is."""
     settings = get_settings()
     dirs = [d.resolve() for d in watch_dirs] or [Path(settings.home).resolve() / "watch"]
     for directory in dirs:
         directory.mkdir(parents=True, exist_ok=True)
     try:
-        ensure_up(settings)
+        if external_services:
+            init_resources(stack_login(settings))
+        else:
+            ensure_up(settings)
         login = ensure_portal_login(settings)
         processes = start_pipeline(settings, dirs)
     except StackError as exc:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,11 @@ __all__ = [
     "ProgramState",
     "SupervisorPaths",
     "apply_config",
+    "call",
     "program_states",
     "render_config",
     "restart_counts",
+    "rpc",
     "shutdown",
     "supervisor_running",
 ]
@@ -141,11 +143,22 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def rpc(paths: SupervisorPaths) -> Any:
-    """An XML-RPC client of the running supervisord (over its unix socket); its answers are
-    untyped dicts, hence ``Any``."""
+@contextlib.contextmanager
+def rpc(paths: SupervisorPaths) -> Iterator[Any]:
+    """An XML-RPC client of the running supervisord over its unix socket, closed after use;
+    its answers are untyped dicts, hence ``Any``."""
     transport = SupervisorTransport(None, None, f"unix://{paths.socket}")
-    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    try:
+        yield proxy.supervisor
+    finally:
+        transport.close()
+
+
+def call(paths: SupervisorPaths, method: str, *args: Any) -> Any:
+    """One XML-RPC call of supervisord's ``supervisor.<method>``."""
+    with rpc(paths) as server:
+        return getattr(server, method)(*args)
 
 
 def supervisor_running(paths: SupervisorPaths) -> bool:
@@ -153,7 +166,7 @@ def supervisor_running(paths: SupervisorPaths) -> bool:
     if not paths.socket.exists():
         return False
     try:
-        return bool(rpc(paths).supervisor.getState()["statename"] == "RUNNING")
+        return bool(call(paths, "getState")["statename"] == "RUNNING")
     except (OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
         return False
 
@@ -174,23 +187,17 @@ def apply_config(paths: SupervisorPaths, programs: Sequence[Program], directory:
         )
         _wait_for(lambda: supervisor_running(paths), 20, "supervisord did not start", paths.log)
         return
-    server = rpc(paths)
-    [[added, changed, removed]] = server.supervisor.reloadConfig()
-    for name in [*changed, *removed]:
-        with contextlib.suppress(xmlrpc.client.Fault):
-            server.supervisor.stopProcessGroup(name)
-        server.supervisor.removeProcessGroup(name)
-    for name in [*changed, *added]:
-        server.supervisor.addProcessGroup(name)
-    for name in server_names(paths):
-        with contextlib.suppress(xmlrpc.client.Fault):  # already started
-            server.supervisor.startProcess(name, False)
-
-
-def server_names(paths: SupervisorPaths) -> list[str]:
-    """The programs the running supervisord knows."""
-    infos = rpc(paths).supervisor.getAllProcessInfo()
-    return [str(info["name"]) for info in infos]
+    with rpc(paths) as server:
+        [[added, changed, removed]] = server.reloadConfig()
+        for name in [*changed, *removed]:
+            with contextlib.suppress(xmlrpc.client.Fault):
+                server.stopProcessGroup(name)
+            server.removeProcessGroup(name)
+        for name in [*changed, *added]:
+            server.addProcessGroup(name)
+        for info in server.getAllProcessInfo():
+            with contextlib.suppress(xmlrpc.client.Fault):  # already started
+                server.startProcess(info["name"], False)
 
 
 def _wait_for(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
@@ -222,7 +229,7 @@ def program_states(paths: SupervisorPaths) -> list[ProgramState]:
     """Every program's state, pid, uptime and restarts (empty when supervisord is not running)."""
     if not supervisor_running(paths):
         return []
-    infos = rpc(paths).supervisor.getAllProcessInfo()
+    infos = call(paths, "getAllProcessInfo")
     restarts = restart_counts(paths)
     states = []
     for info in infos:
@@ -242,12 +249,11 @@ def shutdown(paths: SupervisorPaths, timeout: float = STOP_WAIT_SECONDS + 30) ->
     the names of the programs that were running."""
     if not supervisor_running(paths):
         return []
-    server = rpc(paths)
     names = [s.name for s in program_states(paths) if s.state in {"RUNNING", "STARTING", "BACKOFF"}]
-    pid = int(server.supervisor.getPID())
-    server.supervisor.stopAllProcesses(True)
+    pid = int(call(paths, "getPID"))
+    call(paths, "stopAllProcesses", True)  # each SIGTERM, then SIGKILL after stopwaitsecs
     with contextlib.suppress(OSError, xmlrpc.client.Fault, xmlrpc.client.ProtocolError):
-        server.supervisor.shutdown()
+        call(paths, "shutdown")
 
     def gone() -> bool:
         try:
