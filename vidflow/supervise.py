@@ -5,7 +5,8 @@ come from its XML-RPC interface on a unix socket under ``VIDFLOW_HOME/run``. sup
 restart count, so :func:`restart_counts` counts each program's ``spawned:`` lines in
 supervisord's own log since its latest start (one spawn is the first start; each further one is
 a restart). Every program is started through :mod:`vidflow.supervise_exec`, which reads the
-program's environment from a 0600 file (no Kafka password in the config) and pauses a little
+program's argv and environment from a 0600 file (no Kafka password in the config, no
+quoting of arguments) and pauses a little
 longer than ``startsecs`` so supervisord's linearly growing backoff never builds up and FATAL is
 never reached while a service is away (``startretries`` is high as well).
 """
@@ -92,8 +93,9 @@ class SupervisorPaths:
     def log(self) -> Path:
         return self.home / "logs" / "supervisord.log"
 
-    def env_file(self, name: str) -> Path:
-        return self.home / "supervisor" / "env" / f"{name}.json"
+    def spec_file(self, name: str) -> Path:
+        """A program's argv and environment (0600: it holds its Kafka password)."""
+        return self.home / "supervisor" / "programs" / f"{name}.json"
 
     def program_log(self, name: str) -> Path:
         return self.home / "logs" / f"{name}.log"
@@ -119,8 +121,9 @@ def render_config(paths: SupervisorPaths, programs: Sequence[Program], directory
         f"[supervisorctl]\nserverurl=unix://{_value(str(paths.socket))}\n",
     ]
     for program in programs:
-        argv = [sys.executable, "-m", "vidflow.supervise_exec", str(paths.env_file(program.name))]
-        command = " ".join(shlex.quote(a) for a in [*argv, *program.argv])
+        # the program's argv lives in its spec file beside its environment: no quoting here
+        argv = [sys.executable, "-m", "vidflow.supervise_exec", str(paths.spec_file(program.name))]
+        command = " ".join(shlex.quote(a) for a in argv)
         log = _value(str(paths.program_log(program.name)))
         sections.append(
             f"[program:{program.name}]\n"
@@ -175,7 +178,8 @@ def apply_config(paths: SupervisorPaths, programs: Sequence[Program], directory:
     """Write the config and environments, then start supervisord, or make a running one take
     the new config (programs added, removed or changed are started, stopped or restarted)."""
     for program in programs:
-        _write_private(paths.env_file(program.name), json.dumps(program.env))
+        spec = {"argv": list(program.argv), "env": program.env}
+        _write_private(paths.spec_file(program.name), json.dumps(spec))
     _write_private(paths.config, render_config(paths, programs, directory))
     for folder in (paths.socket.parent, paths.log.parent):
         folder.mkdir(parents=True, exist_ok=True)
