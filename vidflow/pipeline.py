@@ -23,6 +23,8 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from core.errors import public_reason
+from core.logs import get_logger
 from core.settings import Settings, get_settings, settings_environ
 from vidflow.stack import StackError, ensure_up, health, init_resources
 from vidflow.stack import stop as stop_stack
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 console = Console(stderr=True)
+log = get_logger(__name__)
 SNAPSHOT_SECONDS = "5"
 
 
@@ -141,13 +144,20 @@ def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProces
         programs.append(Program(process.name, process.argv, process_environ(settings, process)))
     paths = SupervisorPaths(home)
     apply_config(paths, programs, Path.cwd())
+    restarts = {s.name: s.restarts for s in program_states(paths)}  # a running one's earlier ones
     time.sleep(START_PAUSE_SECONDS + 3)
     for state in program_states(paths):
-        if state.state != "RUNNING" or state.restarts > 0:
-            log = paths.program_log(state.name)
+        if state.state != "RUNNING" or state.restarts > restarts.get(state.name, 0):
+            log.error(
+                "app process keeps exiting at start",
+                process=state.name,
+                log_tail=tail(paths.program_log(state.name)),
+            )
             raise StackError(
-                f"{state.name} keeps exiting at start (supervisord retries it); "
-                f"last lines of {log}:\n{tail(log)}"
+                public_reason(
+                    f"{state.name} keeps exiting at start (supervisord goes on retrying it; "
+                    f"`vidflow logs {state.name}` shows why)"
+                )
             )
     return processes
 

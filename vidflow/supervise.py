@@ -29,6 +29,8 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
 
+from core.errors import public_reason
+from core.logs import get_logger
 from vidflow.stack import StackError
 from vidflow.stack.process import tail
 
@@ -49,6 +51,8 @@ __all__ = [
 START_SECONDS = 1  # up this long = started; supervise_exec pauses longer, so every try counts
 START_RETRIES = 1_000_000  # never FATAL in practice (see the module docstring)
 STOP_WAIT_SECONDS = 30  # SIGTERM, then SIGKILL to the whole group after this long
+
+logger = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,8 @@ def _wait_for(check: Callable[[], bool], timeout: float, what: str, log: Path) -
         if check():
             return
         time.sleep(0.2)
-    raise StackError(f"{what}; last lines of {log}:\n{tail(log)}")
+    logger.error(what, log_tail=tail(log))
+    raise StackError(public_reason(f"{what} (`vidflow logs supervisord` shows why)"))
 
 
 _SPAWNED = re.compile(r"spawned: '([^']+)' with pid")

@@ -94,12 +94,20 @@ def test_every_killed_app_process_comes_back_and_the_clip_completes_once(
     assert sorted(before) == sorted(APP_PROCESSES)
     assert all(s.state == "RUNNING" and s.restarts == 0 for s in before.values()), before
 
-    clip = h264_clip(tmp_path / "clip.mp4", seconds=3)
+    clip = h264_clip(tmp_path / "clip.mp4", seconds=4)
     submitted = _vidflow(env, "submit", str(clip), "--json")
     assert submitted.returncode == 0, submitted.stderr
     video_id = json.loads(submitted.stdout)["video_id"]
 
+    reader = TopicReader(isolated_settings, isolated_settings.kafka.topic_status)
+
+    def of_video(kind: type[ev.StatusBase]) -> list[ev.AnyEvent]:
+        return [e for e in reader.events if isinstance(e, kind) and e.video_id == video_id]
+
     for name in APP_PROCESSES:  # each in turn, while the job is in flight
+        if name == "transcode":  # in the middle of an encode
+            reader.wait_for(lambda _: bool(of_video(ev.UnitStarted)), 90)
+            assert not of_video(ev.JobCompleted), "the job ended before transcode was killed"
         old_pid = _states(paths)[name].pid
         os.kill(old_pid, signal.SIGKILL)
         killed_at = time.monotonic()
@@ -107,9 +115,7 @@ def test_every_killed_app_process_comes_back_and_the_clip_completes_once(
             state = _states(paths)[name]
             if state.state == "RUNNING" and state.pid not in {0, old_pid}:
                 break
-            assert time.monotonic() - killed_at < 10, (
-                f"{name} not running 10 s after SIGKILL: {state}"
-            )
+            assert time.monotonic() - killed_at < 10, f"{name} not back 10 s after SIGKILL: {state}"
             time.sleep(0.2)
         assert not _alive(old_pid)
 
@@ -124,16 +130,10 @@ def test_every_killed_app_process_comes_back_and_the_clip_completes_once(
                 break
             time.sleep(1)
     assert status == "completed"
-    reader = TopicReader(isolated_settings, isolated_settings.kafka.topic_status)
-    events = reader.wait_for(
-        lambda es: any(isinstance(e, ev.JobCompleted) and e.video_id == video_id for e in es), 30
-    )
+    events = reader.wait_for(lambda _: bool(of_video(ev.JobCompleted)), 30)
     reader.poll(3)  # a duplicate would be right behind
     reader.close()
-    completed = [
-        e for e in reader.events if isinstance(e, ev.JobCompleted) and e.video_id == video_id
-    ]
-    assert len(completed) == 1, events
+    assert len(of_video(ev.JobCompleted)) == 1, [e.type for e in events]
 
     shown = _vidflow(env, "status", timeout=60)
     after = _states(paths)
@@ -144,6 +144,11 @@ def test_every_killed_app_process_comes_back_and_the_clip_completes_once(
         )
         assert "RUNNING" in line and str(after[name].pid) in line, shown.stdout
         assert int(line.split("│")[6].strip()) >= 1, line
+
+    logged = _vidflow(env, "logs", "supervisord", "-n", "200", timeout=30)
+    assert logged.returncode == 0 and "spawned: 'ingest'" in logged.stdout, logged.stderr
+    refused = _vidflow(env, "logs", "../secrets", timeout=30)
+    assert refused.returncode != 0 and str(paths.home) not in refused.stderr
 
     supervisord_pid = int(paths.pidfile.read_text())
     down = _vidflow(env, "down", "--keep-services", timeout=120)
