@@ -35,7 +35,7 @@ _HELP: dict[str, str] = {
     "submit": "Upload a video file and (optionally) follow it to the end.",
     "portal": "Serve the web portal, run its projector, rebuild its projection.",
     "user": "Create portal users and API tokens for producers.",
-    "up": "Start everything: services, dataflows, watcher and portal.",
+    "up": "Start everything: services, then dataflows, watcher and portal under supervisord.",
     "down": "Stop everything `vidflow up` started (data is kept).",
     "status": "Every service and app process: state, pid, uptime, restarts.",
     "logs": "Show (or follow with -f) an app process's log.",

@@ -65,6 +65,9 @@ class AppProcess:
     argv: list[str]
     url: str = ""
     principal: str = ""
+    # Bytewax 0.21 stops cleanly on SIGINT (in-flight steps finish; it resumes from its last
+    # snapshot, taken every SNAPSHOT_SECONDS); SIGTERM would end it without that
+    stop_signal: str = "TERM"
 
 
 def _flow(name: str, module: str, home: Path) -> AppProcess:
@@ -74,6 +77,7 @@ def _flow(name: str, module: str, home: Path) -> AppProcess:
         [sys.executable, "-m", "bytewax.run", f"{module}:flow", "-r", str(recovery),
          "-s", SNAPSHOT_SECONDS, "-b", "30"],
         principal=name,
+        stop_signal="INT",
     )  # fmt: skip
 
 
@@ -141,7 +145,8 @@ def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProces
     programs = []
     for process in processes:
         _prepare_recovery(process)
-        programs.append(Program(process.name, process.argv, process_environ(settings, process)))
+        env = process_environ(settings, process)
+        programs.append(Program(process.name, process.argv, env, process.stop_signal))
     paths = SupervisorPaths(home)
     apply_config(paths, programs, Path.cwd())
     restarts = {s.name: s.restarts for s in program_states(paths)}  # a running one's earlier ones

@@ -62,6 +62,7 @@ class Program:
     name: str
     argv: Sequence[str]
     env: dict[str, str]
+    stop_signal: str = "TERM"  # then SIGKILL to its group after STOP_WAIT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def render_config(paths: SupervisorPaths, programs: Sequence[Program], directory
             f"directory={_value(str(directory))}\n"
             "autostart=true\nautorestart=true\n"
             f"startsecs={START_SECONDS}\nstartretries={START_RETRIES}\n"
-            f"stopsignal=TERM\nstopwaitsecs={STOP_WAIT_SECONDS}\n"
+            f"stopsignal={program.stop_signal}\nstopwaitsecs={STOP_WAIT_SECONDS}\n"
             "stopasgroup=true\nkillasgroup=true\n"
             "redirect_stderr=true\n"
             f"stdout_logfile={log}\nstdout_logfile_maxbytes=20MB\nstdout_logfile_backups=3\n"

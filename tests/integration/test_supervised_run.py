@@ -154,6 +154,8 @@ def test_every_killed_app_process_comes_back_and_the_clip_completes_once(
     down = _vidflow(env, "down", "--keep-services", timeout=120)
     assert down.returncode == 0, down.stderr
     assert not _alive(supervisord_pid)
+    # each stopped on its own signal in time: supervisord had to SIGKILL none ("killing … with")
+    assert " with SIGKILL" not in paths.log.read_text()
     assert not any(_alive(s.pid) for s in after.values())
     leftovers = [
         p for p in Path("/proc").iterdir()
