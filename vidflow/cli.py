@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "down": "vidflow.pipeline:down_command",
     "delete": "vidflow.delete:delete_command",
     "webhooks": "webhooks.cli:webhooks_command",
+    "status": "vidflow.pipeline:status_command",
+    "logs": "vidflow.pipeline:logs_command",
 }
 
 _HELP: dict[str, str] = {
@@ -36,9 +38,11 @@ _HELP: dict[str, str] = {
     "submit": "Upload a video file and (optionally) follow it to the end.",
     "portal": "Serve the web portal, run its projector, rebuild its projection.",
     "user": "Create portal users and API tokens for producers.",
-    "up": "Start everything: services, dataflows, watcher and portal.",
-    "replay": "Reprocess videos, rerun a flow from the start, resend dead letters.",
+    "up": "Start everything: services, then dataflows, watcher and portal under supervisord.",
     "down": "Stop everything `vidflow up` started (data is kept).",
+    "status": "Every service and app process: state, pid, uptime, restarts.",
+    "logs": "Show (or follow with -f) an app process's log.",
+    "replay": "Reprocess videos, rerun a flow from the start, resend dead letters.",
     "delete": "Delete a video: cancel its encode, remove its objects (operator).",
     "webhooks": "Send signed webhooks of status events to subscribers.",
 }

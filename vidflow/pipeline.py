@@ -1,8 +1,11 @@
-"""``vidflow up`` / ``vidflow down``: the whole pipeline on one machine, as detached processes.
+"""``vidflow up`` / ``down`` / ``status`` / ``logs``: the whole pipeline on one machine, with
+the app processes under supervisord (``vidflow.supervise``), restarted whenever they exit.
 
 The services come from ``vidflow stack``; on top run the dataflows (with Bytewax recovery under
 ``VIDFLOW_HOME/recovery``), the directory watcher (``VIDFLOW_HOME/watch`` unless directories are
-given) and, when present, the portal. Each writes ``VIDFLOW_HOME/logs/<name>.log``.
+given) and, when present, the projector and the portal. Each writes
+``VIDFLOW_HOME/logs/<name>.log``. A new app process (e.g. a webhook sender) is one more
+:class:`AppProcess` in :func:`app_processes`.
 """
 
 from __future__ import annotations
@@ -20,23 +23,36 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from core.errors import public_reason
+from core.logs import get_logger
 from core.settings import Settings, get_settings, settings_environ
-from vidflow.stack import StackError, ensure_up
+from vidflow.stack import StackError, ensure_up, health, init_resources
 from vidflow.stack import stop as stop_stack
 from vidflow.stack.credentials import stack_login
-from vidflow.stack.process import running_pid, start_detached, stop_pidfile, tail
+from vidflow.stack.process import stop_pidfile, tail
+from vidflow.supervise import (
+    Program,
+    SupervisorPaths,
+    apply_config,
+    program_states,
+    shutdown,
+)
+from vidflow.supervise_exec import START_PAUSE_SECONDS
 
 __all__ = [
     "AppProcess",
     "app_processes",
     "down_command",
     "ensure_portal_login",
+    "logs_command",
     "process_environ",
     "start_pipeline",
+    "status_command",
     "up_command",
 ]
 
 console = Console(stderr=True)
+log = get_logger(__name__)
 SNAPSHOT_SECONDS = "5"
 
 
@@ -49,6 +65,9 @@ class AppProcess:
     argv: list[str]
     url: str = ""
     principal: str = ""
+    # Bytewax 0.21 stops cleanly on SIGINT (in-flight steps finish; it resumes from its last
+    # snapshot, taken every SNAPSHOT_SECONDS); SIGTERM would end it without that
+    stop_signal: str = "TERM"
 
 
 def _flow(name: str, module: str, home: Path) -> AppProcess:
@@ -58,6 +77,7 @@ def _flow(name: str, module: str, home: Path) -> AppProcess:
         [sys.executable, "-m", "bytewax.run", f"{module}:flow", "-r", str(recovery),
          "-s", SNAPSHOT_SECONDS, "-b", "30"],
         principal=name,
+        stop_signal="INT",
     )  # fmt: skip
 
 
@@ -118,30 +138,37 @@ def process_environ(settings: Settings, process: AppProcess) -> dict[str, str]:
 
 
 def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProcess]:
-    """Start every app process that is not running yet; fail with its log if one dies at once."""
+    """Hand every app process to supervisord (started, or updated if running); fail with its
+    log if one keeps exiting at start (supervisord goes on retrying it)."""
     home = Path(settings.home).resolve()
     # the ingest flow honours file events only under the directories the watcher watches
     roots = tuple(str(d.resolve()) for d in watch_dirs)
     settings = msgspec.structs.replace(
         settings, ingest=msgspec.structs.replace(settings.ingest, watch_roots=roots)
     )
-    started: list[AppProcess] = []
     processes = app_processes(settings, watch_dirs)
+    programs = []
     for process in processes:
-        pidfile = home / "run" / f"app-{process.name}.pid"
-        if running_pid(pidfile) is not None:
-            continue
         _prepare_recovery(process)
         env = process_environ(settings, process)
-        start_detached(
-            process.argv, pidfile=pidfile, log=home / "logs" / f"{process.name}.log", env=env
-        )
-        started.append(process)
-    time.sleep(3)
-    for process in started:
-        if running_pid(home / "run" / f"app-{process.name}.pid") is None:
-            log = home / "logs" / f"{process.name}.log"
-            raise StackError(f"{process.name} exited at start; last lines of {log}:\n{tail(log)}")
+        programs.append(Program(process.name, process.argv, env, process.stop_signal))
+    paths = SupervisorPaths(home)
+    apply_config(paths, programs, Path.cwd())
+    restarts = {s.name: s.restarts for s in program_states(paths)}  # a running one's earlier ones
+    time.sleep(START_PAUSE_SECONDS + 3)
+    for state in program_states(paths):
+        if state.state != "RUNNING" or state.restarts > restarts.get(state.name, 0):
+            log.error(
+                "app process keeps exiting at start",
+                process=state.name,
+                log_tail=tail(paths.program_log(state.name)),
+            )
+            raise StackError(
+                public_reason(
+                    f"{state.name} keeps exiting at start (supervisord goes on retrying it; "
+                    f"`vidflow logs {state.name}` shows why)"
+                )
+            )
     return processes
 
 
@@ -185,14 +212,23 @@ def _summary(
 
 @click.command("up")
 @click.argument("watch_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
-def up_command(watch_dirs: tuple[Path, ...]) -> None:
+@click.option(
+    "--external-services",
+    is_flag=True,
+    help="Kafka, MinIO and PostgreSQL are run by someone else (not this home's `vidflow stack`): "
+    "only make the topics, bucket and schema, then start the app processes.",
+)
+def up_command(watch_dirs: tuple[Path, ...], external_services: bool) -> None:
     """Start services, dataflows, watcher and portal, then print where everything is."""
     settings = get_settings()
     dirs = [d.resolve() for d in watch_dirs] or [Path(settings.home).resolve() / "watch"]
     for directory in dirs:
         directory.mkdir(parents=True, exist_ok=True)
     try:
-        ensure_up(settings)
+        if external_services:
+            init_resources(stack_login(settings))
+        else:
+            ensure_up(settings)
         login = ensure_portal_login(settings)
         processes = start_pipeline(settings, dirs)
     except StackError as exc:
@@ -206,7 +242,12 @@ def down_command(keep_services: bool) -> None:
     """Stop everything `vidflow up` started; data under VIDFLOW_HOME is kept."""
     settings = get_settings()
     home = Path(settings.home).resolve()
-    stopped = [
+    try:
+        stopped = shutdown(SupervisorPaths(home))
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from None
+    # processes of an older `vidflow up` that ran them detached, with pid files
+    stopped += [
         p.stem.removeprefix("app-")
         for p in sorted((home / "run").glob("app-*.pid"))
         if stop_pidfile(p)
@@ -214,3 +255,54 @@ def down_command(keep_services: bool) -> None:
     if not keep_services:
         stopped += stop_stack(settings)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _uptime(seconds: int) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if seconds else "-"
+
+
+@click.command("status")
+def status_command() -> None:
+    """Every service (probed) and every app process: state, pid, uptime, restarts; exits 1 if
+    anything is down."""
+    settings = get_settings()
+    rows = health(settings)
+    table = Table(title="vidflow status")
+    for column in ("name", "kind", "state", "pid", "uptime", "restarts", "detail"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.name, "service", "RUNNING" if row.healthy else "DOWN", "", "", "", row.detail
+        )
+    programs = program_states(SupervisorPaths(Path(settings.home).resolve()))
+    for p in programs:
+        pid = str(p.pid) if p.pid else ""
+        table.add_row(
+            p.name, "process", p.state, pid, _uptime(p.uptime_seconds), str(p.restarts), ""
+        )
+    if not programs:
+        table.add_row(
+            "(app processes)", "process", "STOPPED", "", "", "", "`vidflow up` starts them"
+        )
+    Console(width=200).print(table)
+    healthy = (
+        all(r.healthy for r in rows) and programs and all(p.state == "RUNNING" for p in programs)
+    )
+    if not healthy:
+        sys.exit(1)
+
+
+@click.command("logs")
+@click.argument("name")
+@click.option("-n", "--lines", default=50, show_default=True, help="Lines to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+def logs_command(name: str, lines: int, follow: bool) -> None:
+    """Show an app process's log (ingest, transcode, watcher, projector, portal, supervisord)."""
+    paths = SupervisorPaths(Path(get_settings().home).resolve())
+    path = paths.log if name == "supervisord" else paths.program_log(name)
+    if not name.replace("-", "").replace("_", "").isalnum() or not path.exists():
+        raise click.ClickException(f"no log for {name!r}: `vidflow status` lists the processes")
+    argv = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
+    os.execvp("tail", argv)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import uvicorn
 
@@ -11,6 +13,7 @@ from core.settings import Settings, get_settings
 from portal.projector import Projector, drop_projection
 from portal.rebuild import replay_to_end
 from vidflow.stack.process import running_pid
+from vidflow.supervise import running_program
 
 __all__ = ["portal", "projector_pid"]
 
@@ -50,7 +53,8 @@ def project() -> None:
 
 def projector_pid(settings: Settings) -> int | None:
     """The pid of the projector ``vidflow up`` started, if it is running."""
-    return running_pid(settings.home / "run" / "app-projector.pid")
+    home = Path(settings.home).resolve()
+    return running_program(home, "projector") or running_pid(home / "run" / "app-projector.pid")
 
 
 @portal.command()

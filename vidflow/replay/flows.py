@@ -13,6 +13,7 @@ from connectors.kafka import end_offsets
 from core.logs import get_logger
 from core.settings import KafkaSettings, Settings
 from vidflow.stack.process import running_pid
+from vidflow.supervise import running_program
 
 __all__ = ["FLOWS", "FlowReset", "FlowRunning", "flow_running", "reset_flow"]
 
@@ -32,7 +33,10 @@ def flow_pidfile(settings: Settings, flow: str) -> Path:
 
 def flow_running(settings: Settings, flow: str) -> int | None:
     """The pid of ``flow`` if it runs. The one place that knows how a running flow is found."""
-    return running_pid(flow_pidfile(settings, flow))
+    home = Path(settings.home).resolve()
+    # supervised by `vidflow up`; a pid file is what a process started by hand (or by an
+    # earlier release) leaves
+    return running_program(home, flow) or running_pid(flow_pidfile(settings, flow))
 
 
 def recovery_dir(settings: Settings, flow: str) -> Path:
