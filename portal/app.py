@@ -4,7 +4,7 @@ Areas live in their own modules: :mod:`portal.videos` (pages and JSON API), :mod
 (server-sent events), :mod:`portal.files` (a video's objects), :mod:`portal.uploads`,
 :mod:`portal.operations`, :mod:`portal.login` / :mod:`portal.tokens` (auth), :mod:`portal.health`.
 Handlers get what they need (settings, a database session, storage, the producer, templates)
-from :mod:`portal.deps`; errors become pages or JSON in :mod:`portal.error_pages`.
+from :mod:`portal.deps`; errors become pages or JSON in one place, :mod:`portal.errors`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.static_files import create_static_files_router
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -28,14 +27,14 @@ from core.settings import Settings, get_settings
 from portal.auth import auth_middleware
 from portal.dead_letters import dead_letter_page
 from portal.deps import DEPENDENCIES
-from portal.error_pages import error_response
+from portal.errors import exception_handlers
 from portal.files.proxy import video_file
 from portal.forwarded import forwarded_middleware
 from portal.health import healthz, metrics, readyz
 from portal.jobs import api_create_job
 from portal.live.hub import NotifyHub
 from portal.live.streams import all_events, make_renders, video_events
-from portal.login import login, login_page, logout, send_to_login
+from portal.login import login, login_page, logout
 from portal.login_throttle import LoginThrottle
 from portal.operations import (
     api_operations,
@@ -129,11 +128,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         stores={SESSION_STORE: session_store(resolved)},
         before_send=[security_headers(resolved)],
-        exception_handlers={
-            NotAuthorizedException: send_to_login,
-            HTTPException: error_response,
-            Exception: error_response,
-        },
+        exception_handlers=exception_handlers(),
         template_config=templates,
         plugins=[HTMXPlugin()],
         request_class=HTMXRequest,

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from litestar import Request, get
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Stream
 from urllib3 import BaseHTTPResponse
 
 from portal.deps import Db, Layout, SettingsDep, Storage
+from portal.errors import NotFound
 from portal.videos.access import visible_video
 
 __all__ = ["video_file"]
@@ -33,12 +33,12 @@ async def video_file(
     """Objects of a video (HLS playlists and segments, previews) served same-origin."""
     key = key.lstrip("/")
     if ".." in key or not key.startswith(layout.playable_prefixes(video_id)):
-        raise NotFoundException("no such file")
+        raise NotFound("no such file")
     await visible_video(db, request, video_id)
     try:
         response = await asyncio.to_thread(storage.get_object, settings.storage.bucket, key)
     except Exception as exc:
-        raise NotFoundException("no such file") from exc
+        raise NotFound("no such file") from exc
     release = _releaser(response)
 
     async def body() -> AsyncIterator[bytes]:

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import NotFoundException
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal import queries
 from portal.auth import viewer_of
+from portal.errors import NotFound
 from portal.models import Video
 
 __all__ = ["download_name", "visible_video"]
@@ -21,7 +21,7 @@ async def visible_video(db: AsyncSession, request: Request[Any, Any, Any], video
     """The video if the user may see it; someone else's is as missing as an unknown one."""
     row = await queries.visible_video(db, video_id, viewer_of(request).owner_scope)
     if row is None:
-        raise NotFoundException(f"no video {video_id}")
+        raise NotFound(f"no video {video_id}")
     return row
 
 

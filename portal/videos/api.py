@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 
 from portal import queries
 from portal.auth import viewer_of
 from portal.deps import Db
+from portal.errors import NotFound
 from portal.videos.schemas import VideoDetailOut, VideoListOut, VideoOut
 
 __all__ = ["VideosApi"]
@@ -50,5 +50,5 @@ class VideosApi(Controller):
         """One video as JSON, with its renditions."""
         detail = await queries.video_detail(db, video_id, viewer_of(request).owner_scope)
         if detail is None:
-            raise NotFoundException(f"no video {video_id}")
+            raise NotFound(f"no video {video_id}")
         return VideoDetailOut.of(detail)

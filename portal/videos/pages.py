@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 from litestar import Controller, MediaType, Response, get, post
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Template
@@ -21,6 +21,7 @@ from core.logs import get_logger
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
 from portal.deps import Db, KafkaProducer, SettingsDep, Storage
+from portal.errors import NotFound
 from portal.jobs import request_job
 from portal.videos.access import download_name, visible_video
 
@@ -77,7 +78,7 @@ class VideoPages(Controller):
         """A video: probe, source, manifest, renditions, player, timeline."""
         detail = await queries.video_detail(db, video_id, viewer_of(request).owner_scope)
         if detail is None:
-            raise NotFoundException(f"no video {video_id}")
+            raise NotFound(f"no video {video_id}")
         v = detail.video
         downloads = {
             r.height: storage.presigned_get_object(
