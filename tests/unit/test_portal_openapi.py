@@ -32,3 +32,13 @@ def test_the_videos_api_schema_names_its_fields() -> None:
 
 def test_the_health_schema_names_its_fields() -> None:
     assert "status" in _response_schema(_schema(), "/healthz")["properties"]
+
+
+def test_the_operations_api_schema_names_its_fields() -> None:
+    doc = _schema()
+    ops = _response_schema(doc, "/api/operations")
+    assert {"partitions", "throughput", "workers", "dead_letters"} <= set(ops["properties"])
+    replay = doc["paths"]["/api/dead-letters/{letter_id}/replay"]["post"]["responses"]["200"]
+    schema = replay["content"]["application/json"]["schema"]
+    letter = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    assert {"id", "source_topic", "error", "replayed_at", "replays"} <= set(letter["properties"])
