@@ -20,6 +20,7 @@ from core.layout import ObjectLayout
 from core.settings import Settings
 from portal.fanout import SharedRenders
 from portal.live.hub import NotifyHub
+from portal.login_throttle import LoginThrottle
 from portal.templating import TemplateRenderer
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "SettingsDep",
     "Storage",
     "Templates",
+    "Throttle",
 ]
 
 # Parameter types of handlers: the name of the parameter picks the dependency below.
@@ -45,6 +47,7 @@ Templates: TypeAlias = NamedDependency[TemplateRenderer]
 Layout: TypeAlias = NamedDependency[ObjectLayout]
 Hub: TypeAlias = NamedDependency[NotifyHub]
 Renders: TypeAlias = NamedDependency[SharedRenders]
+Throttle: TypeAlias = NamedDependency[LoginThrottle]
 
 
 def provide_settings(state: State) -> Settings:
@@ -93,6 +96,11 @@ def provide_renders(state: State) -> SharedRenders:
     return renders
 
 
+def provide_login_throttle(state: State) -> LoginThrottle:
+    throttle: LoginThrottle = state.login_throttle
+    return throttle
+
+
 DEPENDENCIES: dict[str, Provide] = {
     "settings": Provide(provide_settings, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),
@@ -103,4 +111,5 @@ DEPENDENCIES: dict[str, Provide] = {
     "layout": Provide(provide_layout, sync_to_thread=False),
     "hub": Provide(provide_hub, sync_to_thread=False),
     "renders": Provide(provide_renders, sync_to_thread=False),
+    "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
 }
