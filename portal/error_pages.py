@@ -5,7 +5,8 @@ its header, so they can go on) saying what happened in a sentence; a program cal
 gets the JSON it parses. Neither ever sees a traceback or an exception's text for a failure the
 portal did not expect (a 500): that detail goes to the log, with the request path.
 
-401 is not here: :func:`portal.login.send_to_login` sends a browser to the login form.
+401 is not here: :func:`portal.login.send_to_login` sends a browser to the login form. Which
+exception goes where is decided in :func:`portal.errors.exception_handlers`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 
 from core.errors import public_reason
 from core.logs import get_logger
+from portal.errors import PortalError
 
 __all__ = ["TITLES", "error_response", "wants_json"]
 
@@ -53,11 +55,15 @@ def _status_and_detail(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
     says what did not answer, scrubbed by :func:`public_reason`. Any other failure (a 500, an
     exception nobody turned into HTTP) says only that something failed.
     """
-    if not isinstance(exc, HTTPException):
+    if isinstance(exc, PortalError):
+        status, detail, extra, headers = exc.status_code, exc.detail, None, {}
+    elif isinstance(exc, HTTPException):
+        status, detail, headers = exc.status_code, str(exc.detail), dict(exc.headers or {})
+        extra = exc.extra
+    else:
         return HTTP_500_INTERNAL_SERVER_ERROR, "", None, {}
-    status, detail, headers = exc.status_code, str(exc.detail), dict(exc.headers or {})
     if status < 500:
-        return status, detail[:MAX_DETAIL], exc.extra, headers
+        return status, detail[:MAX_DETAIL], extra, headers
     if status == HTTP_503_SERVICE_UNAVAILABLE:
         return status, public_reason(detail), None, headers
     return status, "", None, headers

@@ -1,7 +1,8 @@
-"""``/readyz``: whether the portal can do its work, i.e. Kafka, MinIO and PostgreSQL answer.
+"""Health: ``/healthz`` (the process lives), ``/readyz`` (Kafka, MinIO and PostgreSQL answer)
+and ``/metrics`` (Prometheus).
 
-``/healthz`` says the process lives; this says its dependencies do, so a load balancer stops
-sending traffic while one is down. Every check runs at once with its own short timeout.
+``/readyz`` says the portal's dependencies answer, so a load balancer stops sending traffic
+while one is down. Every check runs at once with its own short timeout.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import msgspec
+import prometheus_client
 from confluent_kafka.admin import AdminClient
 from litestar import MediaType, Response, get
 from litestar.datastructures import State
@@ -20,21 +23,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.errors import public_reason
 from core.logs import get_logger
 from core.settings import Settings
+from portal.deps import SettingsDep
 
-__all__ = ["readyz"]
+__all__ = ["Health", "Readiness", "healthz", "metrics", "readyz"]
 
 TIMEOUT = 3.0
 log = get_logger("vidflow.portal.health")
 
 
-async def _kafka(settings: Settings, state: State) -> None:
+async def _kafka(settings: SettingsDep, state: State) -> None:
     admin: AdminClient = state.kafka_admin  # one per process, made at startup
     metadata = await asyncio.to_thread(admin.list_topics, timeout=TIMEOUT)
     if not metadata.brokers:
         raise ConnectionError("no broker in metadata")
 
 
-async def _minio(settings: Settings, state: State) -> None:
+async def _minio(settings: SettingsDep, state: State) -> None:
     client: Minio = state.storage
     if not await asyncio.to_thread(client.bucket_exists, settings.storage.bucket):
         raise LookupError(f"bucket {settings.storage.bucket} is missing")
@@ -53,7 +57,7 @@ CHECKS: dict[str, Callable[[Settings, State], Awaitable[None]]] = {
 }
 
 
-async def _run(name: str, settings: Settings, state: State) -> tuple[str, str]:
+async def _run(name: str, settings: SettingsDep, state: State) -> tuple[str, str]:
     try:
         await asyncio.wait_for(CHECKS[name](settings, state), TIMEOUT + 1)
     except TimeoutError:
@@ -65,15 +69,40 @@ async def _run(name: str, settings: Settings, state: State) -> tuple[str, str]:
     return name, "ok"
 
 
+class Health(msgspec.Struct):
+    """``/healthz``: the process answers."""
+
+    status: str
+
+
+class Readiness(msgspec.Struct, omit_defaults=True):
+    """``/readyz``: ``ready`` or ``unavailable``, each check's result, the failing ones."""
+
+    status: str
+    checks: dict[str, str]
+    failing: list[str] = msgspec.field(default_factory=list)
+
+
+@get("/healthz", sync_to_thread=False, tags=["health"])
+def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@get("/metrics", sync_to_thread=False, include_in_schema=False)
+def metrics() -> Response[bytes]:
+    """Prometheus exposition of this process."""
+    return Response(
+        prometheus_client.generate_latest(), media_type=prometheus_client.CONTENT_TYPE_LATEST
+    )
+
+
 @get("/readyz", media_type=MediaType.JSON, tags=["health"])
-async def readyz(state: State) -> Response[dict[str, object]]:
+async def readyz(settings: SettingsDep, state: State) -> Response[Readiness]:
     """200 when Kafka, MinIO and PostgreSQL all answer, else 503 naming the failing ones."""
-    settings: Settings = state.settings
     results = dict(await asyncio.gather(*(_run(name, settings, state) for name in CHECKS)))
     failing = sorted(name for name, result in results.items() if result != "ok")
-    body: dict[str, object] = {"status": "ready" if not failing else "unavailable"}
-    body["checks"] = results
-    if failing:
-        body["failing"] = failing
+    body = Readiness(status="ready" if not failing else "unavailable", checks=results)
+    body.failing = failing
     code = HTTP_503_SERVICE_UNAVAILABLE if failing else HTTP_200_OK
     return Response(body, status_code=code)

@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 from confluent_kafka import Producer
 from litestar import Request, post
-from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
     HTTPException,
@@ -22,7 +21,7 @@ from litestar.exceptions import (
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.kafka import flush_or_raise, produce_event
 from core import events as ev
@@ -32,6 +31,8 @@ from core.logs import get_logger
 from core.settings import Settings
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
+from portal.deps import Db, KafkaProducer, SettingsDep
+from portal.errors import NotFound
 from portal.models import Video
 
 __all__ = [
@@ -111,18 +112,18 @@ async def select_videos(
 )
 async def api_create_job(
     request: Request[Any, Any, Any],
-    state: State,
+    db: Db,
+    settings: SettingsDep,
+    producer: KafkaProducer,
     video_id: FromPath[str],
     data: JSONBody[JobRequest],
 ) -> JobCreated:
     """Make a video's ladder again (optionally with another profile) from its verified source."""
-    maker: async_sessionmaker[AsyncSession] = state.sessions
-    async with maker() as session:
-        row = await queries.visible_video(session, video_id, viewer_of(request).owner_scope)
+    row = await queries.visible_video(db, video_id, viewer_of(request).owner_scope)
     if row is None:
-        raise NotFoundException(f"no video {video_id}")
+        raise NotFound(f"no video {video_id}")
     try:
-        requested = await request_job(state.settings, row, data.profile, state.producer)
+        requested = await request_job(settings, row, data.profile, producer)
     except HTTPException:
         raise
     except Exception as exc:  # Kafka did not take it: say so (503), the detail goes to the log

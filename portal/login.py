@@ -9,7 +9,6 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 from litestar import MediaType, Request, Response, get, post
-from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import Body, FromQuery
@@ -23,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portal.auth import SESSION_USER_KEY, dummy_hash, hash_password, needs_rehash, verify_password
-from portal.login_throttle import LoginThrottle, Refusal
+from portal.deps import Sessions, Throttle
+from portal.login_throttle import Refusal
 from portal.models import User
 from portal.sessions import rotate_session
 
@@ -53,7 +53,9 @@ async def login_page(next: FromQuery[str] = "/") -> Template:
     )
 
 
-async def _check_password(state: State, username: str, password: str) -> int | None:
+async def _check_password(
+    sessions: async_sessionmaker[AsyncSession], username: str, password: str
+) -> int | None:
     """The user's id if the password matches; argon2 runs off the event loop.
 
     A name PostgreSQL cannot hold (a NUL) names nobody: checked like an unknown one.
@@ -61,8 +63,7 @@ async def _check_password(state: State, username: str, password: str) -> int | N
     if "\x00" in username:
         await asyncio.to_thread(verify_password, dummy_hash(), password)
         return None
-    maker: async_sessionmaker[AsyncSession] = state.sessions
-    async with maker() as session, session.begin():
+    async with sessions() as session, session.begin():
         user = await session.scalar(select(User).where(User.username == username))
         stored = user.password_hash if user is not None else dummy_hash()
         ok = await asyncio.to_thread(verify_password, stored, password)
@@ -76,7 +77,8 @@ async def _check_password(state: State, username: str, password: str) -> int | N
 @post("/login", status_code=HTTP_303_SEE_OTHER)
 async def login(
     request: Request[Any, Any, Any],
-    state: State,
+    sessions: Sessions,
+    login_throttle: Throttle,
     data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Response[Any]:
     """Start a session (under a fresh id) and go where the user was heading.
@@ -84,12 +86,12 @@ async def login(
     Attempts go through the throttle first (per client address and per account): a refused
     one gets the form back with when to try again, and its password is not checked.
     """
-    throttle: LoginThrottle = state.login_throttle
+    throttle = login_throttle
     address = request.client.host if request.client else "unknown"
     attempt = throttle.begin(address, data.username)
     if isinstance(attempt, Refusal):
         return _refused(data, attempt)
-    user_id = await _check_password(state, data.username, data.password)
+    user_id = await _check_password(sessions, data.username, data.password)
     if user_id is None:
         return _form_again(data, "Wrong username or password.", HTTP_401_UNAUTHORIZED)
     throttle.succeeded(attempt)

@@ -35,6 +35,7 @@ from portal.alerts import PROMETHEUS_TIMEOUT, firing_alerts
 from portal.auth import requires_admin
 from portal.jobs import job_for, select_videos
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
+from portal.operations_schemas import LetterOut, OperationsOut
 
 __all__ = [
     "Operations",
@@ -167,22 +168,8 @@ async def gather(state: State) -> Operations:
     return ops
 
 
-def _letter_json(x: queries.Letter) -> dict[str, Any]:
-    d, r = x.letter, x.replay
-    return {
-        "id": d.id,
-        "source_topic": d.source_topic,
-        "partition": d.partition,
-        "offset": d.offset,
-        "key": d.original_key,
-        "stage": d.stage,
-        "error": d.error,
-        "bytes": len(d.raw),
-        "replayed_at": r.replayed_at.isoformat() if r and r.replayed_at else None,
-        "replay_status": r.status if r else None,
-        "replay_error": r.error or None if r else None,
-        "replays": r.count if r else 0,
-    }
+def _letter_json(x: queries.Letter) -> LetterOut:
+    return LetterOut.of(x)
 
 
 @get("/operations", guards=[requires_admin], include_in_schema=False)
@@ -193,17 +180,9 @@ async def operations_page(state: State) -> Template:
 
 
 @get("/api/operations", guards=[requires_admin], tags=["operations"])
-async def api_operations(state: State) -> dict[str, Any]:
+async def api_operations(state: State) -> OperationsOut:
     """The operations page as JSON."""
-    ops = await gather(state)
-    return {
-        "partitions": [vars(p) for p in ops.partitions],
-        "throughput": ops.throughput,
-        "workers": ops.workers,
-        "prometheus_error": ops.prometheus_error or None,
-        "kafka_error": ops.kafka_error or None,
-        "dead_letters": [_letter_json(d) for d in ops.letters],
-    }
+    return OperationsOut.of(await gather(state))
 
 
 def replay_payload(settings: Settings, topic: str, raw: bytes) -> bytes:
@@ -298,7 +277,7 @@ async def replay_dead_letter(state: State, letter_id: FromPath[str]) -> Template
 
 @post("/api/dead-letters/{letter_id:str}/replay", guards=[requires_admin], status_code=200,
       tags=["operations"])  # fmt: skip
-async def api_replay_dead_letter(state: State, letter_id: FromPath[str]) -> dict[str, Any]:
+async def api_replay_dead_letter(state: State, letter_id: FromPath[str]) -> LetterOut:
     """Replay a dead letter to its original topic (503 when Kafka did not take it)."""
     letter, error = await _replay(state, letter_id)
     if error:

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get, post
-from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import Body, FromPath
@@ -26,6 +25,7 @@ from core.errors import public_reason
 from core.logs import get_logger
 from portal.accounts import AccountError, TokenInfo, check_token_request, parse_expiry, token_info
 from portal.auth import SCOPES, Viewer, hash_token, may_hold, new_token, requires_session, viewer_of
+from portal.deps import Sessions
 from portal.models import ApiToken, User
 
 __all__ = ["TokenForm", "create_token", "revoke_token", "tokens_page"]
@@ -47,17 +47,12 @@ class TokenForm(msgspec.Struct):
     expires: str = ""
 
 
-def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = state.sessions
-    return maker
-
-
-async def _listing(state: State, viewer: Viewer) -> list[TokenInfo]:
+async def _listing(sessions: async_sessionmaker[AsyncSession], viewer: Viewer) -> list[TokenInfo]:
     """The viewer's tokens, newest first; an admin's page lists everyone's."""
     query = select(ApiToken, User.username).join(User, ApiToken.user_id == User.id)
     if not viewer.is_admin:
         query = query.where(ApiToken.user_id == viewer.id)
-    async with _sessions(state)() as session:
+    async with sessions() as session:
         rows = await session.execute(query.order_by(ApiToken.id.desc()))
         return [token_info(token, username) for token, username in rows]
 
@@ -68,14 +63,14 @@ def _utc(moment: datetime | None, empty: str = "never") -> str:
 
 async def _answer(
     request: HTMXRequest,
-    state: State,
+    sessions: Sessions,
     status_code: int = HTTP_200_OK,
     **shown: Any,
 ) -> Template:
     """The section (HTMX) or the page (a plain form post or a visit) with the current tokens."""
     viewer = viewer_of(request)
     context = {
-        "tokens": await _listing(state, viewer),
+        "tokens": await _listing(sessions, viewer),
         "everyone": viewer.is_admin,
         "scopes": [s for s in SCOPES if may_hold(viewer.role, s)],
         "scope_help": SCOPE_HELP,
@@ -98,15 +93,15 @@ async def _answer(
 
 
 @get("/tokens", guards=[requires_session], include_in_schema=False)
-async def tokens_page(request: HTMXRequest, state: State) -> Template:
+async def tokens_page(request: HTMXRequest, sessions: Sessions) -> Template:
     """The signed-in user's API tokens (everyone's for an admin) and a form for a new one."""
-    return await _answer(request, state)
+    return await _answer(request, sessions)
 
 
 @post("/tokens", guards=[requires_session], status_code=HTTP_200_OK, include_in_schema=False)
 async def create_token(
     request: HTMXRequest,
-    state: State,
+    sessions: Sessions,
     data: Annotated[TokenForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Template:
     """Issue a token for the signed-in user; the answer is the only place it is ever shown."""
@@ -122,9 +117,9 @@ async def create_token(
         expires_at = parse_expiry(data.expires)
     except AccountError as exc:
         error = public_reason("the token was not created", str(exc))
-        return await _answer(request, state, HTTP_400_BAD_REQUEST, error=error, form=data)
+        return await _answer(request, sessions, HTTP_400_BAD_REQUEST, error=error, form=data)
     plain = new_token()
-    async with _sessions(state)() as session, session.begin():
+    async with sessions() as session, session.begin():
         row = ApiToken(
             user_id=viewer.id,
             token_sha256=hash_token(plain),
@@ -137,7 +132,7 @@ async def create_token(
         await session.refresh(row)
         created = token_info(row, viewer.username)
     log.info("api token issued", user=viewer.username, token_id=created.id, scope=scope)
-    return await _answer(request, state, created=created, plain_token=plain)
+    return await _answer(request, sessions, created=created, plain_token=plain)
 
 
 @post(
@@ -146,14 +141,16 @@ async def create_token(
     status_code=HTTP_200_OK,
     include_in_schema=False,
 )
-async def revoke_token(request: HTMXRequest, state: State, token_id: FromPath[int]) -> Template:
+async def revoke_token(
+    request: HTMXRequest, sessions: Sessions, token_id: FromPath[int]
+) -> Template:
     """Revoke a token of the signed-in user (an admin: anyone's); someone else's is not found."""
     viewer = viewer_of(request)
-    async with _sessions(state)() as session, session.begin():
+    async with sessions() as session, session.begin():
         row = await session.get(ApiToken, token_id, with_for_update=True)
         if row is None or not (viewer.is_admin or row.user_id == viewer.id):
             raise NotFoundException(f"no token {token_id}")
         if row.revoked_at is None:
             row.revoked_at = datetime.now(UTC)
             log.info("api token revoked", user=viewer.username, token_id=token_id)
-    return await _answer(request, state)
+    return await _answer(request, sessions)

@@ -13,9 +13,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import (
@@ -24,11 +23,10 @@ from litestar.exceptions import (
     ServiceUnavailableException,
 )
 from litestar.params import FromPath, JSONBody
-from litestar.response import Template
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 from minio import Minio
 from minio.error import S3Error
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors import multipart
@@ -42,67 +40,23 @@ from core.settings import Settings, StorageSettings
 from portal.auth import requires_uploader, viewer_of
 from portal.filenames import InvalidFilename, check_upload_filename, display_filename
 from portal.models import Upload
+from portal.uploads.schemas import (
+    PartsRequest,
+    PartUrl,
+    PartUrls,
+    UploadCreated,
+    UploadRequest,
+    UploadState,
+)
 
-__all__ = ["UploadApi", "storage_client", "upload_page"]
+__all__ = ["UploadApi", "storage_client"]
 
 PART_URL_TTL = timedelta(hours=1)
 CLAIM_TTL = timedelta(minutes=10)
-MAX_URLS_PER_REQUEST = 100
 # User metadata on the upload's object naming who sent it (S3 ``x-amz-meta-vidflow-owner``):
 # the ingest flow takes the owner from here, the store's record, not from an event's field.
 OWNER_METADATA = "vidflow-owner"
 log = get_logger("vidflow.portal.uploads")
-
-
-class UploadRequest(msgspec.Struct, frozen=True):
-    """A file the browser is about to send; ``size`` is checked against the limit up front."""
-
-    filename: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
-    size: Annotated[int, msgspec.Meta(gt=0)]
-    profile: str = ""
-
-
-class UploadCreated(msgspec.Struct, frozen=True):
-    """Where the browser stands: split the file into ``parts`` of ``part_size`` bytes."""
-
-    upload_id: str
-    part_size: int
-    parts: int
-
-
-class UploadState(msgspec.Struct, frozen=True):
-    """An upload as the object store sees it: ``stored`` are the part numbers already held."""
-
-    upload_id: str
-    filename: str
-    size: int
-    part_size: int
-    parts: int
-    profile: str
-    status: str
-    stored: list[int]
-    stored_bytes: int
-    video_id: str
-
-
-class PartsRequest(msgspec.Struct, frozen=True):
-    """Part numbers the browser wants URLs for."""
-
-    numbers: Annotated[list[int], msgspec.Meta(min_length=1, max_length=MAX_URLS_PER_REQUEST)]
-
-
-class PartUrl(msgspec.Struct, frozen=True):
-    """A presigned PUT for one part."""
-
-    number: int
-    url: str
-
-
-class PartUrls(msgspec.Struct, frozen=True):
-    """Presigned PUTs, valid for ``expires_in`` seconds."""
-
-    urls: list[PartUrl]
-    expires_in: int
 
 
 @cache
@@ -409,25 +363,3 @@ class UploadApi(Controller):
                 raise ClientException(f"upload is {row.status}", status_code=HTTP_409_CONFLICT)
             await self._abort(state.settings, row)
             row.status = "aborted"
-
-
-@get("/upload", guards=[requires_uploader], include_in_schema=False)
-async def upload_page(request: Request[Any, Any, Any], state: State) -> Template:
-    """The upload form (``static/upload.js`` does the work) and this user's recent uploads."""
-    settings: Settings = state.settings
-    async with _sessions(state)() as session:
-        rows = await session.execute(
-            select(Upload)
-            .where(Upload.owner == viewer_of(request).username)
-            .order_by(Upload.created_at.desc())
-            .limit(20)
-        )
-    return Template(
-        template_name="upload.html",
-        context={
-            "uploads": list(rows.scalars()),
-            "profiles": list(settings.transcode.profiles),
-            "default_profile": settings.transcode.default_profile,
-            "max_bytes": settings.portal.max_upload_bytes,
-        },
-    )

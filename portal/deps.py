@@ -1,0 +1,115 @@
+"""Typed dependencies of the portal's handlers, provided by Litestar's dependency injection.
+
+The app factory puts one of each (settings, session maker, storage client, Kafka producer,
+template renderer, live hub) in the app's state; handlers ask for them by parameter name and
+get them typed, instead of reading and casting ``state`` themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TypeAlias
+
+from confluent_kafka import Producer
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from minio import Minio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.layout import ObjectLayout
+from core.settings import Settings
+from portal.fanout import SharedRenders
+from portal.live.hub import NotifyHub
+from portal.login_throttle import LoginThrottle
+from portal.templating import TemplateRenderer
+
+__all__ = [
+    "DEPENDENCIES",
+    "Db",
+    "Hub",
+    "KafkaProducer",
+    "Layout",
+    "Renders",
+    "Sessions",
+    "SettingsDep",
+    "Storage",
+    "Templates",
+    "Throttle",
+]
+
+# Parameter types of handlers: the name of the parameter picks the dependency below.
+Db: TypeAlias = NamedDependency[AsyncSession]
+Sessions: TypeAlias = NamedDependency[async_sessionmaker[AsyncSession]]
+SettingsDep: TypeAlias = NamedDependency[Settings]
+Storage: TypeAlias = NamedDependency[Minio]
+KafkaProducer: TypeAlias = NamedDependency[Producer]
+Templates: TypeAlias = NamedDependency[TemplateRenderer]
+Layout: TypeAlias = NamedDependency[ObjectLayout]
+Hub: TypeAlias = NamedDependency[NotifyHub]
+Renders: TypeAlias = NamedDependency[SharedRenders]
+Throttle: TypeAlias = NamedDependency[LoginThrottle]
+
+
+def provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings
+
+
+def provide_sessions(state: State) -> async_sessionmaker[AsyncSession]:
+    """The session maker, for work that outlives the request (SSE streams)."""
+    maker: async_sessionmaker[AsyncSession] = state.sessions
+    return maker
+
+
+async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
+    """One database session per request, closed when the request ends."""
+    async with provide_sessions(state)() as session:
+        yield session
+
+
+def provide_storage(state: State) -> Minio:
+    storage: Minio = state.storage
+    return storage
+
+
+def provide_producer(state: State) -> Producer:
+    producer: Producer = state.producer
+    return producer
+
+
+def provide_templates(state: State) -> TemplateRenderer:
+    templates: TemplateRenderer = state.templates
+    return templates
+
+
+def provide_layout(settings: SettingsDep) -> ObjectLayout:
+    return ObjectLayout(settings.storage)
+
+
+def provide_hub(state: State) -> NotifyHub:
+    hub: NotifyHub = state.hub
+    return hub
+
+
+def provide_renders(state: State) -> SharedRenders:
+    renders: SharedRenders = state.renders
+    return renders
+
+
+def provide_login_throttle(state: State) -> LoginThrottle:
+    throttle: LoginThrottle = state.login_throttle
+    return throttle
+
+
+DEPENDENCIES: dict[str, Provide] = {
+    "settings": Provide(provide_settings, sync_to_thread=False),
+    "sessions": Provide(provide_sessions, sync_to_thread=False),
+    "db": Provide(provide_db),
+    "storage": Provide(provide_storage, sync_to_thread=False),
+    "producer": Provide(provide_producer, sync_to_thread=False),
+    "templates": Provide(provide_templates, sync_to_thread=False),
+    "layout": Provide(provide_layout, sync_to_thread=False),
+    "hub": Provide(provide_hub, sync_to_thread=False),
+    "renders": Provide(provide_renders, sync_to_thread=False),
+    "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
+}

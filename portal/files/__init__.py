@@ -1,0 +1,1 @@
+"""A video's objects (HLS playlists and segments, previews) served same-origin."""

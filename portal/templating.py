@@ -1,0 +1,59 @@
+"""The portal's Jinja2 templates: filters every page uses, and a renderer for fragments made
+outside a request (SSE rows), held by the app (no module-level global)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+
+from portal.auth import Viewer
+from portal.filenames import display_filename
+
+__all__ = ["TemplateRenderer", "template_config"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@jinja2.pass_context
+def _current_viewer(context: jinja2.runtime.Context) -> Viewer | None:
+    """The logged-in user for the page header; None on public pages such as the login form."""
+    request = context.get("request")
+    user = request.scope.get("user") if request is not None else None
+    return user if isinstance(user, Viewer) else None
+
+
+def _add_filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters["when"] = _when
+    engine.engine.filters["filename"] = display_filename
+    engine.engine.globals["current_viewer"] = _current_viewer
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    """One app's template configuration (its own engine, so apps never share one)."""
+    return TemplateConfig(
+        directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_add_filters
+    )
+
+
+class TemplateRenderer:
+    """Renders a template of one app outside a request, with that app's filters."""
+
+    def __init__(self, config: TemplateConfig[JinjaTemplateEngine]) -> None:
+        self._config = config
+
+    def render(self, name: str, **context: Any) -> str:
+        engine: JinjaTemplateEngine = self._config.engine_instance
+        return engine.get_template(name).render(**context)
+
+    def one_line(self, name: str, **context: Any) -> str:
+        """SSE data lines cannot hold newlines of their own."""
+        return self.render(name, **context).replace("\n", " ")

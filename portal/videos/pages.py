@@ -1,0 +1,154 @@
+"""The videos pages: the list (HTMX filters answered with the table fragment), a video's page,
+and its actions (cancel, reprocess), answered with a fragment the button shows in place."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+from datetime import timedelta
+
+from litestar import Controller, MediaType, Response, get, post
+from litestar.exceptions import HTTPException
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
+from litestar.response import Template
+
+from connectors.kafka import flush_or_raise, produce_event
+from core import events as ev
+from core.errors import public_reason
+from core.logs import get_logger
+from portal import queries
+from portal.auth import requires_uploader, viewer_of
+from portal.deps import Db, KafkaProducer, SettingsDep, Storage
+from portal.errors import NotFound
+from portal.jobs import request_job
+from portal.videos.access import download_name, visible_video
+
+__all__ = ["STATUSES", "VideoPages"]
+
+STATUSES = ("ingesting", "queued", "transcoding", "completed", "failed", "cancelled")
+DOWNLOAD_TTL = timedelta(minutes=15)
+log = get_logger("vidflow.portal")
+
+
+def _told(text: str, status_code: int = 201) -> Response[str]:
+    """An answer for the page's action buttons: escaped text they show in place."""
+    return Response(html.escape(text), status_code=status_code, media_type=MediaType.HTML)
+
+
+class VideoPages(Controller):
+    """Pages of videos and the actions on one video."""
+
+    include_in_schema = False
+
+    @get("/")
+    async def videos(
+        self,
+        request: HTMXRequest,
+        db: Db,
+        status: FromQuery[str] = "",
+        q: FromQuery[str] = "",
+        page: FromQuery[int] = 1,
+    ) -> Template:
+        """Every video with live progress; an HTMX request gets only the table body."""
+        listing = await queries.video_page(
+            db, status, q.strip(), page, viewer_of(request).owner_scope
+        )
+        context = {
+            "listing": listing,
+            "status": status,
+            "q": q,
+            "statuses": STATUSES,
+            "rendered_at": f"{time.time():.3f}",
+        }
+        if request.htmx:
+            return HTMXTemplate(template_name="_video_table.html", context=context)
+        return Template(template_name="videos.html", context=context)
+
+    @get("/videos/{video_id:str}")
+    async def video(
+        self,
+        request: HTMXRequest,
+        db: Db,
+        settings: SettingsDep,
+        storage: Storage,
+        video_id: FromPath[str],
+    ) -> Template:
+        """A video: probe, source, manifest, renditions, player, timeline."""
+        detail = await queries.video_detail(db, video_id, viewer_of(request).owner_scope)
+        if detail is None:
+            raise NotFound(f"no video {video_id}")
+        v = detail.video
+        downloads = {
+            r.height: storage.presigned_get_object(
+                settings.storage.bucket,
+                r.key,
+                expires=DOWNLOAD_TTL,
+                response_headers={
+                    "response-content-disposition": (
+                        f'attachment; filename="{download_name(v.filename or v.id, r.height)}"'
+                    )
+                },
+            )  # signed locally (the region is configured): no request to the store
+            for r in detail.renditions
+        }
+        return Template(
+            template_name="video.html",
+            context={
+                "d": detail,
+                "timeline": detail.timeline,
+                "downloads": downloads,
+                "profiles": list(settings.transcode.profiles),
+                "default_profile": settings.transcode.default_profile,
+                "can_act": viewer_of(request).can_upload,
+                "rendered_at": f"{time.time():.3f}",
+                "bucket": settings.storage.bucket,
+            },
+        )
+
+    @post("/videos/{video_id:str}/cancel", guards=[requires_uploader])
+    async def cancel(
+        self,
+        request: HTMXRequest,
+        db: Db,
+        settings: SettingsDep,
+        producer: KafkaProducer,
+        video_id: FromPath[str],
+    ) -> Response[str]:
+        """Ask the transcode flow to stop this video's job."""
+        await visible_video(db, request, video_id)
+        event = ev.TranscodeCancel(id=ev.event_id("cancel", video_id, ev.now()), video_id=video_id)
+        try:
+            produce_event(producer, settings.kafka.topic_jobs, event)
+            await asyncio.to_thread(flush_or_raise, producer)
+        except Exception as exc:  # noqa: BLE001 - the button says what failed, the log says why
+            log.warning("cancel not sent", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+            return _told(public_reason("could not ask for the cancel", exc), 503)
+        return _told("Cancel requested.")
+
+    @post("/videos/{video_id:str}/reprocess", guards=[requires_uploader])
+    async def reprocess(
+        self,
+        request: HTMXRequest,
+        db: Db,
+        settings: SettingsDep,
+        producer: KafkaProducer,
+        video_id: FromPath[str],
+    ) -> Response[str]:
+        """Run the ladder again from the verified source, with the profile chosen in the form."""
+        row = await visible_video(db, request, video_id)
+        form = await request.form()
+        profile = str(form.get("profile") or "")
+        try:
+            requested = await request_job(settings, row, profile, producer)
+        except HTTPException as exc:
+            return _told(str(exc.detail), exc.status_code)
+        except Exception as exc:  # noqa: BLE001 - Kafka down: the button says so, the log says why
+            log.warning(
+                "job not requested", video_id=video_id, error=f"{type(exc).__name__}: {exc}"
+            )
+            return _told(public_reason("could not request the job", exc), 503)
+        return _told(
+            f"Reprocess requested with profile {requested.profile} (job {requested.job_id})."
+        )

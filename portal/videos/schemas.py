@@ -1,0 +1,95 @@
+"""Typed JSON answers of the videos API (msgspec Structs: the OpenAPI document shows them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from portal.filenames import display_filename
+from portal.models import Video
+from portal.queries import VideoDetail
+
+__all__ = ["ChunkOut", "RenditionOut", "VideoDetailOut", "VideoListOut", "VideoOut"]
+
+
+class VideoOut(msgspec.Struct):
+    """A video's state as the API shows it."""
+
+    video_id: str
+    filename: str
+    status: str
+    progress: float
+    error: str | None
+    size: int
+    sha256: str
+    probe: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, v: Video) -> VideoOut:
+        return cls(**_fields(v))
+
+
+class RenditionOut(msgspec.Struct):
+    height: int
+    width: int
+    key: str
+    hls: str
+
+
+class ChunkOut(msgspec.Struct):
+    index: int
+    offset: int
+    size: int
+    sha256: str
+
+
+class VideoDetailOut(msgspec.Struct):
+    """One video with its renditions and the chunks its source was composed of."""
+
+    video_id: str
+    filename: str
+    status: str
+    progress: float
+    error: str | None
+    size: int
+    sha256: str
+    probe: dict[str, Any] | None
+    renditions: list[RenditionOut]
+    chunks: list[ChunkOut]
+
+    @classmethod
+    def of(cls, detail: VideoDetail) -> VideoDetailOut:
+        return cls(
+            **_fields(detail.video),
+            renditions=[
+                RenditionOut(height=r.height, width=r.width, key=r.key, hls=r.hls)
+                for r in detail.renditions
+            ],
+            chunks=[
+                ChunkOut(index=c.index, offset=c.offset, size=c.size, sha256=c.sha256)
+                for c in detail.chunks
+            ],
+        )
+
+
+class VideoListOut(msgspec.Struct):
+    """A page of videos (same filters as the list page)."""
+
+    total: int
+    page: int
+    pages: int
+    videos: list[VideoOut]
+
+
+def _fields(v: Video) -> dict[str, Any]:
+    return {
+        "video_id": v.id,
+        "filename": display_filename(v.filename),
+        "status": v.status,
+        "progress": v.progress,
+        "error": v.error or None,
+        "size": v.size,
+        "sha256": v.sha256,
+        "probe": v.probe,
+    }
