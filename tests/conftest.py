@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
+import msgspec
+import psycopg
 import pytest
 
 from core.settings import Settings
@@ -16,7 +19,7 @@ def settings() -> Iterator[Settings]:
     """Settings whose Kafka, MinIO and PostgreSQL answer for real; failing here fails the run."""
     try:
         with real_services() as (_, resolved):
-            yield resolved
+            yield _worker_database(resolved)
     except Exception as exc:  # noqa: BLE001 - report any start-up failure as the reason
         pytest.fail(f"real services are not available: {type(exc).__name__}: {exc}", pytrace=False)
 
@@ -27,3 +30,22 @@ def isolated_settings(settings: Settings) -> Iterator[Settings]:
     isolated = isolated_copy(settings)
     yield isolated
     remove_isolated(isolated)
+
+
+def _worker_database(settings: Settings) -> Settings:
+    """Under pytest-xdist each worker gets a database of its own (migrated), so tests that use
+    the session's database never meet another worker's rows; topics and buckets are per test."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return settings
+    from portal.migrate import upgrade
+
+    name = f"{settings.postgres.database}_{worker}"
+    with psycopg.connect(settings.postgres.dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    own = msgspec.structs.replace(
+        settings, postgres=msgspec.structs.replace(settings.postgres, database=name)
+    )
+    upgrade(own)
+    return own
