@@ -27,7 +27,7 @@ status: $(STAMP)
 
 ## test: lint, types, then every test against real Kafka, MinIO, PostgreSQL and FFmpeg
 test: check browser promtool
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4 --dist loadfile
 
 unit: $(STAMP) promtool
 	$(BIN)/pytest tests/unit

@@ -25,7 +25,7 @@ from vidflow.supervise import ProgramState, SupervisorPaths, program_states
 
 pytestmark = pytest.mark.integration
 
-APP_PROCESSES = ["ingest", "transcode", "projector", "portal", "watcher"]
+APP_PROCESSES = ["ingest", "transcode", "projector", "portal", "watcher", "webhooks"]
 
 
 def _free_port() -> int:

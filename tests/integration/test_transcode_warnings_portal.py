@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 from sqlalchemy import create_engine, select
 
 from core import events as ev
+from core.layout import ObjectLayout
 from core.settings import Settings
 from portal.app import create_app
 from portal.models import Video
@@ -33,10 +34,11 @@ def test_a_completed_job_with_a_warning_shows_it_and_a_clean_one_clears_it(
                              renditions=[rendition], master=master, warnings=[WARNING])  # fmt: skip
     clean = ev.JobCompleted(id="c", video_id=video, run="job-2", seq=1, job_id="job-2",
                             renditions=[rendition], master=master)  # fmt: skip
+    layout = ObjectLayout(portal_settings.storage)
     engine = create_engine(portal_settings.postgres.url)
     try:
         with engine.begin() as conn:
-            assert apply(conn, warned)
+            assert apply(conn, warned, layout)
         with TestClient(app=create_app(portal_settings)) as client:
             log_in(client, portal_settings, "ops", "admin")
             page = client.get(f"/videos/{video}")
@@ -44,7 +46,7 @@ def test_a_completed_job_with_a_warning_shows_it_and_a_clean_one_clears_it(
             assert f'<p class="warning">{WARNING}</p>' in page.text
             assert f"warning: {WARNING}" in page.text  # the timeline entry says so too
         with engine.begin() as conn:
-            assert apply(conn, clean)
+            assert apply(conn, clean, layout)
             row = conn.execute(select(Video.status, Video.error).where(Video.id == video)).one()
     finally:
         engine.dispose()
