@@ -26,6 +26,8 @@ status: $(STAMP)
 	$(BIN)/vidflow stack status
 
 ## test: lint, types, then every test against real Kafka, MinIO, PostgreSQL and FFmpeg
+# (four workers on two cores: most tests wait on Kafka, timers and FFmpeg children; each test
+# has its own topics and bucket, each worker its own database)
 test: check browser promtool
 	$(BIN)/pytest -n 4 --dist loadfile
 
