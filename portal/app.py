@@ -28,7 +28,7 @@ from portal.auth import auth_middleware
 from portal.dead_letters import dead_letter_page
 from portal.deletion import HANDLERS as DELETION_HANDLERS
 from portal.deps import DEPENDENCIES
-from portal.errors import exception_handlers
+from portal.error_pages import exception_handlers
 from portal.files.proxy import video_file
 from portal.forwarded import forwarded_middleware
 from portal.health import healthz, metrics, readyz

@@ -6,7 +6,7 @@ gets the JSON it parses. Neither ever sees a traceback or an exception's text fo
 portal did not expect (a 500): that detail goes to the log, with the request path.
 
 401 is not here: :func:`portal.login.send_to_login` sends a browser to the login form. Which
-exception goes where is decided in :func:`portal.errors.exception_handlers`.
+exception goes where is decided in :func:`exception_handlers`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.response import Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ExceptionHandlersMap
 
 from core.errors import public_reason
 from core.logs import get_logger
 from portal.errors import PortalError
 
-__all__ = ["TITLES", "error_response", "wants_json"]
+__all__ = ["TITLES", "error_response", "exception_handlers", "wants_json"]
 
 log = get_logger("vidflow.portal.errors")
 
@@ -95,3 +96,16 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         headers=headers,
         media_type=MediaType.HTML,
     )
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    """Every exception handler of the app: 401 to the login form, everything else a page (or
+    JSON for the API) through :func:`error_response`."""
+    from portal.login import send_to_login
+
+    return {
+        NotAuthorizedException: send_to_login,
+        PortalError: error_response,
+        HTTPException: error_response,
+        Exception: error_response,
+    }

@@ -2,14 +2,11 @@
 
 Handlers and helpers raise domain exceptions (:class:`NotFound`, :class:`Forbidden`,
 :class:`Conflict`, :class:`Unavailable`, :class:`InvalidInput`) or Litestar's HTTP ones;
-:func:`exception_handlers` maps them all: 401 to the login form, everything else to
+``portal.error_pages.exception_handlers`` maps them all: 401 to the login form, everything else to
 :func:`portal.error_pages.error_response` (an HTML page for browsers, JSON for ``/api/``).
 """
 
 from __future__ import annotations
-
-from litestar.exceptions import HTTPException, NotAuthorizedException
-from litestar.types import ExceptionHandlersMap
 
 __all__ = [
     "Conflict",
@@ -18,7 +15,6 @@ __all__ = [
     "NotFound",
     "PortalError",
     "Unavailable",
-    "exception_handlers",
 ]
 
 
@@ -54,16 +50,3 @@ class Unavailable(PortalError):
     """A service the portal needs did not answer."""
 
     status_code = 503
-
-
-def exception_handlers() -> ExceptionHandlersMap:
-    """Every exception handler of the app."""
-    from portal.error_pages import error_response
-    from portal.login import send_to_login
-
-    return {
-        NotAuthorizedException: send_to_login,
-        PortalError: error_response,
-        HTTPException: error_response,
-        Exception: error_response,
-    }

@@ -35,7 +35,7 @@ from portal.alerts import PROMETHEUS_TIMEOUT, firing_alerts
 from portal.auth import requires_admin
 from portal.jobs import job_for, select_videos
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
-from portal.operations_schemas import LetterOut, OperationsOut
+from portal.operations_schemas import LetterOut, OperationsOut, PartitionOut
 
 __all__ = [
     "Operations",
@@ -182,7 +182,7 @@ async def operations_page(state: State) -> Template:
 @get("/api/operations", guards=[requires_admin], tags=["operations"])
 async def api_operations(state: State) -> OperationsOut:
     """The operations page as JSON."""
-    return OperationsOut.of(await gather(state))
+    return operations_out(await gather(state))
 
 
 def replay_payload(settings: Settings, topic: str, raw: bytes) -> bytes:
@@ -322,4 +322,16 @@ async def reprocess_failed(state: State) -> Template:
     return HTMXTemplate(
         template_name="_reprocess_failed.html",
         context={"sent": sent, "skipped": skipped, "error": error},
+    )
+
+
+def operations_out(ops: Operations) -> OperationsOut:
+    """The operations API's typed answer for what the page shows."""
+    return OperationsOut(
+        partitions=[PartitionOut(**vars(p)) for p in ops.partitions],
+        throughput=ops.throughput,
+        workers=ops.workers,
+        prometheus_error=ops.prometheus_error or None,
+        kafka_error=ops.kafka_error or None,
+        dead_letters=[LetterOut.of(d) for d in ops.letters],
     )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from portal import queries
-
-if TYPE_CHECKING:
-    from portal.operations import Operations
 
 __all__ = ["LetterOut", "OperationsOut", "PartitionOut"]
 
@@ -68,14 +65,3 @@ class OperationsOut(msgspec.Struct):
     prometheus_error: str | None
     kafka_error: str | None
     dead_letters: list[LetterOut]
-
-    @classmethod
-    def of(cls, ops: Operations) -> OperationsOut:
-        return cls(
-            partitions=[PartitionOut(**vars(p)) for p in ops.partitions],
-            throughput=ops.throughput,
-            workers=ops.workers,
-            prometheus_error=ops.prometheus_error or None,
-            kafka_error=ops.kafka_error or None,
-            dead_letters=[LetterOut.of(d) for d in ops.letters],
-        )

@@ -1,4 +1,5 @@
-"""Domain exceptions of the portal become HTTP answers in one place (portal.errors)."""
+"""Domain exceptions of the portal (portal.errors) become HTTP answers in one place
+(portal.error_pages.exception_handlers)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
+from portal.error_pages import exception_handlers
 from portal.errors import (
     Conflict,
     Forbidden,
@@ -13,7 +15,6 @@ from portal.errors import (
     NotFound,
     PortalError,
     Unavailable,
-    exception_handlers,
 )
 
 
