@@ -20,7 +20,6 @@ pytestmark = pytest.mark.integration
 
 VIDEO, JOB = "v-fold", "job-fold"
 PROBE = ev.Probe(duration=10.0, width=640, height=360, video_codec="h264")
-Step = Callable[[str, int], ev.StatusBase]  # (event id, seq) -> event
 
 
 def _sequence(
@@ -45,7 +44,11 @@ def _unit(
 
 INGEST = ("ingest-1", ev.IngestStarted, {"origin": "upload", "filename": "a.mp4"})
 PROBED = ("ingest-1", ev.ProbeCompleted, {"probe": PROBE})
-DONE = (JOB, ev.JobCompleted, {"job_id": JOB, "renditions": [], "master": "", "warnings": ["audio dropped"]})
+DONE = (
+    JOB,
+    ev.JobCompleted,
+    {"job_id": JOB, "renditions": [], "master": "", "warnings": ["audio dropped"]},
+)
 
 SEQUENCES: dict[str, list[ev.StatusBase]] = {
     "normal": _sequence(
