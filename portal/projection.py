@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from core import events as ev
 from core.errors import scrub
 from core.layout import ObjectLayout
+from core.progress import transition
 from portal.models import (
     Chunk,
     DeadLetterRow,
@@ -46,7 +47,6 @@ __all__ = [
 ]
 
 NOTIFY_CHANNEL = "vidflow_status"
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 _RENDITION_LABEL = re.compile(r"([0-9]{1,10})p\.mp4\Z")
 _SOURCE_EXT = re.compile(r"\A(?:\.[A-Za-z0-9]{1,16})?\Z")
 _SERVED_TAIL = re.compile(r"\A(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
@@ -177,19 +177,14 @@ def summary_of(event: ev.Event) -> str:
 
 
 def _video_changes(event: ev.Event) -> dict[str, Any]:
+    """The columns an event sets besides status, progress and error (:func:`_status_changes`)."""
     match event:
         case ev.IngestStarted():  # never the owner: it is set once, with the row
-            return {
-                "status": "ingesting",
-                "stage": "ingest",
-                "filename": event.filename,
-                "origin": event.origin,
-                "error": "",
-            }
+            return {"stage": "ingest", "filename": event.filename, "origin": event.origin}
         case ev.ChunkStored():
             return {"size": event.bytes_so_far}
-        case ev.IngestRestarted():  # this version is abandoned; a new video carries on
-            return {"size": 0, "status": "cancelled", "error": event.reason}
+        case ev.IngestRestarted():
+            return {"size": 0}
         case ev.IngestCompleted():
             m = event.manifest
             return {
@@ -199,30 +194,16 @@ def _video_changes(event: ev.Event) -> dict[str, Any]:
                 "composite_sha256": m.composite_sha256,
             }
         case ev.ProbeCompleted():
-            return {
-                "probe": msgspec.to_builtins(event.probe),
-                "status": "queued",
-                "stage": "transcode",
-            }
+            return {"probe": msgspec.to_builtins(event.probe), "stage": "transcode"}
         case ev.UnitStarted():
-            return {"status": "transcoding", "job_id": event.job_id, "error": ""}
-        case ev.UnitProgress():
-            return {"status": "transcoding", "progress": event.percent}
+            return {"job_id": event.job_id}
         case ev.JobCompleted():
-            return {
-                "job_id": event.job_id,
-                "status": "completed",
-                "progress": 100.0,
-                "master": event.master,
-                "poster": event.poster,
-                "sprite": event.sprite,
-                "sprite_vtt": event.sprite_vtt,
-                "error": "; ".join(event.warnings),  # shown as a warning once completed
-            }
+            keys = ("job_id", "master", "poster", "sprite", "sprite_vtt")
+            return {key: getattr(event, key) for key in keys}
         case ev.JobFailed():
-            return {"status": "failed", "error": event.reason, "stage": event.stage}
+            return {"stage": event.stage}
         case ev.JobCancelled():
-            return {"status": "cancelled", "job_id": event.job_id}
+            return {"job_id": event.job_id}
         case _:
             return {}
 
@@ -247,18 +228,25 @@ def _unit_percents(conn: Connection, video_id: str, job_id: str) -> list[float]:
     return [float(row.percent) for row in conn.execute(latest)]
 
 
-def _unit_changes(
-    conn: Connection, event: ev.UnitStarted | ev.UnitProgress
-) -> dict[str, Any] | None:
-    """A job's units run on several workers, each its own run: the video's progress is the mean
-    of its started units' latest percent, and a late unit event never reopens a finished job."""
+def _status_changes(conn: Connection, event: ev.StatusBase) -> dict[str, Any] | None:
+    """The status, progress and error columns ``event`` sets, through the one transition the
+    CLI uses too (:func:`core.progress.transition`); None when it changes nothing at all."""
     row = conn.execute(select(Video.status, Video.job_id).where(Video.id == event.video_id)).first()
-    if row is not None and row.job_id == event.job_id and row.status in TERMINAL_STATUSES:
-        return None  # leave the finished video as it is
-    if isinstance(event, ev.UnitStarted):
-        return {}
-    percents = _unit_percents(conn, event.video_id, event.job_id)
-    return {"progress": sum(percents) / len(percents) if percents else event.percent}
+    previous, job = (row.status, row.job_id or "") if row is not None else (None, "")
+    percents: list[float] = []
+    if isinstance(event, ev.UnitProgress):
+        percents = _unit_percents(conn, event.video_id, event.job_id)
+    change = transition(previous, job, event, percents)
+    if change is None:
+        return None
+    changes: dict[str, Any] = {}
+    if change.status is not None:
+        changes["status"] = change.status.value
+    if change.progress is not None:
+        changes["progress"] = change.progress
+    if change.error is not None:  # a completed job's warnings are shown in its error column
+        changes["error"] = "; ".join(change.warnings or ()) or change.error
+    return changes
 
 
 def _notify(conn: Connection, video_id: str) -> None:
@@ -333,10 +321,10 @@ def _apply_status(conn: Connection, event: ev.StatusBase, layout: ObjectLayout) 
         .values(id=event.video_id, owner=owner, created_ts=event.ts, updated_ts=event.ts)
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    changes = {**_video_changes(event), "updated_ts": event.ts}
-    if isinstance(event, ev.UnitStarted | ev.UnitProgress):
-        unit = _unit_changes(conn, event)
-        changes = {"updated_ts": event.ts} if unit is None else {**changes, **unit}
+    status = _status_changes(conn, event)
+    changes: dict[str, Any] = {"updated_ts": event.ts}
+    if status is not None:  # not a late unit event of a finished job
+        changes.update(_video_changes(event), **status)
     conn.execute(update(Video).where(Video.id == event.video_id).values(**changes))
     if isinstance(event, ev.ChunkStored):
         c = event.chunk

@@ -32,7 +32,7 @@ from core.errors import public_reason
 from core.ids import upload_completed, upload_video_id
 from core.layout import OWNER_METADATA, ObjectLayout
 from core.logs import get_logger
-from core.progress import VideoSummary, apply_event
+from core.progress import VideoStatus, VideoSummary, apply_event
 from core.settings import Settings, get_settings
 
 __all__ = ["announce", "follow", "submit_command", "upload"]
@@ -216,5 +216,5 @@ def submit_command(
         console.print(
             f"{path.name}: {summary.status}" + (f" ({summary.error})" if summary.error else "")
         )
-    if summary.status != "completed":
+    if summary.status is not VideoStatus.COMPLETED:
         sys.exit(1)

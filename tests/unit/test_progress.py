@@ -52,3 +52,17 @@ def test_an_abandoned_version_ends_cancelled_naming_its_successor() -> None:
     )
     assert summary.finished and summary.status == "cancelled"
     assert summary.error is not None and "v2" in summary.error
+
+
+def test_a_deleted_video_ends_the_wait_and_a_late_unit_event_never_reopens_a_job() -> None:
+    """``vidflow submit --wait`` stops at ``video.deleted`` (it waited for its timeout before)
+    and prints the same vocabulary as the portal; a unit's late progress stays ignored."""
+    unit = {"job_id": "j", "unit": "144p", **BASE}
+    done = fold(
+        ev.UnitStarted(id="1", seq=1, heights=[144], **unit),
+        ev.JobCompleted(id="2", seq=2, job_id="j", renditions=[], master="", **BASE),
+        ev.UnitProgress(id="3", seq=3, percent=40, **unit),
+    )
+    assert (done.status, done.progress, done.finished) == ("completed", 100.0, True)
+    gone = fold(ev.VideoDeleted(id="1", seq=1, **BASE))
+    assert (gone.status, gone.finished) == ("deleted", True)
