@@ -11,6 +11,7 @@ import jinja2
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
+from core.progress import STATUS_VALUES
 from portal.auth import Viewer
 from portal.filenames import display_filename
 
@@ -35,6 +36,7 @@ def _add_filters(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["when"] = _when
     engine.engine.filters["filename"] = display_filename
     engine.engine.globals["current_viewer"] = _current_viewer
+    engine.engine.globals["video_statuses"] = STATUS_VALUES  # the one status vocabulary
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:

@@ -25,9 +25,8 @@ from portal.errors import NotFound
 from portal.jobs import request_job
 from portal.videos.access import download_name, visible_video
 
-__all__ = ["STATUSES", "VideoPages"]
+__all__ = ["VideoPages"]
 
-STATUSES = ("ingesting", "queued", "transcoding", "completed", "failed", "cancelled")
 DOWNLOAD_TTL = timedelta(minutes=15)
 log = get_logger("vidflow.portal")
 
@@ -59,7 +58,6 @@ class VideoPages(Controller):
             "listing": listing,
             "status": status,
             "q": q,
-            "statuses": STATUSES,
             "rendered_at": f"{time.time():.3f}",
         }
         if request.htmx:

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from core.progress import VideoStatus
 from portal.filenames import display_filename
 from portal.models import Video
 from portal.queries import VideoDetail
@@ -18,7 +19,7 @@ class VideoOut(msgspec.Struct):
 
     video_id: str
     filename: str
-    status: str
+    status: VideoStatus
     progress: float
     error: str | None
     size: int
@@ -49,7 +50,7 @@ class VideoDetailOut(msgspec.Struct):
 
     video_id: str
     filename: str
-    status: str
+    status: VideoStatus
     progress: float
     error: str | None
     size: int
@@ -86,7 +87,7 @@ def _fields(v: Video) -> dict[str, Any]:
     return {
         "video_id": v.id,
         "filename": display_filename(v.filename),
-        "status": v.status,
+        "status": VideoStatus(v.status),
         "progress": v.progress,
         "error": v.error or None,
         "size": v.size,
