@@ -7,7 +7,6 @@ topics and messages, data survives `down`/`up`, and a taken port is refused nami
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import shlex
@@ -40,7 +39,7 @@ from core.settings import Settings, load_settings
 from vidflow.stack import health
 from vidflow.stack.credentials import stack_login
 from vidflow.stack.install import install_all
-from vidflow.stack.kafka import Kafka
+from vidflow.stack.kafka import Kafka, new_cluster_id
 from vidflow.stack.process import read_pid, start_detached, stop_pidfile
 from vidflow.stack.service import StackPaths
 
@@ -190,7 +189,7 @@ def test_a_kafka_from_before_logins_is_upgraded_keeping_its_messages(settings: S
     data.mkdir(parents=True)
     libs = install_all(Path(old.cache_dir))["kafka"]
     config = kafka.config(old, paths, None)  # the plaintext broker the stack used to run
-    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster = new_cluster_id()
     formatting = ["format", "-t", cluster, "-c", str(config)]
     subprocess.run(
         kafka.java(libs, data, "kafka.tools.StorageTool", *formatting),

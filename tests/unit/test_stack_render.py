@@ -267,3 +267,13 @@ def test_a_half_given_kafka_login_is_refused_naming_the_setting(
 ) -> None:
     with pytest.raises(SettingsError, match=named):
         load_settings(environ)
+
+
+def test_a_cluster_id_never_reads_as_an_option() -> None:
+    """A KRaft cluster id is base64 of 16 random bytes; one in 64 began with ``-``, and the
+    storage tool then took it for an option and refused to format (seen in CI)."""
+    from vidflow.stack.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert all(not i.startswith("-") and len(i) == 22 for i in ids)
+    assert len(set(ids)) == len(ids)

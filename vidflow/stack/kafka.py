@@ -32,7 +32,7 @@ from vidflow.stack.java import check_java
 from vidflow.stack.process import running_pid, tail
 from vidflow.stack.service import Launch, Service, StackPaths, split_host_port
 
-__all__ = ["Kafka", "kafka_properties", "scram_arguments"]
+__all__ = ["Kafka", "kafka_properties", "new_cluster_id", "scram_arguments"]
 
 log = get_logger("vidflow.stack")
 
@@ -97,6 +97,16 @@ def kafka_properties(
         "allow.everyone.if.no.acl.found": "false",
         "super.users": ";".join(f"User:{name}" for name in (ADMIN, *SERVER_PRINCIPALS)),
     }
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (base64 of 16 bytes) that does not begin with ``-``: the
+    storage tool would read such an id as an option and refuse to format (Kafka's own
+    ``Uuid.randomUuid`` skips those ids for the same reason)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def scram_arguments(passwords: Mapping[str, Secret]) -> list[str]:
@@ -199,7 +209,7 @@ class Kafka(Service):
     ) -> None:
         data = paths.data(self.name)
         config = self.config(settings, paths, passwords)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         argv = self.java(
             tools["kafka"], data, "kafka.tools.StorageTool", "format",
             "-t", cluster_id, "-c", str(config), *scram_arguments(passwords),
