@@ -40,6 +40,16 @@ def h264_clip(
     return path
 
 
+def remux(source: Path, target: Path, *options: str) -> bytes:
+    """``source`` copied into ``target``'s container (``-c copy``) with ``options``, as bytes."""
+    subprocess.run(
+        [ffmpeg_binary(), "-v", "error", "-y", "-i", str(source), "-c", "copy", *options,
+         str(target)],
+        check=True,
+    )  # fmt: skip
+    return target.read_bytes()
+
+
 def write_in_pieces(
     path: Path,
     data: bytes,

@@ -14,8 +14,8 @@ from portal.queries import VideoDetail
 __all__ = ["ChunkOut", "RenditionOut", "VideoDetailOut", "VideoListOut", "VideoOut"]
 
 
-class VideoOut(msgspec.Struct):
-    """A video's state as the API shows it."""
+class _VideoFields(msgspec.Struct):
+    """What the list and the detail both say of a video."""
 
     video_id: str
     filename: str
@@ -25,6 +25,10 @@ class VideoOut(msgspec.Struct):
     size: int
     sha256: str
     probe: dict[str, Any] | None
+
+
+class VideoOut(_VideoFields):
+    """A video's state as the API shows it."""
 
     @classmethod
     def of(cls, v: Video) -> VideoOut:
@@ -45,17 +49,9 @@ class ChunkOut(msgspec.Struct):
     sha256: str
 
 
-class VideoDetailOut(msgspec.Struct):
+class VideoDetailOut(_VideoFields):
     """One video with its renditions and the chunks its source was composed of."""
 
-    video_id: str
-    filename: str
-    status: VideoStatus
-    progress: float
-    error: str | None
-    size: int
-    sha256: str
-    probe: dict[str, Any] | None
     renditions: list[RenditionOut]
     chunks: list[ChunkOut]
 

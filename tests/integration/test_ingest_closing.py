@@ -9,7 +9,6 @@ down (stream timeout 4 s, close grace 0.5 s).
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from typing import TypeVar
 import msgspec
 import pytest
 
-from connectors.ffmpeg import ffmpeg_binary
 from connectors.storage import ensure_bucket, make_client
 from core import events as ev
 from core.layout import ObjectLayout
@@ -28,7 +26,7 @@ from core.settings import MiB, Settings
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.store import ChunkStore
 from dataflows.kafka_io import Inbound, Outbound
-from tests.media import h264_clip
+from tests.media import h264_clip, remux
 
 pytestmark = pytest.mark.integration
 
@@ -122,16 +120,6 @@ def stream(settings: Settings, tmp_path: Path) -> Iterator[Stream]:
     opened.path.parent.mkdir()
     yield opened
     opened.close()
-
-
-def remux(source: Path, target: Path, *options: str) -> bytes:
-    """``source`` in another container (``-c copy``), as bytes."""
-    subprocess.run(
-        [ffmpeg_binary(), "-v", "error", "-y", "-i", str(source), "-c", "copy", *options,
-         str(target)],
-        check=True,
-    )  # fmt: skip
-    return target.read_bytes()
 
 
 CONTAINERS = {

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
 from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from connectors.ffmpeg import ffmpeg_binary
 from core import events as ev
 from core.settings import SettingsError, load_settings
 from dataflows.ingest.closing import CloseGrace, Ending, container_ending, ends_as_a_video
-from tests.media import h264_clip
+from tests.media import h264_clip, remux
 
 
 def reader(data: bytes):  # type: ignore[no-untyped-def]
@@ -24,13 +22,7 @@ def reader(data: bytes):  # type: ignore[no-untyped-def]
 def made(tmp_path: Path, name: str, *options: str) -> bytes:
     """A 1 s H.264 + AAC clip remuxed into ``name``'s container with ``options``."""
     source = h264_clip(tmp_path / "source.mp4", seconds=1.0)
-    target = tmp_path / name
-    subprocess.run(
-        [ffmpeg_binary(), "-v", "error", "-y", "-i", str(source), "-c", "copy", *options,
-         str(target)],
-        check=True,
-    )  # fmt: skip
-    return target.read_bytes()
+    return remux(source, tmp_path / name, *options)
 
 
 CONTAINERS = {
