@@ -1,5 +1,8 @@
 """``/videos/{id}/files/{key}``: a video's playable objects streamed from the store, for the
-player; MP4 downloads are short-lived presigned links instead (see the video page)."""
+player; MP4 downloads are short-lived presigned links instead (see the video page).
+
+A ``Range`` request gets the piece it asks for (206, see :mod:`portal.files.ranges`): the players
+read byte-range segments of one fragmented MP4 per rung."""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.params import FromPath
 from litestar.response import Stream
+from minio.error import S3Error
 from urllib3 import BaseHTTPResponse
 
 from portal.deps import Db, Layout, SettingsDep, Storage
 from portal.errors import NotFound
+from portal.files.ranges import store_range
 from portal.projection import is_served_object
 from portal.videos.access import visible_video
 
@@ -30,15 +35,24 @@ async def video_file(
     layout: Layout,
     video_id: FromPath[str],
     key: FromPath[str],
-) -> Stream:
-    """Objects of a video (HLS playlists and segments, previews) served same-origin."""
+) -> Stream | Response[bytes]:
+    """Objects of a video (playlists, manifests, media, previews) served same-origin, whole or
+    the one byte range asked for."""
     key = key.lstrip("/")
     # only this video's own outputs, at the prefixes the object layout derives for its id
     if not is_served_object(layout, video_id, key):
         raise NotFound("no such file")
     await visible_video(db, request, video_id)
+    bucket, wanted = settings.storage.bucket, store_range(request.headers.get("range"))
     try:
-        response = await asyncio.to_thread(storage.get_object, settings.storage.bucket, key)
+        response = await asyncio.to_thread(
+            storage.get_object, bucket, key, request_headers={"Range": wanted} if wanted else None
+        )
+    except S3Error as exc:
+        if exc.code != "InvalidRange":
+            raise NotFound("no such file") from exc
+        size = (await asyncio.to_thread(storage.stat_object, bucket, key)).size
+        return Response(b"", status_code=416, headers={"Content-Range": f"bytes */{size}"})
     except Exception as exc:
         raise NotFound("no such file") from exc
     release = _releaser(response)
@@ -55,7 +69,18 @@ async def video_file(
     # the object response is released when the generator is dropped.
     weakref.finalize(stream, release)
     media = response.headers.get("Content-Type", "application/octet-stream")
-    return Stream(stream, media_type=media)
+    return Stream(
+        stream, media_type=media, status_code=response.status, headers=_passed_on(response)
+    )
+
+
+def _passed_on(response: BaseHTTPResponse) -> dict[str, str]:
+    """The store's length and range of what it sent, and that ranges are served."""
+    headers = {"Accept-Ranges": "bytes"}
+    for name in ("Content-Length", "Content-Range"):
+        if value := response.headers.get(name):
+            headers[name] = value
+    return headers
 
 
 def _releaser(response: BaseHTTPResponse) -> Callable[[], None]:
