@@ -88,3 +88,7 @@ class ObjectLayout:
         """Every prefix holding objects of one video alone (a delete removes them all); its
         source's chunks are shared by content and are not under any of them."""
         return (*self.playable_prefixes(video_id), f"{self._s.prefix_sources}/{video_id}/")
+
+    def dash_manifest(self, video_id: str) -> str:
+        """The DASH manifest listing every rung, beside the HLS master playlist."""
+        return f"{self._s.prefix_hls}/{video_id}/manifest.mpd"

@@ -20,7 +20,7 @@ from core.errors import public_reason
 from core.logs import get_logger
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
-from portal.deps import Db, KafkaProducer, SettingsDep, Storage
+from portal.deps import Db, KafkaProducer, Layout, SettingsDep, Storage
 from portal.errors import NotFound
 from portal.jobs import request_job
 from portal.videos.access import download_name, visible_video
@@ -71,6 +71,7 @@ class VideoPages(Controller):
         db: Db,
         settings: SettingsDep,
         storage: Storage,
+        layout: Layout,
         video_id: FromPath[str],
     ) -> Template:
         """A video: probe, source, manifest, renditions, player, timeline."""
@@ -102,6 +103,8 @@ class VideoPages(Controller):
                 "can_act": viewer_of(request).can_upload,
                 "rendered_at": f"{time.time():.3f}",
                 "bucket": settings.storage.bucket,
+                # where its DASH manifest is, if it has one (the player asks; older videos don't)
+                "dash_manifest": layout.dash_manifest(video_id),
             },
         )
 

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,11 +22,16 @@ import pytest
 from playwright.sync_api import Page, Route, sync_playwright
 
 from connectors.db import dispose_engine
+from connectors.ffmpeg import ffmpeg_binary
+from connectors.storage import make_client
+from core.layout import ObjectLayout
 from core.settings import MiB, Settings, settings_environ
 from portal.accounts import create_user
+from portal.auth import Role
 from portal.migrate import upgrade
 from portal.projector import Projector
 from tests.flows import ROOT, FlowProcess, free_port, wait_http
+from tests.integration.test_portal import life_of, produce
 from tests.media import h264_clip, raw_clip
 from tests.portal_login import PASSWORD
 from vidflow.submit import upload
@@ -43,34 +49,27 @@ PROFILES = json.dumps(
 )
 
 
-@pytest.fixture
-def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
-    """Ingest and transcode flows, the projector and the portal, on isolated topics and database."""
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make browser`"
+@contextmanager
+def _own_database(settings: Settings) -> Iterator[Settings]:
+    """``settings`` with a database of their own, migrated; dropped at the end."""
     database = f"t_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect(isolated_settings.postgres.dsn, autocommit=True)
+    admin = psycopg.connect(settings.postgres.dsn, autocommit=True)
     admin.execute(f'CREATE DATABASE "{database}"')
-    port = free_port()
-    settings = msgspec.structs.replace(
-        isolated_settings,
-        home=tmp_path / "home",
-        postgres=msgspec.structs.replace(isolated_settings.postgres, database=database),
-        ingest=msgspec.structs.replace(
-            isolated_settings.ingest, stream_timeout=2.0, chunk_size=5 * MiB
-        ),
-        transcode=msgspec.structs.replace(
-            isolated_settings.transcode,
-            profiles_json=PROFILES,
-            default_profile="small",
-            preset="ultrafast",
-        ),
-        portal=msgspec.structs.replace(isolated_settings.portal, port=port),
+    mine = msgspec.structs.replace(
+        settings, postgres=msgspec.structs.replace(settings.postgres, database=database)
     )
-    upgrade(settings)
-    flows = [
-        FlowProcess("dataflows.ingest_flow", settings, tmp_path / "ingest").start(),
-        FlowProcess("dataflows.transcode_flow", settings, tmp_path / "transcode").start(),
-    ]
+    try:
+        upgrade(mine)
+        yield mine
+    finally:
+        dispose_engine(mine.postgres)
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.close()
+
+
+@contextmanager
+def _serving(settings: Settings) -> Iterator[str]:
+    """The projector (a thread) and the portal (a process) on ``settings``: the base URL."""
     stop = threading.Event()
     projector = threading.Thread(target=Projector(settings).run, kwargs={"stop": stop}, daemon=True)
     projector.start()
@@ -79,22 +78,57 @@ def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Setti
         [sys.executable, "-m", "vidflow", "portal", "serve"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    wait_http(f"{base}/healthz")
-    for flow in flows:
-        flow.assert_running()
+    base = f"http://127.0.0.1:{settings.portal.port}"
     try:
-        yield settings, base
+        wait_http(f"{base}/healthz")
+        yield base
     finally:
         portal.terminate()
         portal.wait(10)
         stop.set()
         projector.join(10)
-        for flow in flows:
-            flow.stop()
-        dispose_engine(settings.postgres)
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.close()
+
+
+@pytest.fixture
+def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
+    """Ingest and transcode flows, the projector and the portal, on isolated topics and database."""
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make browser`"
+    with _own_database(isolated_settings) as own:
+        settings = msgspec.structs.replace(
+            own,
+            home=tmp_path / "home",
+            ingest=msgspec.structs.replace(own.ingest, stream_timeout=2.0, chunk_size=5 * MiB),
+            transcode=msgspec.structs.replace(
+                own.transcode, profiles_json=PROFILES, default_profile="small", preset="ultrafast"
+            ),
+            portal=msgspec.structs.replace(own.portal, port=free_port()),
+        )
+        flows = [
+            FlowProcess("dataflows.ingest_flow", settings, tmp_path / "ingest").start(),
+            FlowProcess("dataflows.transcode_flow", settings, tmp_path / "transcode").start(),
+        ]
+        try:
+            with _serving(settings) as base:
+                for flow in flows:
+                    flow.assert_running()
+                yield settings, base
+        finally:
+            for flow in flows:
+                flow.stop()
+
+
+@pytest.fixture
+def portal_alone(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
+    """The projector and the portal without the flows, for pages over objects a test stores."""
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make browser`"
+    with _own_database(isolated_settings) as own:
+        settings = msgspec.structs.replace(
+            own,
+            home=tmp_path / "home",
+            portal=msgspec.structs.replace(own.portal, port=free_port()),
+        )
+        with _serving(settings) as base:
+            yield settings, base
 
 
 def test_submitted_clip_goes_live_to_completed_and_plays(
@@ -162,9 +196,11 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
             browser.close()
 
 
-def _log_in(page: Page, base: str, settings: Settings, username: str) -> None:
-    """An uploader created for the test, logged in through the login form."""
-    create_user(settings, username, PASSWORD, "uploader")
+def _log_in(
+    page: Page, base: str, settings: Settings, username: str, role: Role = "uploader"
+) -> None:
+    """A user created for the test (an uploader unless told), logged in through the login form."""
+    create_user(settings, username, PASSWORD, role)
     page.goto(f"{base}/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
@@ -248,5 +284,176 @@ def test_upload_page_resumes_after_a_lost_connection_and_a_reload(
             page.goto(f"{base}/")
             page.locator(f"#video-{video_id} .badge.completed").wait_for(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "upload-resumed-completed.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def _cmaf_ladder(work: Path) -> Path:
+    """A real ladder as the transcode flow lays it out: one fragmented MP4 per rung (two video
+    rungs, the audio once in a track of its own), their HLS media playlists of byte ranges, the
+    master playlist and the DASH manifest beside them, all written by FFmpeg's DASH muxer.
+
+    Until the transcode flow writes manifests itself this stands in for its output; once it
+    does, the test below can take the flow's own (submit a clip, as the first test does)."""
+    out = work / "ladder"
+    out.mkdir()
+    subprocess.run(
+        [
+            ffmpeg_binary(), "-v", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=25",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "8",
+            "-map", "0:v", "-map", "0:v", "-map", "1:a",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+            "-filter:v:1", "scale=-2:144", "-b:v:0", "400k", "-b:v:1", "150k", "-c:a", "aac",
+            "-f", "dash", "-single_file", "1", "-single_file_name", "rung-$RepresentationID$.mp4",
+            "-seg_duration", "1", "-use_timeline", "0",
+            "-adaptation_sets", "id=0,streams=v id=1,streams=a",
+            "-hls_playlist", "1", "-hls_master_name", "master.m3u8",
+            str(out / "manifest.mpd"),
+        ],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+CONTENT_TYPES = {
+    ".mpd": "application/dash+xml",
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mp4": "video/mp4",
+}
+
+
+def test_dash_manifest_plays_with_dash_js_and_the_page_switches_to_hls(
+    portal_alone: tuple[Settings, str], tmp_path: Path
+) -> None:
+    settings, base = portal_alone
+    layout, video_id = ObjectLayout(settings.storage), uuid.uuid4().hex
+    ladder = _cmaf_ladder(tmp_path)
+    store = make_client(settings.storage)
+    folder = layout.dash_manifest(video_id).rsplit("/", 1)[0]
+    assert folder == layout.hls_master(video_id).rsplit("/", 1)[0]  # the two sit side by side
+    for path in sorted(ladder.iterdir()):
+        store.fput_object(
+            settings.storage.bucket, f"{folder}/{path.name}", str(path),
+            content_type=CONTENT_TYPES[path.suffix],
+        )  # fmt: skip
+    produce(settings, life_of(video_id, "dash ladder.mp4"))  # the projector makes it a video
+    page_url = f"{base}/videos/{video_id}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            refused: list[str] = []  # anything the content security policy blocked
+            page.on(
+                "console",
+                lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            pieces: list[tuple[str, int]] = []  # (file name, status) of every rung fetched
+            page.on(
+                "response",
+                lambda r: (
+                    pieces.append((r.url.rsplit("/", 1)[1], r.status))
+                    if r.url.endswith(".mp4")
+                    else None
+                ),
+            )
+            _log_in(page, base, settings, "e2e-admin", "admin")
+            deadline = time.monotonic() + 60
+            while page.request.get(page_url).status != 200:  # until the projector has it
+                assert time.monotonic() < deadline, "the video never reached the projection"
+                page.wait_for_timeout(250)
+
+            page.goto(f"{page_url}?player=dash")
+            page.wait_for_function(
+                "() => document.getElementById('player').dataset.player === 'dash'"
+                " && document.getElementById('levels').options.length === 3",
+                timeout=30_000,
+            )  # auto + the two video rungs of the manifest
+            assert page.locator("#player-choice").is_visible()
+            page.evaluate(
+                "() => { const v = document.getElementById('player'); v.muted = true; v.play(); }"
+            )
+            page.wait_for_function(
+                "() => document.getElementById('player').currentTime > 1.5", timeout=30_000
+            )
+            state = page.evaluate(
+                "() => { const v = document.getElementById('player');"
+                " return {error: v.error && v.error.code, failed: v.dataset.playerError || null,"
+                " at: v.currentTime}; }"
+            )
+            assert state["error"] is None and state["failed"] is None, state
+            # dash.js read byte ranges of the one fMP4 per rung, and the proxy answered 206
+            assert {name for name, status in pieces if status == 206} >= {"rung-2.mp4"}
+            assert any(name in {"rung-0.mp4", "rung-1.mp4"} for name, _ in pieces)
+            assert all(status == 206 for _, status in pieces), pieces
+            page.screenshot(path=str(ARTIFACTS / "video-playing-dash.png"), full_page=True)
+
+            # The choice switches the same page to the HLS ladder (byte ranges too), in place.
+            page.select_option("#player-kind", "hls")
+            page.wait_for_function(
+                "() => document.getElementById('player').dataset.player === 'hls'"
+                " && document.getElementById('levels').options.length === 3",
+                timeout=30_000,
+            )
+            assert "player=dash" not in page.url
+            page.evaluate(
+                "() => { const v = document.getElementById('player'); v.muted = true; v.play(); }"
+            )
+            page.wait_for_function(
+                f"() => document.getElementById('player').currentTime > {state['at'] + 1.0}",
+                timeout=30_000,
+            )
+            assert (
+                page.evaluate("() => document.getElementById('player').dataset.playerError || null")
+                is None
+            )
+            assert refused == []
+        finally:
+            browser.close()
+
+
+def test_a_video_without_a_dash_manifest_plays_hls_even_when_dash_is_asked(
+    portal_alone: tuple[Settings, str], tmp_path: Path
+) -> None:
+    settings, base = portal_alone
+    layout, video_id = ObjectLayout(settings.storage), uuid.uuid4().hex
+    ladder = _cmaf_ladder(tmp_path)
+    (ladder / "manifest.mpd").unlink()  # made before manifests existed: HLS only
+    store = make_client(settings.storage)
+    folder = layout.hls_master(video_id).rsplit("/", 1)[0]
+    for path in sorted(ladder.iterdir()):
+        store.fput_object(
+            settings.storage.bucket, f"{folder}/{path.name}", str(path),
+            content_type=CONTENT_TYPES[path.suffix],
+        )  # fmt: skip
+    produce(settings, life_of(video_id, "older.mp4"))
+    page_url = f"{base}/videos/{video_id}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            _log_in(page, base, settings, "e2e-admin", "admin")
+            deadline = time.monotonic() + 60
+            while page.request.get(page_url).status != 200:  # until the projector has it
+                assert time.monotonic() < deadline, "the video never reached the projection"
+                page.wait_for_timeout(250)
+            page.goto(f"{page_url}?player=dash")
+            page.wait_for_function(
+                "() => document.getElementById('player').dataset.player === 'hls'"
+                " && document.getElementById('levels').options.length === 3",
+                timeout=30_000,
+            )
+            page.evaluate(
+                "() => { const v = document.getElementById('player'); v.muted = true; v.play(); }"
+            )
+            page.wait_for_function(
+                "() => document.getElementById('player').currentTime > 1.0", timeout=30_000
+            )
+            assert page.locator("#player-choice").is_hidden()  # no DASH to offer
+            assert (
+                page.evaluate("() => document.getElementById('player').dataset.playerError || null")
+                is None
+            )
         finally:
             browser.close()
