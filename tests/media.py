@@ -66,3 +66,32 @@ def write_in_pieces(
             handle.flush()
             after_each()
             time.sleep(pause)
+
+
+def cmaf_ladder(work: Path) -> Path:
+    """A real ladder as the transcode flow lays it out: one fragmented MP4 per rung (two video
+    rungs, the audio once in a track of its own), their HLS media playlists of byte ranges, the
+    master playlist and the DASH manifest beside them, all written by FFmpeg's DASH muxer.
+
+    Until the transcode flow writes manifests itself this stands in for its output (the DASH
+    browser test, the bench's playable checks); then the flow's own can take its place."""
+    out = work / "ladder"
+    out.mkdir()
+    subprocess.run(
+        [
+            ffmpeg_binary(), "-v", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=25",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "8",
+            "-map", "0:v", "-map", "0:v", "-map", "1:a",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
+            "-filter:v:1", "scale=-2:144", "-b:v:0", "400k", "-b:v:1", "150k", "-c:a", "aac",
+            "-f", "dash", "-single_file", "1", "-single_file_name", "rung-$RepresentationID$.mp4",
+            "-seg_duration", "1", "-use_timeline", "0",
+            "-adaptation_sets", "id=0,streams=v id=1,streams=a",
+            "-hls_playlist", "1", "-hls_master_name", "master.m3u8",
+            str(out / "manifest.mpd"),
+        ],
+        check=True,
+    )  # fmt: skip
+    return out

@@ -22,7 +22,6 @@ import pytest
 from playwright.sync_api import Page, Route, sync_playwright
 
 from connectors.db import dispose_engine
-from connectors.ffmpeg import ffmpeg_binary
 from connectors.storage import make_client
 from core.layout import ObjectLayout
 from core.settings import MiB, Settings, settings_environ
@@ -32,7 +31,7 @@ from portal.migrate import upgrade
 from portal.projector import Projector
 from tests.flows import ROOT, FlowProcess, free_port, wait_http
 from tests.integration.test_portal import life_of, produce
-from tests.media import h264_clip, raw_clip
+from tests.media import cmaf_ladder, h264_clip, raw_clip
 from tests.portal_login import PASSWORD
 from vidflow.submit import upload
 
@@ -288,35 +287,6 @@ def test_upload_page_resumes_after_a_lost_connection_and_a_reload(
             browser.close()
 
 
-def _cmaf_ladder(work: Path) -> Path:
-    """A real ladder as the transcode flow lays it out: one fragmented MP4 per rung (two video
-    rungs, the audio once in a track of its own), their HLS media playlists of byte ranges, the
-    master playlist and the DASH manifest beside them, all written by FFmpeg's DASH muxer.
-
-    Until the transcode flow writes manifests itself this stands in for its output; once it
-    does, the test below can take the flow's own (submit a clip, as the first test does)."""
-    out = work / "ladder"
-    out.mkdir()
-    subprocess.run(
-        [
-            ffmpeg_binary(), "-v", "error", "-y",
-            "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=25",
-            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "8",
-            "-map", "0:v", "-map", "0:v", "-map", "1:a",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-g", "25", "-keyint_min", "25", "-sc_threshold", "0",
-            "-filter:v:1", "scale=-2:144", "-b:v:0", "400k", "-b:v:1", "150k", "-c:a", "aac",
-            "-f", "dash", "-single_file", "1", "-single_file_name", "rung-$RepresentationID$.mp4",
-            "-seg_duration", "1", "-use_timeline", "0",
-            "-adaptation_sets", "id=0,streams=v id=1,streams=a",
-            "-hls_playlist", "1", "-hls_master_name", "master.m3u8",
-            str(out / "manifest.mpd"),
-        ],
-        check=True,
-    )  # fmt: skip
-    return out
-
-
 CONTENT_TYPES = {
     ".mpd": "application/dash+xml",
     ".m3u8": "application/vnd.apple.mpegurl",
@@ -329,7 +299,7 @@ def test_dash_manifest_plays_with_dash_js_and_the_page_switches_to_hls(
 ) -> None:
     settings, base = portal_alone
     layout, video_id = ObjectLayout(settings.storage), uuid.uuid4().hex
-    ladder = _cmaf_ladder(tmp_path)
+    ladder = cmaf_ladder(tmp_path)
     store = make_client(settings.storage)
     folder = layout.dash_manifest(video_id).rsplit("/", 1)[0]
     assert folder == layout.hls_master(video_id).rsplit("/", 1)[0]  # the two sit side by side
@@ -418,7 +388,7 @@ def test_a_video_without_a_dash_manifest_plays_hls_even_when_dash_is_asked(
 ) -> None:
     settings, base = portal_alone
     layout, video_id = ObjectLayout(settings.storage), uuid.uuid4().hex
-    ladder = _cmaf_ladder(tmp_path)
+    ladder = cmaf_ladder(tmp_path)
     (ladder / "manifest.mpd").unlink()  # made before manifests existed: HLS only
     store = make_client(settings.storage)
     folder = layout.hls_master(video_id).rsplit("/", 1)[0]
