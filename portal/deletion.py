@@ -65,7 +65,7 @@ async def _deletable(request: Request[Any, Any, Any], state: State, video_id: st
         raise NotFoundException(f"no video {video_id}")
 
 
-@post("/videos/{video_id:str}/delete", guards=[requires_uploader])
+@post("/videos/{video_id:str}/delete", guards=[requires_uploader], include_in_schema=False)
 async def delete_video(
     request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
 ) -> Response[str]:

@@ -45,7 +45,7 @@ def safe_next(target: str) -> str:
     return target
 
 
-@get("/login")
+@get("/login", include_in_schema=False)
 async def login_page(next: FromQuery[str] = "/") -> Template:
     """The login form."""
     return Template(
@@ -74,7 +74,7 @@ async def _check_password(
         return user.id
 
 
-@post("/login", status_code=HTTP_303_SEE_OTHER)
+@post("/login", status_code=HTTP_303_SEE_OTHER, include_in_schema=False)
 async def login(
     request: Request[Any, Any, Any],
     sessions: Sessions,
@@ -123,7 +123,7 @@ def _refused(data: LoginForm, refusal: Refusal) -> Template:
     return _form_again(data, text, HTTP_429_TOO_MANY_REQUESTS, {"Retry-After": str(wait)})
 
 
-@post("/logout", status_code=HTTP_303_SEE_OTHER)
+@post("/logout", status_code=HTTP_303_SEE_OTHER, include_in_schema=False)
 async def logout(request: Request[Any, Any, Any]) -> Redirect:
     """End the session (its server-side data is deleted)."""
     request.clear_session()

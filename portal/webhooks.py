@@ -32,7 +32,13 @@ from core.logs import get_logger
 from core.settings import Settings
 from portal.auth import Viewer, viewer_of
 
-__all__ = ["SubscriptionCreated", "SubscriptionOut", "WebhookRequest", "webhooks_router"]
+__all__ = [
+    "DeliveryQueued",
+    "SubscriptionCreated",
+    "SubscriptionOut",
+    "WebhookRequest",
+    "webhooks_router",
+]
 
 log = get_logger("vidflow.portal.webhooks")
 DEFAULT_TYPES = ("job.completed", "job.failed")
@@ -82,6 +88,13 @@ class DeliveryOut(msgspec.Struct, kw_only=True):
     attempts: list[AttemptOut]
     next_attempt_at: datetime | None
     created_at: datetime
+
+
+class DeliveryQueued(msgspec.Struct, kw_only=True):
+    """The answer to "send again": the delivery is due at once (``status`` is ``queued``)."""
+
+    delivery_id: int
+    status: str = "queued"
 
 
 async def _db(state: State, work: Callable[[Connection], T]) -> T:
@@ -216,11 +229,11 @@ async def api_send_again(
     state: State,
     subscription_id: FromPath[int],
     delivery_id: FromPath[int],
-) -> dict[str, str]:
+) -> DeliveryQueued:
     """Queue a delivery once more (same id and body), due at once."""
     sub = await _own(state, viewer_of(request), subscription_id)
     await _send_again(state, sub, delivery_id)
-    return {"status": "queued"}
+    return DeliveryQueued(delivery_id=delivery_id)
 
 
 # ------------------------------------------------------------------ pages
