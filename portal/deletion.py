@@ -9,16 +9,16 @@ video is as missing (404) as an unknown one, and a viewer (or a read token) may 
 from __future__ import annotations
 
 import asyncio
-import html
 from typing import Any
 
 import msgspec
 from confluent_kafka import Producer
-from litestar import MediaType, Request, Response, delete, post
+from litestar import Request, delete, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import FromPath
-from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.response import Template
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.kafka import flush_or_raise, produce_event
@@ -28,6 +28,7 @@ from core.logs import get_logger
 from core.settings import Settings
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
+from portal.templating import action_result
 
 __all__ = ["HANDLERS", "VideoDeletion", "api_delete_video", "delete_video", "request_delete"]
 
@@ -68,19 +69,16 @@ async def _deletable(request: Request[Any, Any, Any], state: State, video_id: st
 @post("/videos/{video_id:str}/delete", guards=[requires_uploader], include_in_schema=False)
 async def delete_video(
     request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
-) -> Response[str]:
+) -> Template:
     """The page's Delete button (confirmed in the browser): asks, then sends the page home."""
     await _deletable(request, state, video_id)
     try:
         await request_delete(state.settings, video_id, viewer_of(request).username, state.producer)
     except Exception as exc:  # noqa: BLE001 - the button says what failed, the log says why
         log.warning("delete not sent", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
-        text = public_reason("could not ask for the delete", exc)
-        return Response(html.escape(text), status_code=503, media_type=MediaType.HTML)
-    return Response(
-        "Delete requested.", status_code=202, media_type=MediaType.HTML,
-        headers={"HX-Redirect": "/"},
-    )  # fmt: skip
+        reason = public_reason("could not ask for the delete", exc)
+        return action_result(reason, HTTP_503_SERVICE_UNAVAILABLE)
+    return action_result("Delete requested.", HTTP_202_ACCEPTED, headers={"HX-Redirect": "/"})
 
 
 @delete(
