@@ -96,7 +96,7 @@ def test_the_openapi_document_holds_the_json_api_only() -> None:
             if code.startswith("2"):
                 answers.setdefault(f"{method} {path}", set()).update(response.get("content", {}))
     assert len(answers) >= 15  # the walk found the API (a renamed key would make it vacuous)
-    not_json = {op: kinds for op, kinds in answers.items() if kinds - {"application/json"}}
+    not_json = {name: kinds for name, kinds in answers.items() if kinds - {"application/json"}}
     assert not_json == {}
-    for op in answers:
-        assert op.split(" ")[1].startswith(("/api/", "/healthz", "/readyz")), op
+    for name in answers:
+        assert name.split(" ")[1].startswith(("/api/", "/healthz", "/readyz")), name
