@@ -2,7 +2,8 @@
 
 Areas live in their own modules: :mod:`portal.videos` (pages and JSON API), :mod:`portal.live`
 (server-sent events), :mod:`portal.files` (a video's objects), :mod:`portal.uploads`,
-:mod:`portal.operations`, :mod:`portal.login` / :mod:`portal.tokens` (auth), :mod:`portal.health`.
+:mod:`portal.operations`, :mod:`portal.auth` (login, sessions, API tokens, guards),
+:mod:`portal.health`.
 Handlers get what they need (settings, a database session, storage, the producer, templates)
 from :mod:`portal.deps`; errors become pages or JSON in one place, :mod:`portal.errors`.
 """
@@ -24,19 +25,27 @@ from connectors.db import async_engine
 from connectors.kafka import make_admin, make_producer
 from connectors.storage import close_client
 from core.settings import Settings, get_settings
-from portal.auth import auth_middleware
+from portal.auth.forwarded import forwarded_middleware
+from portal.auth.login import login, login_page, logout
+from portal.auth.middleware import auth_middleware
+from portal.auth.security import (
+    NulRefusingMiddleware,
+    csrf_middleware,
+    rate_limit_middleware,
+    security_headers,
+)
+from portal.auth.sessions import SESSION_STORE, session_config, session_store
+from portal.auth.throttle import LoginThrottle
+from portal.auth.tokens import create_token, revoke_token, tokens_page
 from portal.dead_letters import dead_letter_page
 from portal.deletion import HANDLERS as DELETION_HANDLERS
 from portal.deps import DEPENDENCIES
 from portal.error_pages import exception_handlers
 from portal.files.proxy import video_file
-from portal.forwarded import forwarded_middleware
 from portal.health import healthz, metrics, readyz
 from portal.jobs import api_create_job
 from portal.live.hub import NotifyHub
 from portal.live.streams import all_events, make_renders, video_events
-from portal.login import login, login_page, logout
-from portal.login_throttle import LoginThrottle
 from portal.operations import (
     api_operations,
     api_replay_dead_letter,
@@ -44,15 +53,7 @@ from portal.operations import (
     replay_dead_letter,
     reprocess_failed,
 )
-from portal.security import (
-    NulRefusingMiddleware,
-    csrf_middleware,
-    rate_limit_middleware,
-    security_headers,
-)
-from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.templating import TemplateRenderer, template_config
-from portal.tokens import create_token, revoke_token, tokens_page
 from portal.uploads import UploadApi, storage_client, upload_page
 from portal.videos.api import VideosApi
 from portal.videos.pages import VideoPages

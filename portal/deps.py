@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.layout import ObjectLayout
 from core.settings import Settings
+from portal.auth.throttle import LoginThrottle
 from portal.fanout import SharedRenders
 from portal.live.hub import NotifyHub
-from portal.login_throttle import LoginThrottle
 from portal.templating import TemplateRenderer
 
 __all__ = [

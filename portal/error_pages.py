@@ -5,7 +5,7 @@ its header, so they can go on) saying what happened in a sentence; a program cal
 gets the JSON it parses. Neither ever sees a traceback or an exception's text for a failure the
 portal did not expect (a 500): that detail goes to the log, with the request path.
 
-401 is not here: :func:`portal.login.send_to_login` sends a browser to the login form. Which
+401 is not here: :func:`portal.auth.login.send_to_login` sends a browser to the login form. Which
 exception goes where is decided in :func:`exception_handlers`.
 """
 
@@ -101,7 +101,7 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
 def exception_handlers() -> ExceptionHandlersMap:
     """Every exception handler of the app: 401 to the login form, everything else a page (or
     JSON for the API) through :func:`error_response`."""
-    from portal.login import send_to_login
+    from portal.auth.login import send_to_login
 
     return {
         NotAuthorizedException: send_to_login,

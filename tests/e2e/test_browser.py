@@ -22,7 +22,7 @@ from playwright.sync_api import Page, Route, sync_playwright
 
 from connectors.db import dispose_engine
 from core.settings import MiB, Settings, settings_environ
-from portal.accounts import create_user
+from portal.auth.accounts import create_user
 from portal.migrate import upgrade
 from portal.projector import Projector
 from tests.flows import ROOT, FlowProcess, free_port, wait_http

@@ -38,7 +38,7 @@ from connectors.webhook_targets import TargetRefused, check_target
 from core import events as ev
 from core.errors import is_public
 from core.settings import Settings, settings_environ
-from portal.accounts import create_user, issue_token
+from portal.auth.accounts import create_user, issue_token
 from portal.models import User
 from tests.flows import ROOT
 from tests.integration.test_api_tokens import HTMX, bearer

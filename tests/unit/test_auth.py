@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from portal.accounts import AccountError, TokenInfo, check_token_request, parse_expiry
-from portal.auth import (
+from portal.auth.accounts import AccountError, TokenInfo, check_token_request, parse_expiry
+from portal.auth.login import safe_next
+from portal.auth.middleware import (
     Viewer,
     hash_password,
     hash_token,
@@ -19,7 +20,6 @@ from portal.auth import (
     verify_password,
     widest_scope,
 )
-from portal.login import safe_next
 
 
 def test_password_hashes_are_salted_argon2_and_verify() -> None:

@@ -23,8 +23,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import public_reason
 from core.logs import get_logger
-from portal.accounts import AccountError, TokenInfo, check_token_request, parse_expiry, token_info
-from portal.auth import SCOPES, Viewer, hash_token, may_hold, new_token, requires_session, viewer_of
+from portal.auth.accounts import (
+    AccountError,
+    TokenInfo,
+    check_token_request,
+    parse_expiry,
+    token_info,
+)
+from portal.auth.middleware import (
+    SCOPES,
+    Viewer,
+    hash_token,
+    may_hold,
+    new_token,
+    requires_session,
+    viewer_of,
+)
 from portal.deps import Sessions
 from portal.models import ApiToken, User
 

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
-from portal.auth import (
+from portal.auth.middleware import (
     ROLES,
     SCOPES,
     Role,

@@ -21,11 +21,17 @@ from litestar.status_codes import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from portal.auth import SESSION_USER_KEY, dummy_hash, hash_password, needs_rehash, verify_password
+from portal.auth.middleware import (
+    SESSION_USER_KEY,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from portal.auth.sessions import rotate_session
+from portal.auth.throttle import Refusal
 from portal.deps import Sessions, Throttle
-from portal.login_throttle import Refusal
 from portal.models import User
-from portal.sessions import rotate_session
 
 __all__ = ["LoginForm", "login", "login_page", "logout", "send_to_login"]
 
