@@ -26,7 +26,7 @@ from connectors.kafka import make_admin, make_producer
 from connectors.storage import close_client
 from core.settings import Settings, get_settings
 from portal.auth.forwarded import forwarded_middleware
-from portal.auth.login import login, login_page, logout
+from portal.auth.login import LoginPages
 from portal.auth.middleware import auth_middleware
 from portal.auth.security import (
     NulRefusingMiddleware,
@@ -36,7 +36,7 @@ from portal.auth.security import (
 )
 from portal.auth.sessions import SESSION_STORE, session_config, session_store
 from portal.auth.throttle import LoginThrottle
-from portal.auth.tokens import create_token, revoke_token, tokens_page
+from portal.auth.tokens import TokenPages
 from portal.dead_letters import dead_letter_page
 from portal.deletion import HANDLERS as DELETION_HANDLERS
 from portal.deps import DEPENDENCIES
@@ -106,9 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             metrics,
             readyz,
             dead_letter_page,
-            login_page,
-            login,
-            logout,
+            LoginPages,
             UploadApi,
             upload_page,
             operations_page,
@@ -116,9 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             replay_dead_letter,
             api_replay_dead_letter,
             reprocess_failed,
-            tokens_page,
-            create_token,
-            revoke_token,
+            TokenPages,
             webhooks_router,
             create_static_files_router(path="/static", directories=[STATIC]),
         ],
@@ -129,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             forwarded_middleware(resolved.portal.trusted_proxies),  # who asks, before anything
             NulRefusingMiddleware,
             session_config(resolved).middleware,
-            auth_middleware(),
+            auth_middleware(sessions),
             csrf_middleware(resolved),
             *rate_limit_middleware(),
         ],

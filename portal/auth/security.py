@@ -21,7 +21,7 @@ from litestar.middleware.rate_limit import DurationUnit, RateLimitConfig, get_re
 from litestar.types import ASGIApp, BeforeMessageSendHookHandler, Message, Receive, Scope, Send
 
 from core.settings import Settings
-from portal.auth.middleware import Viewer
+from portal.auth.viewer import Viewer
 
 __all__ = [
     "CSRF_COOKIE",

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import get, post
+from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import Body, FromPath
@@ -30,19 +30,13 @@ from portal.auth.accounts import (
     parse_expiry,
     token_info,
 )
-from portal.auth.middleware import (
-    SCOPES,
-    Viewer,
-    hash_token,
-    may_hold,
-    new_token,
-    requires_session,
-    viewer_of,
-)
+from portal.auth.credentials import hash_token, new_token
+from portal.auth.guards import requires_session, viewer_of
+from portal.auth.viewer import SCOPES, Viewer, may_hold
 from portal.deps import Sessions
 from portal.models import ApiToken, User
 
-__all__ = ["TokenForm", "create_token", "revoke_token", "tokens_page"]
+__all__ = ["TokenForm", "TokenPages"]
 
 log = get_logger("vidflow.portal.tokens")
 
@@ -106,65 +100,67 @@ async def _answer(
     )
 
 
-@get("/tokens", guards=[requires_session], include_in_schema=False)
-async def tokens_page(request: HTMXRequest, sessions: Sessions) -> Template:
-    """The signed-in user's API tokens (everyone's for an admin) and a form for a new one."""
-    return await _answer(request, sessions)
+class TokenPages(Controller):
+    """``/tokens``: a person signed in manages their tokens, never a token itself (a leaked
+    token must not mint a longer-lived one or revoke the others)."""
 
+    path = "/tokens"
+    guards = [requires_session]  # noqa: RUF012 - Litestar's declared attribute
+    include_in_schema = False
 
-@post("/tokens", guards=[requires_session], status_code=HTTP_200_OK, include_in_schema=False)
-async def create_token(
-    request: HTMXRequest,
-    sessions: Sessions,
-    data: Annotated[TokenForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-) -> Template:
-    """Issue a token for the signed-in user; the answer is the only place it is ever shown."""
-    viewer = viewer_of(request)
-    if data.scope in SCOPES and not may_hold(viewer.role, data.scope):
-        # the form never offers it: someone sent it by hand
-        raise PermissionDeniedException(
-            f"a {viewer.role} cannot hold a token of scope {data.scope}"
-        )
-    name = data.name.strip()
-    try:
-        scope = check_token_request(viewer.role, name, data.scope)
-        expires_at = parse_expiry(data.expires)
-    except AccountError as exc:
-        error = public_reason("the token was not created", str(exc))
-        return await _answer(request, sessions, HTTP_400_BAD_REQUEST, error=error, form=data)
-    plain = new_token()
-    async with sessions() as session, session.begin():
-        row = ApiToken(
-            user_id=viewer.id,
-            token_sha256=hash_token(plain),
-            name=name,
-            scope=scope,
-            expires_at=expires_at,
-        )
-        session.add(row)
-        await session.flush()
-        await session.refresh(row)
-        created = token_info(row, viewer.username)
-    log.info("api token issued", user=viewer.username, token_id=created.id, scope=scope)
-    return await _answer(request, sessions, created=created, plain_token=plain)
+    @get("/")
+    async def tokens_page(self, request: HTMXRequest, sessions: Sessions) -> Template:
+        """The signed-in user's API tokens (everyone's for an admin) and a form for a new one."""
+        return await _answer(request, sessions)
 
+    @post("/", status_code=HTTP_200_OK)
+    async def create_token(
+        self,
+        request: HTMXRequest,
+        sessions: Sessions,
+        data: Annotated[TokenForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template:
+        """Issue a token for the signed-in user; the answer is the only place it is ever shown."""
+        viewer = viewer_of(request)
+        if data.scope in SCOPES and not may_hold(viewer.role, data.scope):
+            # the form never offers it: someone sent it by hand
+            raise PermissionDeniedException(
+                f"a {viewer.role} cannot hold a token of scope {data.scope}"
+            )
+        name = data.name.strip()
+        try:
+            scope = check_token_request(viewer.role, name, data.scope)
+            expires_at = parse_expiry(data.expires)
+        except AccountError as exc:
+            error = public_reason("the token was not created", str(exc))
+            return await _answer(request, sessions, HTTP_400_BAD_REQUEST, error=error, form=data)
+        plain = new_token()
+        async with sessions() as session, session.begin():
+            row = ApiToken(
+                user_id=viewer.id,
+                token_sha256=hash_token(plain),
+                name=name,
+                scope=scope,
+                expires_at=expires_at,
+            )
+            session.add(row)
+            await session.flush()
+            await session.refresh(row)
+            created = token_info(row, viewer.username)
+        log.info("api token issued", user=viewer.username, token_id=created.id, scope=scope)
+        return await _answer(request, sessions, created=created, plain_token=plain)
 
-@post(
-    "/tokens/{token_id:int}/revoke",
-    guards=[requires_session],
-    status_code=HTTP_200_OK,
-    include_in_schema=False,
-)
-async def revoke_token(
-    request: HTMXRequest, sessions: Sessions, token_id: FromPath[int]
-) -> Template:
-    """Revoke a token of the signed-in user (an admin: anyone's); someone else's is not found."""
-    viewer = viewer_of(request)
-    async with sessions() as session, session.begin():
-        row = await session.get(ApiToken, token_id, with_for_update=True)
-        if row is None or not (viewer.is_admin or row.user_id == viewer.id):
-            raise NotFoundException(f"no token {token_id}")
-        if row.revoked_at is None:
-            row.revoked_at = datetime.now(UTC)
-            log.info("api token revoked", user=viewer.username, token_id=token_id)
-    return await _answer(request, sessions)
+    @post("/{token_id:int}/revoke", status_code=HTTP_200_OK)
+    async def revoke_token(
+        self, request: HTMXRequest, sessions: Sessions, token_id: FromPath[int]
+    ) -> Template:
+        """Revoke a token of the signed-in user (an admin: anyone's); another's is not found."""
+        viewer = viewer_of(request)
+        async with sessions() as session, session.begin():
+            row = await session.get(ApiToken, token_id, with_for_update=True)
+            if row is None or not (viewer.is_admin or row.user_id == viewer.id):
+                raise NotFoundException(f"no token {token_id}")
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+                log.info("api token revoked", user=viewer.username, token_id=token_id)
+        return await _answer(request, sessions)
