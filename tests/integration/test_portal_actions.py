@@ -84,3 +84,30 @@ def test_the_action_buttons_answer_with_the_same_fragment_for_success_and_refusa
         deleted = client.post(f"/videos/{video_id}/delete", headers=headers)
         assert deleted.status_code == 202 and deleted.headers["HX-Redirect"] == "/"
         assert _outcome(deleted.text) == ("done", "Delete requested.")
+
+
+def test_a_button_refused_by_the_portal_gets_the_fragment_not_an_error_page(
+    portal_settings: Settings,
+) -> None:
+    """A refusal raised before the handler answers (someone else's video: 404, a viewer: 403)
+    reaches the button as the same fragment, not a whole error page inside the page."""
+    theirs = add_video(portal_settings, "vic", "vic.mp4")
+    with TestClient(app=create_app(portal_settings)) as client:
+        log_in(client, portal_settings, "uma", "uploader")
+        headers = {**csrf_headers(client), "HX-Request": "true", "Accept": "text/html"}
+        missing = client.post(f"/videos/{theirs}/cancel", headers=headers)
+        assert missing.status_code == 404
+        outcome, words = _outcome(missing.text)
+        assert outcome == "refused" and f"no video {theirs}" in words, words
+        client.cookies.clear()
+        log_in(client, portal_settings, "vic", "viewer")
+        headers = {**csrf_headers(client), "HX-Request": "true", "Accept": "text/html"}
+        forbidden = client.post(f"/videos/{theirs}/reprocess", headers=headers)
+        assert forbidden.status_code == 403
+        outcome, words = _outcome(forbidden.text)
+        assert outcome == "refused" and "uploader or admin role" in words, words
+        # without htmx (a plain form post) the refusal is still the full error page
+        plain = client.post(
+            f"/videos/{theirs}/reprocess", headers={**csrf_headers(client), "Accept": "text/html"}
+        )
+        assert plain.status_code == 403 and "<h1>" in plain.text
