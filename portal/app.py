@@ -2,10 +2,10 @@
 
 Areas live in their own modules: :mod:`portal.videos` (pages and JSON API), :mod:`portal.live`
 (server-sent events), :mod:`portal.files` (a video's objects), :mod:`portal.uploads`,
-:mod:`portal.operations`, :mod:`portal.auth` (login, sessions, API tokens, guards),
-:mod:`portal.health`.
-Handlers get what they need (settings, a database session, storage, the producer, templates)
-from :mod:`portal.deps`; errors become pages or JSON in one place, :mod:`portal.errors`.
+:mod:`portal.operations`, :mod:`portal.auth` (login, sessions, API tokens, the middleware and
+guards), :mod:`portal.health`. Handlers get what they need (settings, a database session,
+storage, the producer, templates) from :mod:`portal.deps` by dependency injection; errors
+become pages, JSON or an HTMX fragment in one place, :mod:`portal.error_pages`.
 """
 
 from __future__ import annotations
