@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from core import events as ev
 from core.settings import Settings, load_settings, settings_environ
-from portal.accounts import create_user, issue_token
+from portal.auth.accounts import create_user, issue_token
 from portal.migrate import upgrade
 from tests.flows import ROOT, free_port, wait_http
 from tests.isolation import isolated_copy, remove_isolated

@@ -2,9 +2,10 @@
 
 Areas live in their own modules: :mod:`portal.videos` (pages and JSON API), :mod:`portal.live`
 (server-sent events), :mod:`portal.files` (a video's objects), :mod:`portal.uploads`,
-:mod:`portal.operations`, :mod:`portal.login` / :mod:`portal.tokens` (auth), :mod:`portal.health`.
-Handlers get what they need (settings, a database session, storage, the producer, templates)
-from :mod:`portal.deps`; errors become pages or JSON in one place, :mod:`portal.errors`.
+:mod:`portal.operations`, :mod:`portal.auth` (login, sessions, API tokens, the middleware and
+guards), :mod:`portal.health`. Handlers get what they need (settings, a database session,
+storage, the producer, templates) from :mod:`portal.deps` by dependency injection; errors
+become pages, JSON or an HTMX fragment in one place, :mod:`portal.error_pages`.
 """
 
 from __future__ import annotations
@@ -24,19 +25,27 @@ from connectors.db import async_engine
 from connectors.kafka import make_admin, make_producer
 from connectors.storage import close_client
 from core.settings import Settings, get_settings
-from portal.auth import auth_middleware
+from portal.auth.forwarded import forwarded_middleware
+from portal.auth.login import LoginPages
+from portal.auth.middleware import auth_middleware
+from portal.auth.security import (
+    NulRefusingMiddleware,
+    csrf_middleware,
+    rate_limit_middleware,
+    security_headers,
+)
+from portal.auth.sessions import SESSION_STORE, session_config, session_store
+from portal.auth.throttle import LoginThrottle
+from portal.auth.tokens import TokenPages
 from portal.dead_letters import dead_letter_page
 from portal.deletion import HANDLERS as DELETION_HANDLERS
 from portal.deps import DEPENDENCIES
 from portal.error_pages import exception_handlers
 from portal.files.proxy import video_file
-from portal.forwarded import forwarded_middleware
 from portal.health import healthz, metrics, readyz
 from portal.jobs import api_create_job
 from portal.live.hub import NotifyHub
 from portal.live.streams import all_events, make_renders, video_events
-from portal.login import login, login_page, logout
-from portal.login_throttle import LoginThrottle
 from portal.operations import (
     api_operations,
     api_replay_dead_letter,
@@ -44,15 +53,7 @@ from portal.operations import (
     replay_dead_letter,
     reprocess_failed,
 )
-from portal.security import (
-    NulRefusingMiddleware,
-    csrf_middleware,
-    rate_limit_middleware,
-    security_headers,
-)
-from portal.sessions import SESSION_STORE, session_config, session_store
 from portal.templating import TemplateRenderer, template_config
-from portal.tokens import create_token, revoke_token, tokens_page
 from portal.uploads import UploadApi, storage_client, upload_page
 from portal.videos.api import VideosApi
 from portal.videos.pages import VideoPages
@@ -105,9 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             metrics,
             readyz,
             dead_letter_page,
-            login_page,
-            login,
-            logout,
+            LoginPages,
             UploadApi,
             upload_page,
             operations_page,
@@ -115,9 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             replay_dead_letter,
             api_replay_dead_letter,
             reprocess_failed,
-            tokens_page,
-            create_token,
-            revoke_token,
+            TokenPages,
             webhooks_router,
             create_static_files_router(path="/static", directories=[STATIC]),
         ],
@@ -128,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             forwarded_middleware(resolved.portal.trusted_proxies),  # who asks, before anything
             NulRefusingMiddleware,
             session_config(resolved).middleware,
-            auth_middleware(),
+            auth_middleware(sessions),
             csrf_middleware(resolved),
             *rate_limit_middleware(),
         ],

@@ -9,16 +9,15 @@ video is as missing (404) as an unknown one, and a viewer (or a read token) may 
 from __future__ import annotations
 
 import asyncio
-import html
 from typing import Any
 
 import msgspec
 from confluent_kafka import Producer
-from litestar import MediaType, Request, Response, delete, post
-from litestar.datastructures import State
+from litestar import Request, delete, post
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import FromPath
-from litestar.status_codes import HTTP_202_ACCEPTED
+from litestar.response import Template
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors.kafka import flush_or_raise, produce_event
@@ -28,6 +27,8 @@ from core.logs import get_logger
 from core.settings import Settings
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
+from portal.deps import KafkaProducer, Sessions, SettingsDep
+from portal.templating import action_result
 
 __all__ = ["HANDLERS", "VideoDeletion", "api_delete_video", "delete_video", "request_delete"]
 
@@ -56,31 +57,36 @@ async def request_delete(
     return event
 
 
-async def _deletable(request: Request[Any, Any, Any], state: State, video_id: str) -> None:
-    """Raise 404 unless the requester owns the video or is an admin."""
-    maker: async_sessionmaker[AsyncSession] = state.sessions
-    async with maker() as session:
+async def _deletable(
+    sessions: async_sessionmaker[AsyncSession], request: Request[Any, Any, Any], video_id: str
+) -> None:
+    """Raise 404 unless the requester owns the video or is an admin.
+
+    Its own short session, closed before Kafka is awaited: a slow broker holds no connection.
+    """
+    async with sessions() as session:
         row = await queries.visible_video(session, video_id, viewer_of(request).owner_scope)
     if row is None:
         raise NotFoundException(f"no video {video_id}")
 
 
-@post("/videos/{video_id:str}/delete", guards=[requires_uploader])
+@post("/videos/{video_id:str}/delete", guards=[requires_uploader], include_in_schema=False)
 async def delete_video(
-    request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
-) -> Response[str]:
+    request: Request[Any, Any, Any],
+    sessions: Sessions,
+    settings: SettingsDep,
+    producer: KafkaProducer,
+    video_id: FromPath[str],
+) -> Template:
     """The page's Delete button (confirmed in the browser): asks, then sends the page home."""
-    await _deletable(request, state, video_id)
+    await _deletable(sessions, request, video_id)
     try:
-        await request_delete(state.settings, video_id, viewer_of(request).username, state.producer)
+        await request_delete(settings, video_id, viewer_of(request).username, producer)
     except Exception as exc:  # noqa: BLE001 - the button says what failed, the log says why
         log.warning("delete not sent", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
-        text = public_reason("could not ask for the delete", exc)
-        return Response(html.escape(text), status_code=503, media_type=MediaType.HTML)
-    return Response(
-        "Delete requested.", status_code=202, media_type=MediaType.HTML,
-        headers={"HX-Redirect": "/"},
-    )  # fmt: skip
+        reason = public_reason("could not ask for the delete", exc)
+        return action_result(reason, HTTP_503_SERVICE_UNAVAILABLE)
+    return action_result("Delete requested.", HTTP_202_ACCEPTED, headers={"HX-Redirect": "/"})
 
 
 @delete(
@@ -90,14 +96,16 @@ async def delete_video(
     tags=["videos"],
 )
 async def api_delete_video(
-    request: Request[Any, Any, Any], state: State, video_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    sessions: Sessions,
+    settings: SettingsDep,
+    producer: KafkaProducer,
+    video_id: FromPath[str],
 ) -> VideoDeletion:
     """Delete a video (owner or admin): 202 once ``video.delete`` is on the jobs topic."""
-    await _deletable(request, state, video_id)
+    await _deletable(sessions, request, video_id)
     try:
-        event = await request_delete(
-            state.settings, video_id, viewer_of(request).username, state.producer
-        )
+        event = await request_delete(settings, video_id, viewer_of(request).username, producer)
     except Exception as exc:  # Kafka did not take it: say so (503), the detail goes to the log
         log.warning("delete not sent", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
         raise ServiceUnavailableException(

@@ -1,8 +1,9 @@
 """Typed dependencies of the portal's handlers, provided by Litestar's dependency injection.
 
-The app factory puts one of each (settings, session maker, storage client, Kafka producer,
-template renderer, live hub) in the app's state; handlers ask for them by parameter name and
-get them typed, instead of reading and casting ``state`` themselves.
+The app factory puts one of each (settings, session maker, storage client, Kafka producer and
+admin client, template renderer, live hub, login throttle) in the app's state; this module is the
+one place that reads it: handlers ask for them by parameter name and get them typed, instead
+of reading and casting ``state`` themselves.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from minio import Minio
@@ -18,15 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.layout import ObjectLayout
 from core.settings import Settings
+from portal.auth.throttle import LoginThrottle
 from portal.fanout import SharedRenders
 from portal.live.hub import NotifyHub
-from portal.login_throttle import LoginThrottle
 from portal.templating import TemplateRenderer
 
 __all__ = [
     "DEPENDENCIES",
     "Db",
     "Hub",
+    "KafkaAdmin",
     "KafkaProducer",
     "Layout",
     "Renders",
@@ -43,6 +46,7 @@ Sessions: TypeAlias = NamedDependency[async_sessionmaker[AsyncSession]]
 SettingsDep: TypeAlias = NamedDependency[Settings]
 Storage: TypeAlias = NamedDependency[Minio]
 KafkaProducer: TypeAlias = NamedDependency[Producer]
+KafkaAdmin: TypeAlias = NamedDependency[AdminClient]
 Templates: TypeAlias = NamedDependency[TemplateRenderer]
 Layout: TypeAlias = NamedDependency[ObjectLayout]
 Hub: TypeAlias = NamedDependency[NotifyHub]
@@ -77,6 +81,12 @@ def provide_producer(state: State) -> Producer:
     return producer
 
 
+def provide_kafka_admin(state: State) -> AdminClient:
+    """The admin client made at startup (readiness probes ask it for metadata)."""
+    admin: AdminClient = state.kafka_admin
+    return admin
+
+
 def provide_templates(state: State) -> TemplateRenderer:
     templates: TemplateRenderer = state.templates
     return templates
@@ -107,6 +117,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "db": Provide(provide_db),
     "storage": Provide(provide_storage, sync_to_thread=False),
     "producer": Provide(provide_producer, sync_to_thread=False),
+    "kafka_admin": Provide(provide_kafka_admin, sync_to_thread=False),
     "templates": Provide(provide_templates, sync_to_thread=False),
     "layout": Provide(provide_layout, sync_to_thread=False),
     "hub": Provide(provide_hub, sync_to_thread=False),

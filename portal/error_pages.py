@@ -2,10 +2,12 @@
 
 A person who follows a dead link, lacks a role or hits a limit gets a page of the portal (with
 its header, so they can go on) saying what happened in a sentence; a program calling ``/api/``
-gets the JSON it parses. Neither ever sees a traceback or an exception's text for a failure the
-portal did not expect (a 500): that detail goes to the log, with the request path.
+gets the JSON it parses; an HTMX action (a button of a page) gets the ``_action_result.html``
+fragment its successes come in, so htmx shows a sentence, not a page inside the page. None ever
+sees a traceback or an exception's text for a failure the portal did not expect (a 500): that
+detail goes to the log, with the request path.
 
-401 is not here: :func:`portal.login.send_to_login` sends a browser to the login form. Which
+401 is not here: :func:`portal.auth.login.send_to_login` sends a browser to the login form. Which
 exception goes where is decided in :func:`exception_handlers`.
 """
 
@@ -22,6 +24,7 @@ from litestar.types import ExceptionHandlersMap
 from core.errors import public_reason
 from core.logs import get_logger
 from portal.errors import PortalError
+from portal.templating import action_result
 
 __all__ = ["TITLES", "error_response", "exception_handlers", "wants_json"]
 
@@ -89,6 +92,8 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
         if extra:
             body["extra"] = extra
         return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+    if request.headers.get("hx-request") == "true":
+        return action_result(shown, status, headers)
     return Template(
         template_name="error.html",
         context={"status": status, "title": title, "text": text, "detail": shown},
@@ -101,7 +106,7 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
 def exception_handlers() -> ExceptionHandlersMap:
     """Every exception handler of the app: 401 to the login form, everything else a page (or
     JSON for the API) through :func:`error_response`."""
-    from portal.login import send_to_login
+    from portal.auth.login import send_to_login
 
     return {
         NotAuthorizedException: send_to_login,

@@ -8,13 +8,12 @@ while one is down. Every check runs at once with its own short timeout.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import msgspec
 import prometheus_client
 from confluent_kafka.admin import AdminClient
 from litestar import MediaType, Response, get
-from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from minio import Minio
 from sqlalchemy import text
@@ -22,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import public_reason
 from core.logs import get_logger
-from core.settings import Settings
-from portal.deps import SettingsDep
+from portal.deps import KafkaAdmin, Sessions, SettingsDep, Storage
 
 __all__ = ["Health", "Readiness", "healthz", "metrics", "readyz"]
 
@@ -31,35 +29,25 @@ TIMEOUT = 3.0
 log = get_logger("vidflow.portal.health")
 
 
-async def _kafka(settings: SettingsDep, state: State) -> None:
-    admin: AdminClient = state.kafka_admin  # one per process, made at startup
+async def _kafka(admin: AdminClient) -> None:
     metadata = await asyncio.to_thread(admin.list_topics, timeout=TIMEOUT)
     if not metadata.brokers:
         raise ConnectionError("no broker in metadata")
 
 
-async def _minio(settings: SettingsDep, state: State) -> None:
-    client: Minio = state.storage
-    if not await asyncio.to_thread(client.bucket_exists, settings.storage.bucket):
-        raise LookupError(f"bucket {settings.storage.bucket} is missing")
+async def _minio(client: Minio, bucket: str) -> None:
+    if not await asyncio.to_thread(client.bucket_exists, bucket):
+        raise LookupError(f"bucket {bucket} is missing")
 
 
-async def _postgres(_: Settings, state: State) -> None:
-    maker: async_sessionmaker[AsyncSession] = state.sessions
+async def _postgres(maker: async_sessionmaker[AsyncSession]) -> None:
     async with maker() as session:
         await session.execute(text("SELECT 1"))
 
 
-CHECKS: dict[str, Callable[[Settings, State], Awaitable[None]]] = {
-    "kafka": _kafka,
-    "minio": _minio,
-    "postgres": _postgres,
-}
-
-
-async def _run(name: str, settings: SettingsDep, state: State) -> tuple[str, str]:
+async def _run(name: str, check: Awaitable[None]) -> tuple[str, str]:
     try:
-        await asyncio.wait_for(CHECKS[name](settings, state), TIMEOUT + 1)
+        await asyncio.wait_for(check, TIMEOUT + 1)
     except TimeoutError:
         return name, f"timed out after {TIMEOUT + 1:.0f}s"
     except Exception as exc:  # noqa: BLE001 - any failure is the answer, not a crash
@@ -98,9 +86,16 @@ def metrics() -> Response[bytes]:
 
 
 @get("/readyz", media_type=MediaType.JSON, tags=["health"])
-async def readyz(settings: SettingsDep, state: State) -> Response[Readiness]:
+async def readyz(
+    settings: SettingsDep, kafka_admin: KafkaAdmin, storage: Storage, sessions: Sessions
+) -> Response[Readiness]:
     """200 when Kafka, MinIO and PostgreSQL all answer, else 503 naming the failing ones."""
-    results = dict(await asyncio.gather(*(_run(name, settings, state) for name in CHECKS)))
+    checks = {
+        "kafka": _kafka(kafka_admin),  # one admin client per process, made at startup
+        "minio": _minio(storage, settings.storage.bucket),
+        "postgres": _postgres(sessions),
+    }
+    results = dict(await asyncio.gather(*(_run(name, check) for name, check in checks.items())))
     failing = sorted(name for name, result in results.items() if result != "ok")
     body = Readiness(status="ready" if not failing else "unavailable", checks=results)
     body.failing = failing

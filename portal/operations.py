@@ -16,7 +16,6 @@ import httpx
 import msgspec
 from confluent_kafka import Producer
 from litestar import get, post
-from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException, ServiceUnavailableException
 from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXTemplate
@@ -33,6 +32,7 @@ from core.settings import Settings
 from portal import queries
 from portal.alerts import PROMETHEUS_TIMEOUT, firing_alerts
 from portal.auth import requires_admin
+from portal.deps import KafkaProducer, Sessions, SettingsDep
 from portal.jobs import job_for, select_videos
 from portal.models import ConsumerOffset, DeadLetterReplay, DeadLetterRow
 from portal.operations_schemas import LetterOut, OperationsOut, PartitionOut
@@ -126,10 +126,8 @@ async def _from_prometheus(settings: Settings, ops: Operations) -> dict[tuple[st
     }
 
 
-async def gather(state: State) -> Operations:
+async def gather(settings: Settings, maker: async_sessionmaker[AsyncSession]) -> Operations:
     """Read Kafka, the projection and Prometheus at once."""
-    settings: Settings = state.settings
-    maker: async_sessionmaker[AsyncSession] = state.sessions
     topics = settings.kafka.topics()
     ops = Operations(partitions=[])
 
@@ -173,16 +171,16 @@ def _letter_json(x: queries.Letter) -> LetterOut:
 
 
 @get("/operations", guards=[requires_admin], include_in_schema=False)
-async def operations_page(state: State) -> Template:
+async def operations_page(settings: SettingsDep, sessions: Sessions) -> Template:
     """Lag, throughput, workers and dead letters for whoever runs the pipeline."""
-    ops, alerts = await asyncio.gather(gather(state), firing_alerts(state.settings))
+    ops, alerts = await asyncio.gather(gather(settings, sessions), firing_alerts(settings))
     return Template(template_name="operations.html", context={"ops": ops, "alerts": alerts})
 
 
 @get("/api/operations", guards=[requires_admin], tags=["operations"])
-async def api_operations(state: State) -> OperationsOut:
+async def api_operations(settings: SettingsDep, sessions: Sessions) -> OperationsOut:
     """The operations page as JSON."""
-    return operations_out(await gather(state))
+    return operations_out(await gather(settings, sessions))
 
 
 def replay_payload(settings: Settings, topic: str, raw: bytes) -> bytes:
@@ -214,10 +212,6 @@ async def _mark(maker: async_sessionmaker[AsyncSession], letter_id: str, **value
         await session.execute(
             update(DeadLetterReplay).where(DeadLetterReplay.letter_id == letter_id).values(**values)
         )
-
-
-async def _replay(state: State, letter_id: str) -> tuple[queries.Letter, str]:
-    return await replay_letter(state.settings, state.sessions, state.producer, letter_id)
 
 
 async def replay_letter(
@@ -269,17 +263,21 @@ async def replay_letter(
 
 @post("/operations/dead-letters/{letter_id:str}/replay", guards=[requires_admin], status_code=200,
       include_in_schema=False)  # fmt: skip
-async def replay_dead_letter(state: State, letter_id: FromPath[str]) -> Template:
+async def replay_dead_letter(
+    settings: SettingsDep, sessions: Sessions, producer: KafkaProducer, letter_id: FromPath[str]
+) -> Template:
     """The replay button: the row comes back marked as replayed (or with the failure)."""
-    letter, _ = await _replay(state, letter_id)
+    letter, _ = await replay_letter(settings, sessions, producer, letter_id)
     return HTMXTemplate(template_name="_dead_letter_row.html", context={"d": letter})
 
 
 @post("/api/dead-letters/{letter_id:str}/replay", guards=[requires_admin], status_code=200,
       tags=["operations"])  # fmt: skip
-async def api_replay_dead_letter(state: State, letter_id: FromPath[str]) -> LetterOut:
+async def api_replay_dead_letter(
+    settings: SettingsDep, sessions: Sessions, producer: KafkaProducer, letter_id: FromPath[str]
+) -> LetterOut:
     """Replay a dead letter to its original topic (503 when Kafka did not take it)."""
-    letter, error = await _replay(state, letter_id)
+    letter, error = await replay_letter(settings, sessions, producer, letter_id)
     if error:
         raise ServiceUnavailableException(error)
     return _letter_json(letter)
@@ -287,16 +285,15 @@ async def api_replay_dead_letter(state: State, letter_id: FromPath[str]) -> Lett
 
 @post("/operations/reprocess-failed", guards=[requires_admin], status_code=200,
       include_in_schema=False)  # fmt: skip
-async def reprocess_failed(state: State) -> Template:
+async def reprocess_failed(
+    settings: SettingsDep, sessions: Sessions, producer: KafkaProducer
+) -> Template:
     """The bulk button: a new job (default profile) for every failed video with a source.
 
     Answers a fragment with how many were sent, skipped (no verified source) and, when Kafka
     refused, the public reason; the detail goes to the log.
     """
-    settings: Settings = state.settings
-    maker: async_sessionmaker[AsyncSession] = state.sessions
-    producer: Producer = state.producer
-    async with maker() as session:
+    async with sessions() as session:
         rows = await select_videos(session, status="failed")
     sent, skipped, error = 0, 0, ""
     for row in rows:

@@ -9,13 +9,15 @@ from typing import Any
 
 import jinja2
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.status_codes import HTTP_400_BAD_REQUEST
 from litestar.template.config import TemplateConfig
 
 from core.progress import STATUS_VALUES
 from portal.auth import Viewer
 from portal.filenames import display_filename
 
-__all__ = ["TemplateRenderer", "template_config"]
+__all__ = ["TemplateRenderer", "action_result", "template_config"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -43,6 +45,19 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     """One app's template configuration (its own engine, so apps never share one)."""
     return TemplateConfig(
         directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_add_filters
+    )
+
+
+def action_result(
+    message: str, status_code: int, headers: dict[str, str] | None = None
+) -> Template:
+    """An action button's answer: the ``_action_result.html`` fragment, the same for a success
+    and a refusal (4xx/5xx, ``message`` then being its public reason), escaped by Jinja."""
+    return Template(
+        template_name="_action_result.html",
+        context={"message": message, "refused": status_code >= HTTP_400_BAD_REQUEST},
+        status_code=status_code,
+        headers=headers,
     )
 
 

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Router, delete, get, post
-from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, JSONBody
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
@@ -31,8 +30,15 @@ from core.errors import public_reason
 from core.logs import get_logger
 from core.settings import Settings
 from portal.auth import Viewer, viewer_of
+from portal.deps import Sessions, SettingsDep
 
-__all__ = ["SubscriptionCreated", "SubscriptionOut", "WebhookRequest", "webhooks_router"]
+__all__ = [
+    "DeliveryQueued",
+    "SubscriptionCreated",
+    "SubscriptionOut",
+    "WebhookRequest",
+    "webhooks_router",
+]
 
 log = get_logger("vidflow.portal.webhooks")
 DEFAULT_TYPES = ("job.completed", "job.failed")
@@ -84,10 +90,16 @@ class DeliveryOut(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-async def _db(state: State, work: Callable[[Connection], T]) -> T:
+class DeliveryQueued(msgspec.Struct, kw_only=True):
+    """The answer to "send again": the delivery is due at once (``status`` is ``queued``)."""
+
+    delivery_id: int
+    status: str = "queued"
+
+
+async def _db(sessions: async_sessionmaker[AsyncSession], work: Callable[[Connection], T]) -> T:
     """Run a synchronous store function in one transaction of the portal's async pool."""
-    maker: async_sessionmaker[AsyncSession] = state.sessions
-    async with maker() as session, session.begin():
+    async with sessions() as session, session.begin():
         conn = await session.connection()
         return await conn.run_sync(work)
 
@@ -98,9 +110,13 @@ def _out(sub: store.Subscription) -> SubscriptionOut:
     )
 
 
-async def _create(state: State, viewer: Viewer, request: WebhookRequest) -> store.Subscription:
+async def _create(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    viewer: Viewer,
+    request: WebhookRequest,
+) -> store.Subscription:
     """Check and store a subscription; ``ValidationException`` with a public reason if not."""
-    settings: Settings = state.settings
     types = sorted(set(request.event_types))
     unknown = [t for t in types if t not in store.EVENT_TYPES]
     if not types or unknown:
@@ -122,19 +138,25 @@ async def _create(state: State, viewer: Viewer, request: WebhookRequest) -> stor
             conn, user_id=viewer.id, owner=viewer.username, url=url, event_types=types
         )
 
-    created = await _db(state, create)
+    created = await _db(sessions, create)
     log.info("webhook subscribed", user=viewer.username, subscription=created.id, types=types)
     return created
 
 
-async def _own(state: State, viewer: Viewer, subscription_id: int) -> store.Subscription:
-    found = await _db(state, lambda c: store.get_subscription(c, subscription_id, viewer.username))
+async def _own(
+    sessions: async_sessionmaker[AsyncSession], viewer: Viewer, subscription_id: int
+) -> store.Subscription:
+    found = await _db(
+        sessions, lambda c: store.get_subscription(c, subscription_id, viewer.username)
+    )
     if found is None:
         raise NotFoundException(f"no webhook {subscription_id}")
     return found
 
 
-async def _log(state: State, sub: store.Subscription) -> list[DeliveryOut]:
+async def _log(
+    sessions: async_sessionmaker[AsyncSession], sub: store.Subscription
+) -> list[DeliveryOut]:
     def read(conn: Connection) -> list[DeliveryOut]:
         rows = store.deliveries(conn, sub.id)
         tries = store.attempts_of(conn, [d.id for d in rows])
@@ -156,14 +178,18 @@ async def _log(state: State, sub: store.Subscription) -> list[DeliveryOut]:
             for d in rows
         ]
 
-    return await _db(state, read)
+    return await _db(sessions, read)
 
 
-async def _send_again(state: State, sub: store.Subscription, delivery_id: int) -> None:
-    settings: Settings = state.settings
+async def _send_again(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    sub: store.Subscription,
+    delivery_id: int,
+) -> None:
     max_age = timedelta(hours=settings.webhooks.max_age_hours)
     now = datetime.now(UTC)
-    if not await _db(state, lambda c: store.send_again(c, delivery_id, sub.id, now, max_age)):
+    if not await _db(sessions, lambda c: store.send_again(c, delivery_id, sub.id, now, max_age)):
         raise NotFoundException(f"no delivery {delivery_id}")
 
 
@@ -171,40 +197,43 @@ async def _send_again(state: State, sub: store.Subscription, delivery_id: int) -
 
 
 @get("/api/webhooks")
-async def api_list(request: Request[Any, Any, Any], state: State) -> list[SubscriptionOut]:
+async def api_list(request: Request[Any, Any, Any], sessions: Sessions) -> list[SubscriptionOut]:
     """The caller's subscriptions (never their secrets)."""
     viewer = viewer_of(request)
-    subs = await _db(state, lambda c: store.list_subscriptions(c, viewer.username))
+    subs = await _db(sessions, lambda c: store.list_subscriptions(c, viewer.username))
     return [_out(s) for s in subs]
 
 
 @post("/api/webhooks")
 async def api_create(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[WebhookRequest]
+    request: Request[Any, Any, Any],
+    settings: SettingsDep,
+    sessions: Sessions,
+    data: JSONBody[WebhookRequest],
 ) -> SubscriptionCreated:
     """Subscribe a URL; the answer holds the signing secret, which is never shown again."""
-    sub = await _create(state, viewer_of(request), data)
+    sub = await _create(settings, sessions, viewer_of(request), data)
     return SubscriptionCreated(**msgspec.structs.asdict(_out(sub)), secret=sub.secret)
 
 
 @delete("/api/webhooks/{subscription_id:int}")
 async def api_delete(
-    request: Request[Any, Any, Any], state: State, subscription_id: FromPath[int]
+    request: Request[Any, Any, Any], sessions: Sessions, subscription_id: FromPath[int]
 ) -> None:
     """Unsubscribe (the delivery log goes with it)."""
     viewer = viewer_of(request)
     if not await _db(
-        state, lambda c: store.delete_subscription(c, subscription_id, viewer.username)
+        sessions, lambda c: store.delete_subscription(c, subscription_id, viewer.username)
     ):
         raise NotFoundException(f"no webhook {subscription_id}")
 
 
 @get("/api/webhooks/{subscription_id:int}/deliveries")
 async def api_deliveries(
-    request: Request[Any, Any, Any], state: State, subscription_id: FromPath[int]
+    request: Request[Any, Any, Any], sessions: Sessions, subscription_id: FromPath[int]
 ) -> list[DeliveryOut]:
     """The delivery log of a subscription, newest first, with every attempt."""
-    return await _log(state, await _own(state, viewer_of(request), subscription_id))
+    return await _log(sessions, await _own(sessions, viewer_of(request), subscription_id))
 
 
 @post(
@@ -213,24 +242,28 @@ async def api_deliveries(
 )
 async def api_send_again(
     request: Request[Any, Any, Any],
-    state: State,
+    settings: SettingsDep,
+    sessions: Sessions,
     subscription_id: FromPath[int],
     delivery_id: FromPath[int],
-) -> dict[str, str]:
+) -> DeliveryQueued:
     """Queue a delivery once more (same id and body), due at once."""
-    sub = await _own(state, viewer_of(request), subscription_id)
-    await _send_again(state, sub, delivery_id)
-    return {"status": "queued"}
+    sub = await _own(sessions, viewer_of(request), subscription_id)
+    await _send_again(settings, sessions, sub, delivery_id)
+    return DeliveryQueued(delivery_id=delivery_id)
 
 
 # ------------------------------------------------------------------ pages
 
 
 async def _page(
-    request: HTMXRequest, state: State, status_code: int = HTTP_200_OK, **shown: Any
+    request: HTMXRequest,
+    sessions: async_sessionmaker[AsyncSession],
+    status_code: int = HTTP_200_OK,
+    **shown: Any,
 ) -> Template:
     viewer = viewer_of(request)
-    subs = await _db(state, lambda c: store.list_subscriptions(c, viewer.username))
+    subs = await _db(sessions, lambda c: store.list_subscriptions(c, viewer.username))
     context = {
         "subscriptions": subs,
         "event_types": store.EVENT_TYPES,
@@ -247,41 +280,43 @@ async def _page(
 
 
 @get("/webhooks", include_in_schema=False)
-async def webhooks_page(request: HTMXRequest, state: State) -> Template:
+async def webhooks_page(request: HTMXRequest, sessions: Sessions) -> Template:
     """The user's subscriptions and a form for a new one."""
-    return await _page(request, state)
+    return await _page(request, sessions)
 
 
 @post("/webhooks", status_code=HTTP_200_OK, include_in_schema=False)
-async def create_webhook(request: HTMXRequest, state: State) -> Template:
+async def create_webhook(
+    request: HTMXRequest, settings: SettingsDep, sessions: Sessions
+) -> Template:
     """Subscribe from the form; the answer shows the secret once."""
     form = await request.form()
     url = str(form.get("url") or "")
     wanted = WebhookRequest(url=url, event_types=[str(t) for t in form.getall("event_types")])
     try:
-        created = await _create(state, viewer_of(request), wanted)
+        created = await _create(settings, sessions, viewer_of(request), wanted)
     except ValidationException as exc:
-        return await _page(request, state, HTTP_400_BAD_REQUEST, error=exc.detail, url=url)
-    return await _page(request, state, created=created)
+        return await _page(request, sessions, HTTP_400_BAD_REQUEST, error=exc.detail, url=url)
+    return await _page(request, sessions, created=created)
 
 
 @post("/webhooks/{subscription_id:int}/delete", include_in_schema=False)
 async def delete_webhook(
-    request: HTMXRequest, state: State, subscription_id: FromPath[int]
+    request: HTMXRequest, sessions: Sessions, subscription_id: FromPath[int]
 ) -> Redirect:
     """Unsubscribe from the page."""
     viewer = viewer_of(request)
-    await _db(state, lambda c: store.delete_subscription(c, subscription_id, viewer.username))
+    await _db(sessions, lambda c: store.delete_subscription(c, subscription_id, viewer.username))
     return Redirect("/webhooks", status_code=303)
 
 
 @get("/webhooks/{subscription_id:int}", include_in_schema=False)
 async def deliveries_page(
-    request: HTMXRequest, state: State, subscription_id: FromPath[int]
+    request: HTMXRequest, sessions: Sessions, subscription_id: FromPath[int]
 ) -> Template:
     """The delivery log of one subscription; an HTMX request gets only the log."""
-    sub = await _own(state, viewer_of(request), subscription_id)
-    context = {"sub": sub, "deliveries": await _log(state, sub)}
+    sub = await _own(sessions, viewer_of(request), subscription_id)
+    context = {"sub": sub, "deliveries": await _log(sessions, sub)}
     if request.htmx:
         return HTMXTemplate(template_name="_deliveries.html", context=context)
     return Template(template_name="webhook.html", context=context)
@@ -293,12 +328,16 @@ async def deliveries_page(
     include_in_schema=False,
 )
 async def send_again_button(
-    request: HTMXRequest, state: State, subscription_id: FromPath[int], delivery_id: FromPath[int]
+    request: HTMXRequest,
+    settings: SettingsDep,
+    sessions: Sessions,
+    subscription_id: FromPath[int],
+    delivery_id: FromPath[int],
 ) -> Template:
     """The "send again" button: queue it, answer with the refreshed log."""
-    sub = await _own(state, viewer_of(request), subscription_id)
-    await _send_again(state, sub, delivery_id)
-    context = {"sub": sub, "deliveries": await _log(state, sub), "queued": delivery_id}
+    sub = await _own(sessions, viewer_of(request), subscription_id)
+    await _send_again(settings, sessions, sub, delivery_id)
+    context = {"sub": sub, "deliveries": await _log(sessions, sub), "queued": delivery_id}
     return HTMXTemplate(template_name="_deliveries.html", context=context)
 
 

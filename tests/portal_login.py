@@ -7,9 +7,9 @@ import re
 from litestar.testing import TestClient
 
 from core.settings import Settings
-from portal.accounts import create_user
 from portal.auth import Role
-from portal.security import CSRF_COOKIE, CSRF_HEADER
+from portal.auth.accounts import create_user
+from portal.auth.security import CSRF_COOKIE, CSRF_HEADER
 
 __all__ = ["PASSWORD", "csrf_headers", "form_token", "log_in"]
 

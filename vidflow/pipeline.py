@@ -174,9 +174,9 @@ def start_pipeline(settings: Settings, watch_dirs: list[Path]) -> list[AppProces
 
 def ensure_portal_login(settings: Settings) -> str:
     """Make sure the settings' admin can log in to the portal; say how, for the summary."""
-    if importlib.util.find_spec("portal.accounts") is None:
+    if importlib.util.find_spec("portal.auth.accounts") is None:
         return ""
-    from portal.accounts import ensure_admin
+    from portal.auth.accounts import ensure_admin
 
     portal = settings.portal
     if not ensure_admin(settings):

@@ -37,7 +37,7 @@ def serve(host: str | None, port: int | None) -> None:
         log_level="warning",
         # uvicorn would believe X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS) before the
         # app sees the request; the app decides from VIDFLOW_PORTAL_TRUSTED_PROXIES instead
-        # (portal/forwarded.py), so a local client cannot pick its own address.
+        # (portal/auth/forwarded.py), so a local client cannot pick its own address.
         proxy_headers=False,
     )
 

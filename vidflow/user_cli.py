@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import click
 
 from core.settings import get_settings
-from portal.accounts import (
+from portal.auth import ROLES, SCOPES, Role
+from portal.auth.accounts import (
     AccountError,
     TokenInfo,
     create_user,
@@ -17,7 +18,6 @@ from portal.accounts import (
     parse_expiry,
     revoke_token,
 )
-from portal.auth import ROLES, SCOPES, Role
 
 __all__ = ["user"]
 

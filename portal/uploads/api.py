@@ -16,7 +16,6 @@ from functools import cache
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
-from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
     NotFoundException,
@@ -38,6 +37,7 @@ from core.layout import ObjectLayout
 from core.logs import get_logger
 from core.settings import Settings, StorageSettings
 from portal.auth import requires_uploader, viewer_of
+from portal.deps import KafkaProducer, Sessions, SettingsDep
 from portal.filenames import InvalidFilename, check_upload_filename, display_filename
 from portal.models import Upload
 from portal.uploads.schemas import (
@@ -74,11 +74,6 @@ def _expected_size(row: Upload, number: int) -> int:
     if number < _part_count(row):
         return row.part_size
     return row.size - (_part_count(row) - 1) * row.part_size
-
-
-def _sessions(state: State) -> async_sessionmaker[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = state.sessions
-    return maker
 
 
 async def _owned(session: AsyncSession, request: Request[Any, Any, Any], upload_id: str) -> Upload:
@@ -162,12 +157,15 @@ class UploadApi(Controller):
 
     @post("/")
     async def create(
-        self, request: Request[Any, Any, Any], state: State, data: JSONBody[UploadRequest]
+        self,
+        request: Request[Any, Any, Any],
+        settings: SettingsDep,
+        sessions: Sessions,
+        data: JSONBody[UploadRequest],
     ) -> UploadCreated:
         """Start an upload; a declared size over the limit, an unknown profile or a file name
         that cannot be kept (a NUL, a control character, too long) is refused before anything
         exists in the object store. The object records its sender as user metadata."""
-        settings: Settings = state.settings
         limit = settings.portal.max_upload_bytes
         if data.size > limit:
             raise _too_large(data.size, limit)
@@ -200,30 +198,34 @@ class UploadApi(Controller):
             profile=profile,
             status="open",
         )
-        async with _sessions(state)() as session, session.begin():
+        async with sessions() as session, session.begin():
             session.add(row)
         return UploadCreated(upload_id=upload_id, part_size=row.part_size, parts=_part_count(row))
 
     @get("/{upload_id:str}")
     async def read(
-        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        settings: SettingsDep,
+        sessions: Sessions,
+        upload_id: FromPath[str],
     ) -> UploadState:
         """The upload and the parts the object store already holds: where a resume starts."""
-        async with _sessions(state)() as session:
+        async with sessions() as session:
             row = await _owned(session, request, upload_id)
-        return _state(row, await _stored(state.settings, row))
+        return _state(row, await _stored(settings, row))
 
     @post("/{upload_id:str}/parts", status_code=200)
     async def presign(
         self,
         request: Request[Any, Any, Any],
-        state: State,
+        settings: SettingsDep,
+        sessions: Sessions,
         upload_id: FromPath[str],
         data: JSONBody[PartsRequest],
     ) -> PartUrls:
         """A presigned PUT URL for each asked part number."""
-        settings: Settings = state.settings
-        async with _sessions(state)() as session:
+        async with sessions() as session:
             row = await _owned(session, request, upload_id)
         if row.status != "open":
             raise ClientException(f"upload is {row.status}", status_code=HTTP_409_CONFLICT)
@@ -244,7 +246,12 @@ class UploadApi(Controller):
 
     @post("/{upload_id:str}/complete", status_code=200)
     async def complete(
-        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        settings: SettingsDep,
+        sessions: Sessions,
+        producer: KafkaProducer,
+        upload_id: FromPath[str],
     ) -> UploadState:
         """Check every part is there with the declared size, compose, and announce the video.
 
@@ -255,8 +262,7 @@ class UploadApi(Controller):
         Kafka are then worked with no row lock and no pooled connection held, and each outcome
         is committed on its own. A claim left by a crash goes stale after ``CLAIM_TTL``.
         """
-        settings: Settings = state.settings
-        maker = _sessions(state)
+        maker = sessions
         async with maker() as session, session.begin():
             row = await _owned(session, request, upload_id)
             await session.refresh(row, with_for_update=True)  # one claim at a time
@@ -285,7 +291,7 @@ class UploadApi(Controller):
                 filename=row.filename, owner=row.owner, profile=row.profile,
             )  # fmt: skip
             # the app's one producer (made at start-up), never one per request
-            await asyncio.to_thread(deliver, state.producer, settings.kafka.topic_uploads, event)
+            await asyncio.to_thread(deliver, producer, settings.kafka.topic_uploads, event)
             video_id = upload_video_id(row.id)
         except Exception as exc:  # Kafka down: the object stays, completing again announces
             detail = f"{type(exc).__name__}: {exc}"
@@ -354,12 +360,16 @@ class UploadApi(Controller):
 
     @delete("/{upload_id:str}")
     async def abort(
-        self, request: Request[Any, Any, Any], state: State, upload_id: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        settings: SettingsDep,
+        sessions: Sessions,
+        upload_id: FromPath[str],
     ) -> None:
         """Give up an open upload; the store drops its parts."""
-        async with _sessions(state)() as session, session.begin():
+        async with sessions() as session, session.begin():
             row = await _owned(session, request, upload_id)
             if row.status != "open":
                 raise ClientException(f"upload is {row.status}", status_code=HTTP_409_CONFLICT)
-            await self._abort(state.settings, row)
+            await self._abort(settings, row)
             row.status = "aborted"

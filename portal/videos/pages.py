@@ -4,15 +4,15 @@ and its actions (cancel, reprocess), answered with a fragment the button shows i
 from __future__ import annotations
 
 import asyncio
-import html
 import time
 from datetime import timedelta
 
-from litestar import Controller, MediaType, Response, get, post
+from litestar import Controller, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Template
+from litestar.status_codes import HTTP_201_CREATED, HTTP_503_SERVICE_UNAVAILABLE
 
 from connectors.kafka import flush_or_raise, produce_event
 from core import events as ev
@@ -23,6 +23,7 @@ from portal.auth import requires_uploader, viewer_of
 from portal.deps import Db, KafkaProducer, Layout, SettingsDep, Storage
 from portal.errors import NotFound
 from portal.jobs import request_job
+from portal.templating import action_result
 from portal.videos.access import download_name, visible_video
 
 __all__ = ["VideoPages"]
@@ -31,9 +32,9 @@ DOWNLOAD_TTL = timedelta(minutes=15)
 log = get_logger("vidflow.portal")
 
 
-def _told(text: str, status_code: int = 201) -> Response[str]:
-    """An answer for the page's action buttons: escaped text they show in place."""
-    return Response(html.escape(text), status_code=status_code, media_type=MediaType.HTML)
+def _told(text: str, status_code: int = HTTP_201_CREATED) -> Template:
+    """An answer for the page's action buttons: the fragment they show in place."""
+    return action_result(text, status_code)
 
 
 class VideoPages(Controller):
@@ -116,7 +117,7 @@ class VideoPages(Controller):
         settings: SettingsDep,
         producer: KafkaProducer,
         video_id: FromPath[str],
-    ) -> Response[str]:
+    ) -> Template:
         """Ask the transcode flow to stop this video's job."""
         await visible_video(db, request, video_id)
         event = ev.TranscodeCancel(id=ev.event_id("cancel", video_id, ev.now()), video_id=video_id)
@@ -125,7 +126,8 @@ class VideoPages(Controller):
             await asyncio.to_thread(flush_or_raise, producer)
         except Exception as exc:  # noqa: BLE001 - the button says what failed, the log says why
             log.warning("cancel not sent", video_id=video_id, error=f"{type(exc).__name__}: {exc}")
-            return _told(public_reason("could not ask for the cancel", exc), 503)
+            reason = public_reason("could not ask for the cancel", exc)
+            return _told(reason, HTTP_503_SERVICE_UNAVAILABLE)
         return _told("Cancel requested.")
 
     @post("/videos/{video_id:str}/reprocess", guards=[requires_uploader])
@@ -136,7 +138,7 @@ class VideoPages(Controller):
         settings: SettingsDep,
         producer: KafkaProducer,
         video_id: FromPath[str],
-    ) -> Response[str]:
+    ) -> Template:
         """Run the ladder again from the verified source, with the profile chosen in the form."""
         row = await visible_video(db, request, video_id)
         form = await request.form()
@@ -149,7 +151,8 @@ class VideoPages(Controller):
             log.warning(
                 "job not requested", video_id=video_id, error=f"{type(exc).__name__}: {exc}"
             )
-            return _told(public_reason("could not request the job", exc), 503)
+            reason = public_reason("could not request the job", exc)
+            return _told(reason, HTTP_503_SERVICE_UNAVAILABLE)
         return _told(
             f"Reprocess requested with profile {requested.profile} (job {requested.job_id})."
         )

@@ -25,8 +25,8 @@ from connectors.db import dispose_engine
 from connectors.storage import make_client
 from core.layout import ObjectLayout
 from core.settings import MiB, Settings, settings_environ
-from portal.accounts import create_user
 from portal.auth import Role
+from portal.auth.accounts import create_user
 from portal.migrate import upgrade
 from portal.projector import Projector
 from tests.flows import ROOT, FlowProcess, free_port, wait_http

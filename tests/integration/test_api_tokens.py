@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy import create_engine, text, update
 
 from core.settings import Settings, settings_environ
-from portal.accounts import AccountError, create_user, issue_token, list_tokens, revoke_token
+from portal.auth.accounts import AccountError, create_user, issue_token, list_tokens, revoke_token
 from portal.migrate import alembic_config, upgrade
 from portal.models import ApiToken
 from tests.flows import ROOT

@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, text
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from core import events as ev
 from core.settings import Settings, settings_environ
-from portal.accounts import create_user, issue_token
 from portal.app import create_app
+from portal.auth.accounts import create_user, issue_token
 from portal.live import RESYNC, NotifyHub
 from portal.models import PROJECTION_TABLES
 from portal.projection import NOTIFY_CHANNEL

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from core import events as ev
 from core.settings import Secret, Settings, settings_environ
-from portal.accounts import AccountError, create_user, ensure_admin, issue_token
 from portal.app import create_app
+from portal.auth.accounts import AccountError, create_user, ensure_admin, issue_token
+from portal.auth.sessions import SESSION_COOKIE
 from portal.models import Video
-from portal.sessions import SESSION_COOKIE
 from tests.flows import ROOT
 from tests.portal_login import PASSWORD, csrf_headers, form_token, log_in
 from vidflow.pipeline import ensure_portal_login

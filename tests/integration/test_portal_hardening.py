@@ -21,8 +21,8 @@ from litestar.testing import TestClient
 from connectors.storage import make_client
 from core.errors import is_public
 from core.settings import Settings, settings_environ
-from portal.accounts import create_user, issue_token
 from portal.app import create_app
+from portal.auth.accounts import create_user, issue_token
 from tests.flows import ROOT, free_port, wait_http
 from tests.integration.test_portal_auth import HTML, add_video, client_for
 from tests.portal_login import PASSWORD, csrf_headers, form_token, log_in

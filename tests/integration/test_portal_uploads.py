@@ -33,8 +33,8 @@ from connectors.storage import (
 from core import events as ev
 from core.errors import is_public
 from core.settings import Settings
-from portal.accounts import create_user, issue_token
 from portal.app import create_app
+from portal.auth.accounts import create_user, issue_token
 from portal.models import Rendition, Upload
 from portal.projector import Projector
 from portal.rebuild import replay_to_end

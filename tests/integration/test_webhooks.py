@@ -38,7 +38,7 @@ from connectors.webhook_targets import TargetRefused, check_target
 from core import events as ev
 from core.errors import is_public
 from core.settings import Settings, settings_environ
-from portal.accounts import create_user, issue_token
+from portal.auth.accounts import create_user, issue_token
 from portal.models import User
 from tests.flows import ROOT
 from tests.integration.test_api_tokens import HTMX, bearer
@@ -479,6 +479,14 @@ def test_the_page_shows_the_secret_once_and_send_again_reposts(hooks: Settings) 
         assert '<section id="deliveries">' in again.text and "<html" not in again.text
         wait_for("the second POST", lambda: len(hook.got) == 2)
         assert hook.got[1].body == hook.got[0].body
+        # the API's send again answers its typed Struct (DeliveryQueued in the OpenAPI document)
+        api_again = client.post(
+            f"/api/webhooks/{sub['id']}/deliveries/{delivery['id']}/send-again",
+            headers=csrf_headers(client),
+        )
+        assert api_again.status_code == 202, api_again.text
+        assert api_again.json() == {"delivery_id": delivery["id"], "status": "queued"}
+        wait_for("the third POST", lambda: len(hook.got) == 3)
     # someone else's delivery log is as missing as an unknown one
     with client_for(hooks) as other:
         log_in(other, hooks, "mallory")

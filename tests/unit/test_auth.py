@@ -8,18 +8,16 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from portal.accounts import AccountError, TokenInfo, check_token_request, parse_expiry
-from portal.auth import (
-    Viewer,
+from portal.auth.accounts import AccountError, TokenInfo, check_token_request, parse_expiry
+from portal.auth.credentials import (
     hash_password,
     hash_token,
-    may_hold,
     needs_rehash,
     new_token,
     verify_password,
-    widest_scope,
 )
-from portal.login import safe_next
+from portal.auth.login import safe_next
+from portal.auth.viewer import Viewer, may_hold, widest_scope
 
 
 def test_password_hashes_are_salted_argon2_and_verify() -> None:

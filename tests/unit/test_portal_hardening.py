@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from litestar.datastructures import Headers
 
+from portal.auth.forwarded import TrustedProxies, client_address
+from portal.auth.throttle import Attempt, LoginThrottle, Refusal
 from portal.filenames import (
     MAX_FILENAME_CHARS,
     InvalidFilename,
     check_upload_filename,
     display_filename,
 )
-from portal.forwarded import TrustedProxies, client_address
-from portal.login_throttle import Attempt, LoginThrottle, Refusal
 
 PROXIES = TrustedProxies.parse(["10.0.0.1", "192.168.0.0/16", "::1"])
 

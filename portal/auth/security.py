@@ -3,8 +3,8 @@
 The upload rate limit uses Litestar's :class:`RateLimitConfig` with its in-memory store: the
 counts belong to one portal process (a restart forgets them), which is enough to slow runaway
 upload clients without any shared state. Password guessing has its own throttle, per address
-and per account (:mod:`portal.login_throttle`), which a fixed window per address cannot be.
-Who "the address" is was settled before any of this runs (:mod:`portal.forwarded`).
+and per account (:mod:`portal.auth.throttle`), which a fixed window per address cannot be.
+Who "the address" is was settled before any of this runs (:mod:`portal.auth.forwarded`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from litestar.middleware.rate_limit import DurationUnit, RateLimitConfig, get_re
 from litestar.types import ASGIApp, BeforeMessageSendHookHandler, Message, Receive, Scope, Send
 
 from core.settings import Settings
-from portal.auth import Viewer
+from portal.auth.viewer import Viewer
 
 __all__ = [
     "CSRF_COOKIE",

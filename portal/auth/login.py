@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import msgspec
-from litestar import MediaType, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import Body, FromQuery
@@ -21,13 +21,14 @@ from litestar.status_codes import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from portal.auth import SESSION_USER_KEY, dummy_hash, hash_password, needs_rehash, verify_password
+from portal.auth.credentials import dummy_hash, hash_password, needs_rehash, verify_password
+from portal.auth.middleware import SESSION_USER_KEY
+from portal.auth.sessions import rotate_session
+from portal.auth.throttle import Refusal
 from portal.deps import Sessions, Throttle
-from portal.login_throttle import Refusal
 from portal.models import User
-from portal.sessions import rotate_session
 
-__all__ = ["LoginForm", "login", "login_page", "logout", "send_to_login"]
+__all__ = ["LoginForm", "LoginPages", "safe_next", "send_to_login"]
 
 
 class LoginForm(msgspec.Struct):
@@ -43,14 +44,6 @@ def safe_next(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
-
-
-@get("/login")
-async def login_page(next: FromQuery[str] = "/") -> Template:
-    """The login form."""
-    return Template(
-        template_name="login.html", context={"next": safe_next(next), "error": "", "username": ""}
-    )
 
 
 async def _check_password(
@@ -72,32 +65,6 @@ async def _check_password(
         if needs_rehash(user.password_hash):
             user.password_hash = await asyncio.to_thread(hash_password, password)
         return user.id
-
-
-@post("/login", status_code=HTTP_303_SEE_OTHER)
-async def login(
-    request: Request[Any, Any, Any],
-    sessions: Sessions,
-    login_throttle: Throttle,
-    data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-) -> Response[Any]:
-    """Start a session (under a fresh id) and go where the user was heading.
-
-    Attempts go through the throttle first (per client address and per account): a refused
-    one gets the form back with when to try again, and its password is not checked.
-    """
-    throttle = login_throttle
-    address = request.client.host if request.client else "unknown"
-    attempt = throttle.begin(address, data.username)
-    if isinstance(attempt, Refusal):
-        return _refused(data, attempt)
-    user_id = await _check_password(sessions, data.username, data.password)
-    if user_id is None:
-        return _form_again(data, "Wrong username or password.", HTTP_401_UNAUTHORIZED)
-    throttle.succeeded(attempt)
-    rotate_session(request)
-    request.set_session({SESSION_USER_KEY: user_id})
-    return Redirect(safe_next(data.next), status_code=HTTP_303_SEE_OTHER)
 
 
 def _form_again(
@@ -123,11 +90,50 @@ def _refused(data: LoginForm, refusal: Refusal) -> Template:
     return _form_again(data, text, HTTP_429_TOO_MANY_REQUESTS, {"Retry-After": str(wait)})
 
 
-@post("/logout", status_code=HTTP_303_SEE_OTHER)
-async def logout(request: Request[Any, Any, Any]) -> Redirect:
-    """End the session (its server-side data is deleted)."""
-    request.clear_session()
-    return Redirect("/login", status_code=HTTP_303_SEE_OTHER)
+class LoginPages(Controller):
+    """The login form, logging in (throttled) and logging out: pages, not part of the API."""
+
+    include_in_schema = False
+
+    @get("/login")
+    async def login_page(self, next: FromQuery[str] = "/") -> Template:
+        """The login form."""
+        return Template(
+            template_name="login.html",
+            context={"next": safe_next(next), "error": "", "username": ""},
+        )
+
+    @post("/login", status_code=HTTP_303_SEE_OTHER)
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        sessions: Sessions,
+        login_throttle: Throttle,
+        data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        """Start a session (under a fresh id) and go where the user was heading.
+
+        Attempts go through the throttle first (per client address and per account): a refused
+        one gets the form back with when to try again, and its password is not checked.
+        """
+        throttle = login_throttle
+        address = request.client.host if request.client else "unknown"
+        attempt = throttle.begin(address, data.username)
+        if isinstance(attempt, Refusal):
+            return _refused(data, attempt)
+        user_id = await _check_password(sessions, data.username, data.password)
+        if user_id is None:
+            return _form_again(data, "Wrong username or password.", HTTP_401_UNAUTHORIZED)
+        throttle.succeeded(attempt)
+        rotate_session(request)
+        request.set_session({SESSION_USER_KEY: user_id})
+        return Redirect(safe_next(data.next), status_code=HTTP_303_SEE_OTHER)
+
+    @post("/logout", status_code=HTTP_303_SEE_OTHER)
+    async def logout(self, request: Request[Any, Any, Any]) -> Redirect:
+        """End the session (its server-side data is deleted)."""
+        request.clear_session()
+        return Redirect("/login", status_code=HTTP_303_SEE_OTHER)
 
 
 def _wants_page(request: Request[Any, Any, Any]) -> bool:

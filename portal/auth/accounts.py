@@ -17,18 +17,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
-from portal.auth import (
-    ROLES,
-    SCOPES,
-    Role,
-    Scope,
-    hash_password,
-    hash_token,
-    may_hold,
-    new_token,
-    verify_password,
-    widest_scope,
-)
+from portal.auth.credentials import hash_password, hash_token, new_token, verify_password
+from portal.auth.viewer import ROLES, SCOPES, Role, Scope, may_hold, widest_scope
 from portal.models import ApiToken, User
 
 __all__ = [
