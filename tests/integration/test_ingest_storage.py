@@ -106,9 +106,10 @@ def test_a_watched_file_is_stored_once_as_its_source_beside_its_manifest(
     # every chunk comes back by a ranged GET of the source, checked against its digest
     store = ChunkStore(client, bucket, layout)
     for chunk in manifest.chunks:
-        assert store.fetch_chunk(manifest.source_key, chunk) == original[
-            chunk.offset : chunk.offset + chunk.size
-        ]
+        assert (
+            store.fetch_chunk(manifest.source_key, chunk)
+            == original[chunk.offset : chunk.offset + chunk.size]
+        )
     forged = msgspec.structs.replace(manifest.chunks[1], sha256="0" * 64)
     with pytest.raises(VerificationError):
         store.fetch_chunk(manifest.source_key, forged)
