@@ -31,6 +31,7 @@ __all__ = [
     "copy_part",
     "create",
     "list_stored",
+    "open_uploads",
     "part_size_for",
     "presign_part",
     "put_part",
@@ -128,6 +129,21 @@ def list_stored(client: Minio, bucket: str, key: str, upload_id: str) -> list[St
         if not page.is_truncated or not page.next_part_number_marker:
             return parts
         marker = page.next_part_number_marker
+
+
+def open_uploads(client: Minio, bucket: str, key: str) -> list[str]:
+    """The ids of the multipart uploads open on exactly ``key`` (following the pages)."""
+    ids: list[str] = []
+    key_marker: str | None = None
+    id_marker: str | None = None
+    while True:
+        page = client._list_multipart_uploads(
+            bucket, prefix=key, key_marker=key_marker, upload_id_marker=id_marker
+        )
+        ids.extend(u.upload_id for u in page.uploads if u.object_name == key and u.upload_id)
+        if not page.is_truncated:
+            return ids
+        key_marker, id_marker = page.next_key_marker, page.next_upload_id_marker
 
 
 def complete(client: Minio, bucket: str, key: str, upload_id: str, parts: list[StoredPart]) -> None:

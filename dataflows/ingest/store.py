@@ -95,7 +95,15 @@ class ChunkStore:
         expected = composite_sha256(c.sha256 for c in chunks)
         if not composite_matches(stored, expected):
             raise VerificationError(f"{key}: the store's checksum {stored!r} is not {expected}")
+        self.sweep_uploads(video_id)
         return key, True
+
+    def sweep_uploads(self, video_id: str) -> None:
+        """Abort every multipart upload still open on the video's source: one stream writes it,
+        so any other is an orphan (begun by a process killed before its snapshot named it)."""
+        key = self.layout.source(video_id)
+        for upload_id in multipart.open_uploads(self.client, self.bucket, key):
+            multipart.abort(self.client, self.bucket, key, upload_id)
 
     def recover_source(self, video_id: str, chunks: list[ChunkRef]) -> str:
         """The upload is gone: a source of the chunks' size completed before a crash is taken

@@ -146,3 +146,28 @@ def test_the_store_refuses_a_part_whose_checksum_is_wrong(
     finally:
         response.close()
         response.release_conn()
+
+
+def test_completing_a_source_aborts_the_uploads_a_killed_process_left_on_it(
+    watch_settings: Settings, client: Minio
+) -> None:
+    """A process killed after beginning a source's upload but before a snapshot named it leaves
+    that upload open; the resumed stream begins another. Completing sweeps the orphan (its
+    parts would otherwise stay in the bucket until the store's stale-upload expiry)."""
+    bucket, layout = watch_settings.storage.bucket, ObjectLayout(watch_settings.storage)
+    store = ChunkStore(client, bucket, layout)
+    data = os.urandom(1000)
+    chunk = ev.ChunkRef(index=0, offset=0, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    orphan = store.begin_source("orphaned")
+    store.put_part("orphaned", orphan, chunk, data)
+    upload = store.begin_source("orphaned")
+    etag = store.put_part("orphaned", upload, chunk, data)
+    assert set(multipart.open_uploads(client, bucket, layout.source("orphaned"))) == {
+        orphan, upload,
+    }  # fmt: skip
+
+    key, vouched = store.finish_source("orphaned", upload, [chunk], [etag])
+
+    assert (key, vouched) == (layout.source("orphaned"), True)
+    assert multipart.open_uploads(client, bucket, key) == []
+    assert store.fetch_chunk(key, chunk) == data
