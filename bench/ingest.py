@@ -21,6 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.kafka import flush_or_raise, make_producer, produce_event
@@ -68,6 +70,9 @@ def peak_rss_kib(pid: int) -> int:
 def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]:
     """Seconds from the file event to ingest.completed, and the flow's peak RSS in KiB; prints
     the watch path's storage amplification (bytes the bucket gained per byte of the file)."""
+    # file events are admitted only under the watched roots (issue 9): the file's folder is one
+    ingest = msgspec.structs.replace(settings.ingest, watch_roots=(str(path.parent),))
+    settings = msgspec.structs.replace(settings, ingest=ingest)
     client = make_client(settings.storage)
 
     def bucket_bytes() -> int:
