@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import pickle
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +26,15 @@ from connectors.storage import ensure_bucket, make_client
 from core import events as ev
 from core.layout import ObjectLayout
 from core.settings import MiB, Settings
+from dataflows.ingest import logic as ingest_logic
 from dataflows.ingest.chunking import composite_matches, composite_sha256
+from dataflows.ingest.logic import IngestLogic
+from dataflows.ingest.state import StreamState
 from dataflows.ingest.store import ChunkStore, VerificationError
+from dataflows.kafka_io import Outbound
 from tests.flows import FlowProcess, TopicReader
-from tests.integration.test_ingest_flow import Writer, wait_done
+from tests.integration.test_ingest_completion import drive, file_event, make_context
+from tests.integration.test_ingest_flow import Writer, assert_source_matches, wait_done
 from tests.media import raw_clip
 
 pytestmark = pytest.mark.integration
@@ -171,3 +178,57 @@ def test_completing_a_source_aborts_the_uploads_a_killed_process_left_on_it(
     assert (key, vouched) == (layout.source("orphaned"), True)
     assert multipart.open_uploads(client, bucket, key) == []
     assert store.fetch_chunk(key, chunk) == data
+
+
+def test_parts_sent_after_the_last_snapshot_are_sent_again_and_overwrite_themselves(
+    watch_settings: Settings, client: Minio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL after parts 2 and 3 were sent but before a snapshot recorded them: the resumed
+    stream (from the snapshot naming the upload and part 1) sends them again under the same
+    part numbers, in the same upload, and ends with a clean run's manifest and source."""
+    monkeypatch.setattr(ingest_logic, "CHUNKS_PER_ACTIVATION", 1)
+    settings = msgspec.structs.replace(
+        watch_settings,
+        ingest=msgspec.structs.replace(
+            watch_settings.ingest, close_is_final=False, stream_timeout=600.0
+        ),
+    )
+    bucket, layout = settings.storage.bucket, ObjectLayout(settings.storage)
+    original = raw_clip(tmp_path / "clip.mkv", seconds=6).read_bytes()  # 17 MB, 4 chunks
+    path = tmp_path / "killed.mkv"
+    path.write_bytes(original)
+    before_kill, after_resume = make_context(settings), make_context(settings)
+    try:
+        logic = IngestLogic(before_kill, None)
+        logic.on_item(file_event(settings, path, 5, ev.FileChanged))  # part 1
+        saved = pickle.dumps(logic.snapshot())
+        logic.on_notify()  # part 2: never snapshotted
+        logic.on_notify()  # part 3: never snapshotted
+        state = logic.state
+        assert state is not None and len(state.chunks) == 3 and not state.final
+        source = layout.source(state.video_id)
+        assert multipart.open_uploads(client, bucket, source) == [state.source_upload]
+        sent = multipart.list_stored(client, bucket, source, state.source_upload)
+        assert [p.number for p in sent] == [1, 2, 3]
+        # SIGKILL: the process and its unsnapshotted state are gone; a new one resumes
+        resumed_state = pickle.loads(saved)
+        assert isinstance(resumed_state, StreamState) and len(resumed_state.chunks) == 1
+        resumed = IngestLogic(after_resume, resumed_state)
+        resumed.deadline = time.time()  # the stream went quiet: the file's size is final
+        out: list[Outbound] = []
+
+        def completed() -> bool:
+            return any(isinstance(o.event, ev.IngestCompleted) for o in out)
+
+        assert drive([(resumed, out)], completed, 90)
+    finally:
+        for ctx in (before_kill, after_resume):
+            for pool in (ctx.io, ctx.file_hashing, ctx.completing):
+                pool.shutdown(wait=False, cancel_futures=True)
+    [done] = [o.event for o in out if isinstance(o.event, ev.IngestCompleted)]
+    assert [(c.offset, c.size) for c in done.manifest.chunks] == [
+        (o, min(5 * MiB, len(original) - o)) for o in range(0, len(original), 5 * MiB)
+    ]
+    assert_source_matches(settings, done, original)
+    assert multipart.open_uploads(client, bucket, source) == []
+    assert not [o for o in client.list_objects(bucket, prefix=layout.chunk(""), recursive=True)]
