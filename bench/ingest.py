@@ -3,7 +3,8 @@
 Prints one JSON line per figure:
 - ``sha256sum`` of the file and a plain MinIO put of the same bytes (the references);
 - the flow's throughput from the file event to ``ingest.completed`` (bytes per second);
-- the flow's peak RSS for each file size (it must not grow with the file).
+- the flow's peak RSS for each file size (it must not grow with the file);
+- the watch path's storage amplification (bytes added to the bucket per byte of the file).
 
 Needs the local stack (``vidflow stack up``). Usage: ``python bench/ingest.py [--sizes 1,4]`` (GiB).
 """
@@ -19,6 +20,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -65,7 +68,18 @@ def peak_rss_kib(pid: int) -> int:
 
 
 def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]:
-    """Seconds from the file event to ingest.completed, and the flow's peak RSS in KiB."""
+    """Seconds from the file event to ingest.completed, and the flow's peak RSS in KiB; prints
+    the watch path's storage amplification (bytes the bucket gained per byte of the file)."""
+    # file events are admitted only under the watched roots (issue 9): the file's folder is one
+    ingest = msgspec.structs.replace(settings.ingest, watch_roots=(str(path.parent),))
+    settings = msgspec.structs.replace(settings, ingest=ingest)
+    client = make_client(settings.storage)
+
+    def bucket_bytes() -> int:
+        listed = client.list_objects(settings.storage.bucket, recursive=True)
+        return sum(int(o.size or 0) for o in listed)
+
+    before = bucket_bytes()
     status = TopicReader(settings, settings.kafka.topic_status)
     flow = FlowProcess("dataflows.ingest_flow", settings, workdir, snapshot_seconds=5).start()
     try:
@@ -85,7 +99,10 @@ def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]
         )
         elapsed = time.perf_counter() - started
         assert flow.process is not None
-        return elapsed, peak_rss_kib(flow.process.pid)
+        peak = peak_rss_kib(flow.process.pid)
+        added, size = bucket_bytes() - before, path.stat().st_size
+        emit("storage_amplification", added / size, "ratio", path="watch", size=size, added=added)
+        return elapsed, peak
     finally:
         flow.stop()
         status.close()

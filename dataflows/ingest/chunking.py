@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Iterable
 
-__all__ = ["composite_sha256", "plan_chunks"]
+__all__ = ["composite_matches", "composite_sha256", "plan_chunks"]
 
 
 def plan_chunks(offset: int, size: int, chunk_size: int, *, final: bool) -> list[tuple[int, int]]:
@@ -13,7 +15,7 @@ def plan_chunks(offset: int, size: int, chunk_size: int, *, final: bool) -> list
 
     Only whole chunks are cut while a file may still grow; the partial tail is cut once the
     stream is ``final``, so every chunk but the last has exactly ``chunk_size`` bytes (which is
-    what server-side compose needs).
+    what multipart parts need: at least 5 MiB but the last).
     """
     if chunk_size <= 0:
         raise ValueError("chunk_size must be positive")
@@ -35,3 +37,14 @@ def composite_sha256(digests: Iterable[str]) -> str:
         joined.update(bytes.fromhex(digest))
         count += 1
     return f"{joined.hexdigest()}-{count}"
+
+
+def composite_matches(stored: str, expected: str) -> bool:
+    """Whether the store's composite checksum (S3's ``base64-N``) is ``expected`` (``hex-N``)."""
+    digest, _, count = stored.partition("-")
+    want_hex, _, want_count = expected.partition("-")
+    try:
+        raw = base64.b64decode(digest, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return raw.hex() == want_hex and count == want_count

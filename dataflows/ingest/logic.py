@@ -8,7 +8,7 @@ completes when no event came for the stream timeout, at once for an upload, or, 
 flow gives every replayed stream a fresh grace period. A completed stream is discarded, so no state
 is kept for finished streams.
 
-Completing (finishing the source, reading it back, the manifest, ffprobe) runs on a completion
+Completing (completing the source's multipart upload, the manifest, ffprobe) runs on a completion
 thread (``dataflows/ingest/completion.py``), polled from the stream's timer, so the other
 streams of the worker keep moving meanwhile. Events for a stream that is completing wait in its
 state and are applied once it ended, as if they had come after its end (a file that grew after
@@ -41,7 +41,7 @@ from dataflows.ingest.digest import FileDigest
 from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import SourceVanished
 from dataflows.ingest.state import StreamState
-from dataflows.ingest.store import VerificationError
+from dataflows.ingest.store import UploadLost, VerificationError
 from dataflows.kafka_io import Inbound, Outbound
 
 __all__ = ["IngestContext", "IngestLogic", "StorageUnavailable"]
@@ -119,7 +119,12 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         assert self.state is not None
         state = self.state
         return StreamState(
-            **{**vars(state), "chunks": list(state.chunks), "deferred": list(state.deferred)}
+            **{
+                **vars(state),
+                "chunks": list(state.chunks),
+                "part_etags": list(state.part_etags),
+                "deferred": list(state.deferred),
+            }
         )
 
     # ---------------------------------------------------------------- stream lifecycle
@@ -288,12 +293,17 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         ranges = plan_chunks(state.next_offset, state.known_size, chunk_size, final=state.final)
         out: list[Outbound] = []
         try:
+            if len(state.part_etags) != len(state.chunks):  # a snapshot of an older layout
+                self._send_again(state, "its parts are not all known")
+                return out
             if ranges:
                 out += self._read_batch(state, ranges[:CHUNKS_PER_ACTIVATION])
             if state.final and state.next_offset >= state.known_size:
                 out += self._complete()
         except StorageUnavailable:
             raise
+        except UploadLost as exc:
+            self._send_again(state, str(exc))
         except (SourceVanished, VerificationError) as exc:
             out.append(self._failed("ingest", str(exc), exc))
         except S3Error as exc:
@@ -304,6 +314,15 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             out.append(self._failed("ingest", f"{state.filename}: {type(exc).__name__}", exc))
         return out
 
+    def _send_again(self, state: StreamState, why: str) -> None:
+        """The stream's source upload is gone (expired or aborted while the flow was down) or
+        not usable: its bytes are read and sent again from the start, in a new upload."""
+        log.warning("sending the stream's bytes again", video=state.video_id, why=why)
+        self._abandon_source(state)
+        state.chunks, state.part_etags, state.next_offset = [], [], 0
+        self.completion = None
+        self.file_sha = FileDigest(self.ctx.file_hashing)
+
     def _read_batch(self, state: StreamState, batch: list[tuple[int, int]]) -> list[Outbound]:
         """Read, store and record one batch of chunks (``dataflows/ingest/batch.py``); the
         status events of the chunks stored."""
@@ -312,7 +331,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             chunk = record_chunk(state, stored)
             out.append(
                 self._status(
-                    ev.ChunkStored, chunk=chunk, deduplicated=stored.deduplicated,
+                    ev.ChunkStored, chunk=chunk, deduplicated=False,
                     bytes_so_far=state.next_offset,
                 )
             )  # fmt: skip
@@ -332,7 +351,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             )  # fmt: skip
             ctx, digest = self.ctx, self.file_sha.hexdigest
             self.completion = ctx.completing.submit(
-                finish, ctx.store, ctx.with_storage_retry, facts, digest, ctx.io.map
+                finish, ctx.store, ctx.with_storage_retry, facts, digest
             )
             return []
         if not self.completion.done():
@@ -344,7 +363,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         """The stream's end, from what its completion found."""
         state = self.state
         assert state is not None
-        state.source_upload, state.part_etags = "", []  # completed, or aborted and composed
+        state.source_upload, state.part_etags = "", []  # completed
         manifest, store = done.manifest, self.ctx.store
         out = [self._status(ev.IngestCompleted, manifest=manifest)]
         if done.probe is None:

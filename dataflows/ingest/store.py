@@ -1,36 +1,44 @@
-"""What ingest writes to object storage: chunks, the composed source, its manifest."""
+"""What ingest writes to object storage: the source, part by part as it is read, and its manifest.
+
+A stream's chunks are the parts of one multipart upload to the video's source key: every byte is
+stored once, each part checked by the store on arrival against the SHA-256 sent with it
+(``x-amz-checksum-sha256``), and completing composes nothing (the store only links its parts).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 
 import msgspec
 import urllib3
 from minio import Minio
-from minio.commonconfig import ComposeSource, CopySource
 from minio.error import S3Error
 
 from connectors import multipart
-from connectors.storage import object_exists
 from core.events import ChunkRef, Manifest
 from core.layout import ObjectLayout
-from dataflows.ingest.chunking import composite_sha256
+from dataflows.ingest.chunking import composite_matches, composite_sha256
 
-__all__ = ["ChunkStore", "VerificationError"]
+__all__ = ["ChunkStore", "UploadLost", "VerificationError"]
 
 READ_BLOCK = 4 * 1024 * 1024
-COMPOSE_MAX_PARTS = 10_000
+GONE = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
 
 
 class VerificationError(RuntimeError):
-    """The composed source does not match the chunks it was made of."""
+    """The stored source does not match the chunks it was made of."""
+
+
+class UploadLost(RuntimeError):
+    """The store no longer knows the stream's multipart upload (expired as stale, aborted, or
+    completed before a crash the snapshot did not see) and holds no source made of the stream's
+    chunks: its bytes must be sent again."""
 
 
 class ChunkStore:
-    """Content-addressed chunks and composed sources in one bucket."""
+    """Sources written part by part, their manifests, and chunks fetched back by range."""
 
     def __init__(self, client: Minio, bucket: str, layout: ObjectLayout) -> None:
         self.client = client
@@ -42,109 +50,100 @@ class ChunkStore:
             retries=urllib3.Retry(total=5, backoff_factor=0.5, status_forcelist=[500, 502, 503]),
         )
 
-    def put_chunk(self, data: bytes) -> tuple[str, bool]:
-        """Store ``data`` under its SHA-256 unless it is already there; (digest, deduplicated).
-
-        The put goes through a presigned URL: a signed request over plain HTTP makes the client
-        hash the body once more for the signature, a third SHA-256 of every byte on a path whose
-        integrity the read-back of the composed source checks end to end anyway.
-        """
-        digest = hashlib.sha256(data).hexdigest()
-        key = self.layout.chunk(digest)
-        if object_exists(self.client, self.bucket, key):
-            return digest, True
-        url = self.client.presigned_put_object(self.bucket, key, expires=timedelta(minutes=15))
-        response = self._http.request("PUT", url, body=data, preload_content=True)
-        if response.status != 200:
-            raise urllib3.exceptions.HTTPError(
-                f"PUT {key} answered {response.status}: {response.data[:300]!r}"
-            )
-        return digest, False
-
     def begin_source(self, video_id: str) -> str:
-        """Start the source object as a multipart upload whose parts are copies of chunks, so
-        composing happens while chunks arrive; returns the upload id."""
-        return multipart.create(self.client, self.bucket, self.layout.source(video_id))
+        """Start the video's source as a multipart upload with SHA-256 part checksums."""
+        return multipart.create(
+            self.client, self.bucket, self.layout.source(video_id), checksummed=True
+        )
 
-    def copy_chunk_into_source(self, video_id: str, upload_id: str, chunk: ChunkRef) -> str:
-        """Server-side copy of a stored chunk as part ``index + 1`` of the source; its ETag.
-
-        ``""`` when the store no longer knows the upload (completed before a crash the last
-        snapshot did not see, or expired as stale): the source is then composed in one go at
-        the end, from the chunks."""
+    def put_part(self, video_id: str, upload_id: str, chunk: ChunkRef, data: bytes) -> str:
+        """Send ``data`` (the bytes of ``chunk``, whose digest is already known) as part
+        ``index + 1`` of the source; its ETag. The same part sent again (a resumed stream)
+        overwrites itself. Raises :class:`UploadLost` when the store no longer knows the upload.
+        """
+        target = (self.bucket, self.layout.source(video_id), upload_id)
         try:
-            part = multipart.copy_part(
-                self.client, self.bucket, self.layout.source(video_id), upload_id,
-                chunk.index + 1, self.layout.chunk(chunk.sha256), chunk.size,
-            )  # fmt: skip
+            return multipart.put_part(
+                self.client, self._http, target, chunk.index + 1, data, chunk.sha256
+            )
+        except S3Error as exc:
+            if exc.code == "NoSuchUpload":
+                raise UploadLost(f"the multipart upload of {video_id} is gone") from None
+            raise
+
+    def finish_source(
+        self, video_id: str, upload_id: str, chunks: list[ChunkRef], etags: list[str]
+    ) -> tuple[str, bool]:
+        """Complete the source from its parts, each listed with its checksum: its key, and
+        whether the store vouched for its parts (False: a source found whole, to read back).
+
+        The store's composite checksum must be the one of the chunks' digests (the S3
+        convention: sha256 of the raw part digests, ``-N``): every part is the chunk the stream
+        read, in its place. Raises :class:`UploadLost` if the upload is gone and no such source
+        is there (:meth:`recover_source`)."""
+        key = self.layout.source(video_id)
+        parts = [
+            multipart.ChecksummedPart(c.index + 1, etag, c.sha256)
+            for c, etag in zip(chunks, etags, strict=True)
+        ]
+        try:
+            stored = multipart.complete_checksummed(self.client, self.bucket, key, upload_id, parts)
         except S3Error as exc:
             if exc.code != "NoSuchUpload":
                 raise
-            return ""
-        return part.etag
+            return self.recover_source(video_id, chunks), False
+        expected = composite_sha256(c.sha256 for c in chunks)
+        if not composite_matches(stored, expected):
+            raise VerificationError(f"{key}: the store's checksum {stored!r} is not {expected}")
+        self.sweep_uploads(video_id)
+        return key, True
 
-    def finish_source(self, video_id: str, upload_id: str, etags: list[str]) -> str:
-        """Complete the multipart source from its copied parts; returns its key."""
+    def sweep_uploads(self, video_id: str) -> None:
+        """Abort every multipart upload still open on the video's source: one stream writes it,
+        so any other is an orphan (begun by a process killed before its snapshot named it)."""
         key = self.layout.source(video_id)
-        parts = [multipart.StoredPart(n, 0, etag) for n, etag in enumerate(etags, start=1)]
-        multipart.complete(self.client, self.bucket, key, upload_id, parts)
+        for upload_id in multipart.open_uploads(self.client, self.bucket, key):
+            multipart.abort(self.client, self.bucket, key, upload_id)
+
+    def recover_source(self, video_id: str, chunks: list[ChunkRef]) -> str:
+        """The upload is gone: a source of the chunks' size completed before a crash is taken
+        (completion then reads it back: :meth:`verify`); otherwise :class:`UploadLost`."""
+        key = self.layout.source(video_id)
+        try:
+            size = self.client.stat_object(self.bucket, key).size
+        except S3Error as exc:
+            if exc.code not in GONE:
+                raise
+            size = None
+        if size != sum(c.size for c in chunks):
+            raise UploadLost(f"the multipart upload of {video_id} is gone")
         return key
 
     def abandon_source(self, video_id: str, upload_id: str) -> None:
-        """Drop an unfinished multipart source (its parts too)."""
-        multipart.abort(self.client, self.bucket, self.layout.source(video_id), upload_id)
+        """Drop an unfinished multipart source (its parts too); one already gone is fine."""
+        try:
+            multipart.abort(self.client, self.bucket, self.layout.source(video_id), upload_id)
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload":
+                raise
 
-    def compose(self, video_id: str, chunks: list[ChunkRef]) -> str:
-        """Server-side compose of the chunks into the source object; returns its key."""
-        key = self.layout.source(video_id)
-        if len(chunks) == 1:
-            self.client.copy_object(
-                self.bucket, key, CopySource(self.bucket, self.layout.chunk(chunks[0].sha256))
-            )
-        elif len(chunks) <= COMPOSE_MAX_PARTS:
-            sources = [ComposeSource(self.bucket, self.layout.chunk(c.sha256)) for c in chunks]
-            self.client.compose_object(self.bucket, key, sources)
-        else:
-            raise VerificationError(
-                f"{len(chunks)} chunks exceed the compose limit; raise chunk size"
-            )
-        return key
-
-    def verify_chunks(
-        self,
-        key: str,
-        chunks: list[ChunkRef],
-        parallel_map: Callable[[Callable[[ChunkRef], bool], Iterable[ChunkRef]], Iterator[bool]],
-    ) -> None:
-        """Every byte of the composed object checked against its chunk's digest, ranges read and
-        hashed in parallel (``parallel_map`` is an executor's ``map``)."""
-        stat = self.client.stat_object(self.bucket, key)
-        expected = sum(c.size for c in chunks)
-        if stat.size != expected:
-            raise VerificationError(f"{key} has {stat.size} bytes, its chunks {expected}")
-
-        def matches(chunk: ChunkRef) -> bool:
-            digest = hashlib.sha256()
-            response = self.client.get_object(
-                self.bucket, key, offset=chunk.offset, length=chunk.size
-            )
-            try:
-                for block in response.stream(READ_BLOCK):
-                    digest.update(block)
-            finally:
-                response.close()
-                response.release_conn()
-            return digest.hexdigest() == chunk.sha256
-
-        for chunk, ok in zip(chunks, parallel_map(matches, chunks), strict=True):
-            if not ok:
-                raise VerificationError(f"{key}: chunk {chunk.index} does not match its digest")
+    def fetch_chunk(self, key: str, chunk: ChunkRef) -> bytes:
+        """Chunk ``chunk`` of the object ``key``, by a ranged GET, checked against its digest."""
+        response = self.client.get_object(self.bucket, key, offset=chunk.offset, length=chunk.size)
+        try:
+            data = response.read()
+        finally:
+            response.close()
+            response.release_conn()
+        if len(data) != chunk.size or hashlib.sha256(data).hexdigest() != chunk.sha256:
+            raise VerificationError(f"{key}: chunk {chunk.index} does not match its digest")
+        return data
 
     def verify(self, key: str, chunks: list[ChunkRef]) -> str:
-        """Read the composed object once: every chunk's digest must match; returns its SHA-256.
+        """Read the source once: every chunk's digest must match; returns its SHA-256.
 
-        The slow path, for a stream resumed from a snapshot (whose running SHA-256 of the file
-        was not snapshotted: hash objects do not pickle)."""
+        Not the normal path: for a stream resumed from a snapshot (whose running SHA-256 of the
+        file was not snapshotted: hash objects do not pickle)."""
         whole = hashlib.sha256()
         response = self.client.get_object(self.bucket, key)
         try:

@@ -1,7 +1,7 @@
 """An in-memory chunk store: the ingest flow's logic without an object store.
 
 For the pure logic only (chunk planning, completion, versions, restarts): S3 semantics (per-part
-checksums, multipart copies, a lost upload) stay with the integration tests on real MinIO. What
+checksums, a lost upload) stay with the integration tests on real MinIO. What
 FFmpeg probes is a real file: :meth:`MemoryChunkStore.presigned` writes the object to disk.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from connectors.storage import make_client
@@ -18,7 +17,7 @@ from core.events import ChunkRef, Manifest
 from core.layout import ObjectLayout
 from core.settings import Settings
 from dataflows.ingest.chunking import composite_sha256
-from dataflows.ingest.store import ChunkStore, VerificationError
+from dataflows.ingest.store import ChunkStore, UploadLost, VerificationError
 
 __all__ = ["MemoryChunkStore"]
 
@@ -35,18 +34,8 @@ class MemoryChunkStore(ChunkStore):
         self.objects: dict[str, bytes] = {}
         self.uploads: dict[str, dict[int, bytes]] = {}
         self.abandoned: list[str] = []
-        self.puts = 0  # chunks actually written (not deduplicated)
+        self.puts = 0  # parts sent
         self._lock = threading.Lock()  # puts and copies come from the flow's I/O threads
-
-    def put_chunk(self, data: bytes) -> tuple[str, bool]:
-        digest = hashlib.sha256(data).hexdigest()
-        key = self.layout.chunk(digest)
-        with self._lock:
-            if key in self.objects:
-                return digest, True
-            self.objects[key] = bytes(data)
-            self.puts += 1
-        return digest, False
 
     def begin_source(self, video_id: str) -> str:
         upload = uuid.uuid4().hex
@@ -54,33 +43,32 @@ class MemoryChunkStore(ChunkStore):
             self.uploads[upload] = {}
         return upload
 
-    def copy_chunk_into_source(self, video_id: str, upload_id: str, chunk: ChunkRef) -> str:
+    def put_part(self, video_id: str, upload_id: str, chunk: ChunkRef, data: bytes) -> str:
+        if hashlib.sha256(data).hexdigest() != chunk.sha256:  # what the store's checksum does
+            raise VerificationError(f"part {chunk.index + 1} does not match its checksum")
         with self._lock:
             parts = self.uploads.get(upload_id)
             if parts is None:
-                return ""
-            data = self.objects[self.layout.chunk(chunk.sha256)]
-            parts[chunk.index + 1] = data
+                raise UploadLost(f"the multipart upload of {video_id} is gone")
+            parts[chunk.index + 1] = bytes(data)
+            self.puts += 1
         return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
-    def finish_source(self, video_id: str, upload_id: str, etags: list[str]) -> str:
+    def finish_source(
+        self, video_id: str, upload_id: str, chunks: list[ChunkRef], etags: list[str]
+    ) -> tuple[str, bool]:
         key = self.layout.source(video_id)
         with self._lock:
             parts = self.uploads.pop(upload_id)
             assert sorted(parts) == list(range(1, len(etags) + 1)), "parts missing or extra"
+            assert len(chunks) == len(etags)
             self.objects[key] = b"".join(parts[n] for n in sorted(parts))
-        return key
+        return key, True
 
     def abandon_source(self, video_id: str, upload_id: str) -> None:
         with self._lock:
             self.uploads.pop(upload_id, None)
             self.abandoned.append(upload_id)
-
-    def compose(self, video_id: str, chunks: list[ChunkRef]) -> str:
-        key = self.layout.source(video_id)
-        with self._lock:
-            self.objects[key] = b"".join(self.objects[self.layout.chunk(c.sha256)] for c in chunks)
-        return key
 
     def _check(self, key: str, chunks: list[ChunkRef]) -> bytes:
         data = self.objects[key]
@@ -92,14 +80,6 @@ class MemoryChunkStore(ChunkStore):
             if hashlib.sha256(part).hexdigest() != chunk.sha256:
                 raise VerificationError(f"{key}: chunk {chunk.index} does not match its digest")
         return data
-
-    def verify_chunks(
-        self,
-        key: str,
-        chunks: list[ChunkRef],
-        parallel_map: Callable[[Callable[[ChunkRef], bool], Iterable[ChunkRef]], Iterator[bool]],
-    ) -> None:
-        self._check(key, chunks)
 
     def verify(self, key: str, chunks: list[ChunkRef]) -> str:
         return hashlib.sha256(self._check(key, chunks)).hexdigest()
@@ -124,7 +104,6 @@ class MemoryChunkStore(ChunkStore):
         path.write_bytes(self.objects[key])
         return str(path)
 
-    def chunk_keys(self) -> set[str]:
-        """Keys of the stored chunks."""
-        prefix = self.layout.chunk("")
-        return {key for key in self.objects if key.startswith(prefix)}
+    def keys_of(self, video_id: str) -> set[str]:
+        """Every object key naming the video (its source; the manifest is not kept here)."""
+        return {key for key in self.objects if f"/{video_id}/" in key}

@@ -183,7 +183,10 @@ def test_a_file_is_cut_into_chunks_as_it_grows_and_completes_once_quiet(
     assert request.source.key == run.store.layout.source(video)
     assert (request.source.sha256, request.source.size) == (sha, len(clip))
     assert (request.probe.width, request.probe.height) == (320, 240)
-    assert run.store.chunk_keys() == {run.store.layout.chunk(c.sha256) for c in stored}
+    # each chunk sent once, as a part of the one source object: no chunk objects beside it
+    assert run.store.keys_of(video) == {run.store.layout.source(video)}
+    assert not [k for k in run.store.objects if k.startswith(run.store.layout.chunk(""))]
+    assert run.store.puts == len(stored)
     assert seconds < WAIT
 
 
@@ -337,7 +340,7 @@ def test_undecodable_and_wrong_family_messages_are_dead_letters_and_the_flow_goe
     assert run.source_of(request.video_id) == short_clip
 
 
-def test_the_same_bytes_twice_store_no_chunk_again(
+def test_the_same_bytes_twice_are_two_sources_with_one_digest(
     workers: int, tmp_path: Path, short_clip: bytes
 ) -> None:
     run = Ingest(ingest_settings(tmp_path, timeout=10.0, close_is_final=True), tmp_path)
@@ -354,10 +357,14 @@ def test_the_same_bytes_twice_store_no_chunk_again(
         r.video_id: [e for e in run.statuses(ev.ChunkStored) if e.video_id == r.video_id]
         for r in (first, second)
     }
+    # chunks are parts of their video's source now, never shared objects: a whole file equal to
+    # a stored source is the upload path's deduplication (by whole-file SHA-256), not this one's
     assert [e.deduplicated for e in stored[first.video_id]] == [False]
-    assert [e.deduplicated for e in stored[second.video_id]] == [True]
-    assert run.store.puts == 1
+    assert [e.deduplicated for e in stored[second.video_id]] == [False]
+    assert [e.chunk for e in stored[first.video_id]] == [e.chunk for e in stored[second.video_id]]
+    assert run.store.puts == 2
     assert first.source.key != second.source.key and first.source.sha256 == second.source.sha256
+    assert run.source_of(first.video_id) == run.source_of(second.video_id) == short_clip
 
 
 def test_an_empty_file_and_a_file_that_is_no_video_fail_and_request_nothing(
@@ -379,3 +386,36 @@ def test_an_empty_file_and_a_file_that_is_no_video_fail_and_request_nothing(
     completed = [started[e.video_id] for e in run.statuses(ev.IngestCompleted)]
     assert completed == ["notes.mp4"]
     assert run.requests() == []
+
+
+def test_a_source_upload_lost_mid_stream_is_sent_again_from_the_start(
+    workers: int, tmp_path: Path, clip: bytes
+) -> None:
+    """The store forgot the stream's multipart upload (expired or aborted while the flow was
+    down): the stream reads and sends its bytes again in a new upload, and ends as a clean run."""
+    run = Ingest(ingest_settings(tmp_path, timeout=10.0, close_is_final=True), tmp_path)
+    watched = Watched(tmp_path / "lost.mkv")
+    first_chunk = 5 * MiB
+
+    def parts_sent() -> int:
+        return len(run.statuses(ev.ChunkStored))
+
+    run.script.then(watched.append(clip[:first_chunk]))
+    run.script.send(run.files, watched.event())
+    run.script.then(run.until(partial(at_least, parts_sent, 1), "1 chunk"))
+    run.script.then(Do(run.store.uploads.clear), watched.append(clip[first_chunk:]))
+    run.script.send(run.files, watched.event(closed=True))
+    run.script.then(run.until_requests(1))
+
+    run.run(workers)
+
+    [request] = run.requests()
+    video = request.video_id
+    [completed] = [e for e in run.statuses(ev.IngestCompleted) if e.video_id == video]
+    offsets = [(c.offset, c.size) for c in completed.manifest.chunks]
+    assert offsets == [(0, 5 * MiB), (5 * MiB, 5 * MiB), (10 * MiB, len(clip) - 10 * MiB)]
+    assert [c.index for c in completed.manifest.chunks] == [0, 1, 2]
+    assert completed.manifest.sha256 == hashlib.sha256(clip).hexdigest()
+    assert run.source_of(video) == clip
+    assert run.store.puts == 4  # the first chunk twice: once in the lost upload, once again
+    assert not run.statuses(ev.JobFailed)

@@ -1,4 +1,4 @@
-"""A stream's completion (finish the source, read it back, manifest, ffprobe) leaves the worker
+"""A stream's completion (complete the source, manifest, ffprobe) leaves the worker
 thread: the stream logic is driven in-process the way a Bytewax worker drives it (one thread
 calling ``on_item`` and ``on_notify`` of every key), against real MinIO and FFmpeg.
 
@@ -73,13 +73,15 @@ class HeldFinish:
         self.abandon = False
         ctx.store.finish_source = self  # type: ignore[method-assign]
 
-    def __call__(self, video_id: str, upload_id: str, etags: list[str]) -> str:
+    def __call__(
+        self, video_id: str, upload_id: str, chunks: list[ev.ChunkRef], etags: list[str]
+    ) -> tuple[str, bool]:
         if video_id == self.video:
             self.entered.set()
             assert self.release.wait(120)
             if self.abandon:  # the process this thread belongs to was killed
                 raise RuntimeError("killed")
-        return self.real(video_id, upload_id, etags)
+        return self.real(video_id, upload_id, chunks, etags)
 
 
 def file_event(

@@ -276,6 +276,23 @@ def test_sigkill_and_resume_gives_the_same_manifest(
     offsets = [c.offset for c in manifest.chunks]
     assert offsets == sorted(set(offsets))  # no chunk lost or listed twice
     assert_source_matches(ingest_settings, completed[0], original)
+    assert_stored_once(ingest_settings, manifest, len(original))
+
+
+def assert_stored_once(settings: Settings, manifest: ev.Manifest, size: int) -> None:
+    """A clean run's manifest (whole chunks, the last short), the source object and the manifest
+    only (no ``chunks/`` objects), and no multipart upload left open for it."""
+    chunk = settings.ingest.chunk_size
+    assert [(c.offset, c.size) for c in manifest.chunks] == [
+        (o, min(chunk, size - o)) for o in range(0, size, chunk)
+    ]
+    layout, client = ObjectLayout(settings.storage), make_client(settings.storage)
+    keys = stored_keys(settings)
+    assert not [k for k in keys if k.startswith(layout.chunk(""))]
+    assert {layout.source(manifest.video_id), layout.manifest(manifest.video_id)} <= keys
+    source = layout.source(manifest.video_id)
+    assert client.stat_object(settings.storage.bucket, source).size == size
+    assert client._list_multipart_uploads(settings.storage.bucket, prefix=source).uploads == []
 
 
 def with_ingest(settings: Settings, **fields: object) -> Settings:
@@ -389,11 +406,11 @@ def test_an_event_of_another_family_goes_to_the_dlq_with_its_raw_bytes(
     flow.assert_running()
 
 
-def test_a_multipart_source_lost_while_the_flow_was_down_is_composed_again(
+def test_a_multipart_source_lost_while_the_flow_was_down_is_sent_again(
     ingest_settings: Settings, status: TopicReader, tmp_path: Path
 ) -> None:
-    """The snapshot still names a multipart upload the store no longer knows (completed right
-    before a SIGKILL, or expired as stale): the resumed stream composes its source in one go."""
+    """The snapshot still names a multipart upload the store no longer knows (aborted, or
+    expired as stale): the resumed stream reads and sends its bytes again in a new upload."""
     original = raw_clip(tmp_path / "clip.mkv", seconds=6).read_bytes()  # 17 MB, 4 chunks
     # the half-written stream must still be open at the kill, not completed by its timeout
     ingest_settings = with_ingest(ingest_settings, stream_timeout=8.0)
@@ -413,7 +430,7 @@ def test_a_multipart_source_lost_while_the_flow_was_down_is_composed_again(
             video_of(status.events, "lost-upload.mkv")
         )
         open_uploads = client._list_multipart_uploads(bucket, prefix=source).uploads
-        assert open_uploads, "the flow composes its source in a multipart upload"
+        assert open_uploads, "the flow sends its source as a multipart upload"
         for upload in open_uploads:  # as if completed, or expired as stale
             assert upload.object_name and upload.upload_id
             multipart.abort(client, bucket, upload.object_name, upload.upload_id)
@@ -429,6 +446,7 @@ def test_a_multipart_source_lost_while_the_flow_was_down_is_composed_again(
     completed = [e for e in events if isinstance(e, ev.IngestCompleted)]
     assert completed
     assert_source_matches(ingest_settings, completed[-1], original)
+    assert_stored_once(ingest_settings, completed[-1].manifest, len(original))
 
 
 def test_whole_file_hashing_holds_back_the_next_batch(
@@ -616,10 +634,11 @@ def test_file_events_beyond_the_watched_roots_are_dead_letters_and_the_flow_goes
     assert_source_matches(ingest_settings, completed, good)
     started_names = {e.filename for e in status.events if isinstance(e, ev.IngestStarted)}
     assert started_names == {"after-refusals.mkv"}
-    passwd_chunk = ObjectLayout(ingest_settings.storage).chunk(
-        hashlib.sha256(passwd.read_bytes()).hexdigest()
-    )
-    assert passwd_chunk not in stored_keys(ingest_settings)
+    # nothing of the refused files was stored: the bucket holds the good video's source and
+    # manifest only (chunks are parts of a source, never objects of their own)
+    layout = ObjectLayout(ingest_settings.storage)
+    video = completed.manifest.video_id
+    assert stored_keys(ingest_settings) == {layout.source(video), layout.manifest(video)}
 
 
 def test_uploads_naming_any_key_but_their_own_incoming_one_are_dead_letters(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import pickle
 
 import pytest
 
+from core.events import ChunkRef
 from core.ids import upload_video_id, video_id_for
-from dataflows.ingest.chunking import composite_sha256, plan_chunks
+from dataflows.ingest.chunking import composite_matches, composite_sha256, plan_chunks
 from dataflows.ingest.state import StreamState
 
 MB = 10
@@ -63,3 +66,29 @@ def test_stream_state_counts_backlog_and_sequence() -> None:
     assert state.backlog(MB) == 0
     assert [state.next_seq(), state.next_seq()] == [1, 2]
     assert state.run == "ingest:v"
+
+
+def test_the_stores_base64_composite_is_compared_with_the_manifests_hex_one() -> None:
+    """S3 reports ``base64(sha256(d1 || d2))-N``; the manifest keeps ``hex-N`` of the same."""
+    digests = [hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()]
+    raw = hashlib.sha256(b"".join(bytes.fromhex(d) for d in digests)).digest()
+    stored = base64.b64encode(raw).decode() + "-2"
+    assert composite_matches(stored, composite_sha256(digests))
+    assert not composite_matches(stored, composite_sha256(reversed(digests)))
+    assert not composite_matches(base64.b64encode(raw).decode() + "-3", composite_sha256(digests))
+    assert not composite_matches("", composite_sha256(digests))  # the store vouched for nothing
+    assert not composite_matches("not base64!-2", composite_sha256(digests))
+
+
+def test_the_upload_and_its_parts_are_snapshot_state() -> None:
+    """What a resumed stream needs to go on sending parts to the same upload, and to complete
+    it, pickles: the upload id, the chunks (offset, size, sha256) and the parts' ETags."""
+    state = StreamState(stream_id="h:/f", video_id="v", origin="watch", location="/f")
+    state.source_upload = "upload-1"
+    state.chunks.append(ChunkRef(index=0, offset=0, size=5, sha256="a" * 64))
+    state.part_etags.append("etag-1")
+    state.next_offset = 5
+    resumed = pickle.loads(pickle.dumps(state))
+    assert (resumed.source_upload, resumed.chunks, resumed.part_etags, resumed.next_offset) == (
+        "upload-1", state.chunks, ["etag-1"], 5,
+    )  # fmt: skip
