@@ -374,7 +374,9 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             job_id=ev.event_id("job", state.video_id, "ingest"),
             # the video's own source name: the flow reads the bytes where its manifest says
             source=ev.SourceRef(
-                bucket=store.bucket, key=store.layout.source(state.video_id), size=manifest.size,
+                bucket=store.bucket,
+                key=store.layout.source(state.video_id),
+                size=manifest.size,
                 sha256=done.sha256,
             ),
             probe=done.probe,

@@ -34,12 +34,11 @@ def _put(run: Transcode, key: str, data: bytes) -> None:
 
 def _chunks(data: bytes, pieces: int) -> list[ev.ChunkRef]:
     step = -(-len(data) // pieces)
+    starts = enumerate(range(0, len(data), step))
+    cut = [(i, off, data[off : off + step]) for i, off in starts]
     return [
-        ev.ChunkRef(
-            index=i, offset=off, size=len(data[off : off + step]),
-            sha256=hashlib.sha256(data[off : off + step]).hexdigest(),
-        )  # fmt: skip
-        for i, off in enumerate(range(0, len(data), step))
+        ev.ChunkRef(index=i, offset=off, size=len(b), sha256=hashlib.sha256(b).hexdigest())
+        for i, off, b in cut
     ]
 
 
@@ -56,7 +55,9 @@ def _manifest_body(video_id: str, data: bytes, source_key: str | None) -> bytes:
     return msgspec.json.encode(fields)
 
 
-def _reprocess(run: Transcode, video_id: str, data: bytes, known: ev.Probe) -> ev.TranscodeRequested:
+def _reprocess(
+    run: Transcode, video_id: str, data: bytes, known: ev.Probe
+) -> ev.TranscodeRequested:
     """What the portal's Reprocess button sends (its row names the video's own source)."""
     return reprocess_request(
         run.settings, video_id=video_id, source_key=run.layout.source(video_id), size=len(data),
