@@ -26,6 +26,7 @@ from urllib3.exceptions import HTTPError
 from connectors.ffmpeg import ProbeError, probe
 from core import events as ev
 from core.logs import get_logger
+from dataflows.ingest.dedup import record_source
 from dataflows.ingest.store import ChunkStore
 
 __all__ = ["Finished", "Finishing", "finish"]
@@ -78,7 +79,9 @@ def finish(
     key = _compose(store, retry, facts)
     sha256 = _verify(store, retry, facts, key, file_sha, parallel_map)
     chunks = list(facts.chunks)
-    manifest = retry("manifest", lambda: store.write_manifest(facts.video_id, key, chunks, sha256))
+    # a file identical to a stored source names those bytes, and its own are removed (dedup)
+    manifest = record_source(store, retry, facts.video_id, key, chunks, sha256)
+    key = store.layout.source_of(manifest, facts.video_id)
     try:
         found, error = probe(store.presigned(key)), None
     except ProbeError as exc:  # its text never holds the presigned URL; scrubbed anyway

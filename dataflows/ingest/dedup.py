@@ -14,15 +14,18 @@ and the bytes are still there; if a delete took them in between, the video keeps
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
-from core.events import Manifest
+from core.events import ChunkRef, Manifest
 from core.logs import get_logger
 from dataflows.ingest import metrics
+from dataflows.ingest.store import ChunkStore
 from dataflows.source_index import SourceIndex
 
-__all__ = ["SourceIndex", "adopt", "existing_source_for"]
+__all__ = ["SourceIndex", "adopt", "existing_source_for", "record_source"]
 
 log = get_logger("vidflow.ingest")
+T = TypeVar("T")
 
 
 def count_saved(size: int) -> None:
@@ -55,3 +58,32 @@ def existing_source_for(index: SourceIndex, sha256: str, size: int | None = None
     """The key of stored bytes identical to a file of ``sha256`` (a watched file's completion
     asks before completing its multipart source, and aborts it when there is one)."""
     return index.existing_source_for(sha256, size)
+
+
+class Retry(Protocol):
+    """The storage retry policy (:meth:`IngestContext.with_storage_retry`)."""
+
+    def __call__(self, what: str, call: Callable[[], T]) -> T: ...
+
+
+def record_source(
+    store: ChunkStore,
+    retry: Retry,
+    video_id: str,
+    own_key: str,
+    chunks: list[ChunkRef],
+    sha256: str,
+) -> Manifest:
+    """Write the manifest of a source whose bytes are at ``own_key``: naming identical bytes
+    already stored when there are some (``own_key`` is then removed), else ``own_key``. The
+    key to read the bytes from is ``store.layout.source_of(manifest, video_id)``."""
+    index = SourceIndex(store.client, store.bucket, store.layout)
+    size = sum(c.size for c in chunks)
+
+    def write(key: str) -> Manifest:
+        return store.write_manifest(video_id, key, chunks, sha256)
+
+    manifest, shared = retry("dedup", lambda: adopt(index, sha256, own_key, size, write))
+    if shared:  # its bytes are someone else's already: its own are not needed
+        retry("drop", lambda: store.client.remove_object(store.bucket, own_key))
+    return manifest

@@ -32,7 +32,7 @@ from core.logs import get_logger
 from dataflows.ingest import metrics
 from dataflows.ingest.completion import Finished
 from dataflows.ingest.context import IngestContext
-from dataflows.ingest.dedup import SourceIndex, adopt
+from dataflows.ingest.dedup import record_source
 from dataflows.ingest.digest import FileDigest
 from dataflows.ingest.sources import SourceVanished, read_range
 from dataflows.ingest.state import StreamState
@@ -117,7 +117,6 @@ def finish_upload(
     or None after a resume or a replay: then the manifest the video has is reused, or the
     upload is read once more to hash it."""
     chunks = list(facts.chunks)
-    size = sum(c.size for c in chunks)
     sha256 = file_sha()
     manifest = None
     if sha256 is None:
@@ -126,16 +125,8 @@ def finish_upload(
             manifest, sha256 = previous, previous.sha256
         else:
             sha256 = retry("hash", lambda: store.verify(facts.key, chunks))
-    if manifest is None:
-        index = SourceIndex(store.client, store.bucket, store.layout)
-        known = sha256
-
-        def write(key: str) -> ev.Manifest:
-            return store.write_manifest(facts.video_id, key, chunks, known)
-
-        manifest, shared = retry("dedup", lambda: adopt(index, known, facts.key, size, write))
-        if shared:  # its bytes are someone else's already: the upload is not needed
-            retry("drop", lambda: store.client.remove_object(store.bucket, facts.key))
+    if manifest is None:  # naming the upload, or identical bytes already stored (then dropped)
+        manifest = record_source(store, retry, facts.video_id, facts.key, chunks, sha256)
     key = store.layout.source_of(manifest, facts.video_id)
     try:
         found, error = probe(store.presigned(key)), None

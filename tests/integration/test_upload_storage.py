@@ -26,7 +26,7 @@ from dataflows.source_index import SourceIndex
 from dataflows.transcode.purge import purge_video
 from dataflows.transcode.sources import SourceLocator
 from tests.flows import FlowProcess, TopicReader
-from tests.integration.test_ingest_flow import announce_upload, put_upload, wait_done
+from tests.integration.test_ingest_flow import Writer, announce_upload, put_upload, wait_done
 from tests.integration.test_ingest_flow import flow as flow  # a fixture
 from tests.integration.test_ingest_flow import ingest_settings as ingest_settings  # a fixture
 from tests.integration.test_ingest_flow import status as status  # a fixture
@@ -156,3 +156,28 @@ def test_an_identical_upload_stores_no_bytes_and_deleting_either_keeps_the_other
     assert first.key not in left and layout.manifest(two.video_id) not in left
     assert layout.by_sha256(two.sha256) not in left
     assert not [k for k in left if one.video_id in k or two.video_id in k]
+
+
+def test_a_watched_file_identical_to_an_upload_keeps_no_source_of_its_own(
+    ingest_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
+) -> None:
+    """Whole-file dedup across both paths: a watched file whose SHA-256 an uploaded source has
+    ends with a manifest naming the upload and no ``sources/{video}/source`` of its own."""
+    layout = ObjectLayout(ingest_settings.storage)
+    data = raw_clip(tmp_path / "both.mkv", seconds=1).read_bytes()
+    upload = put_upload(ingest_settings, data, "uploaded.mkv")
+    announce_upload(ingest_settings, upload)
+    uploaded = completed_of(wait_done(status, flow, "uploaded.mkv")).manifest
+    watched_path = tmp_path / "watched.mkv"
+    watched_path.write_bytes(data)
+    Writer(ingest_settings, watched_path).announce()
+    watched = completed_of(wait_done(status, flow, "watched.mkv")).manifest
+
+    assert uploaded.source_key == upload.key
+    assert watched.source_key == upload.key and watched.sha256 == uploaded.sha256
+    left = sizes(ingest_settings)
+    assert layout.source(watched.video_id) not in left
+    assert stored_manifest(ingest_settings, watched.video_id) == watched
+    # (a watched file's chunks/ objects are the watch path's own business: issue 13, s13w)
+    whole = [k for k, n in left.items() if n == len(data) and not k.startswith(layout.chunk(""))]
+    assert whole == [upload.key]
