@@ -128,6 +128,7 @@ class ObjectLayout:
         )
 
     def video_prefixes(self, video_id: str) -> tuple[str, ...]:
-        """Every prefix holding objects of one video alone (a delete removes them all); its
-        source's chunks are shared by content and are not under any of them."""
+        """Every prefix holding objects of one video (a delete removes them all, but the bytes
+        another video's manifest still names: an identical file's, ``dataflows/transcode/purge``);
+        its source may also be its upload (``incoming/``) or chunks of the earlier layout."""
         return (*self.playable_prefixes(video_id), f"{self._s.prefix_sources}/{video_id}/")

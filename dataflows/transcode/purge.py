@@ -121,10 +121,11 @@ def purge_video(client: Minio, bucket: str, layout: ObjectLayout, video_id: str)
         for digest in sorted({c.sha256 for c in manifest.chunks} - used_chunks):
             if _exists(client, bucket, layout.chunk(digest)):
                 keys.append(layout.chunk(digest))
-    if source is not None and source in used_keys:  # still another video's: kept, findable
-        SourceIndex(client, bucket, layout).remember(manifest.sha256, source)  # type: ignore[union-attr]
-    elif source is not None and _exists(client, bucket, source):
-        keys.append(source)
+    if manifest is not None and source is not None:
+        if source in used_keys:  # still another video's: kept, and findable again
+            SourceIndex(client, bucket, layout).remember(manifest.sha256, source)
+        elif _exists(client, bucket, source):
+            keys.append(source)
     keys += _uploaded(client, bucket, layout, video_id)
     for prefix in layout.video_prefixes(video_id):
         keys += [o.object_name or "" for o in client.list_objects(bucket, prefix, recursive=True)]
