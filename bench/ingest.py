@@ -5,6 +5,7 @@ Prints one JSON line per figure:
 - the flow's throughput from the file event to ``ingest.completed`` (bytes per second);
 - the flow's peak RSS for each file size (it must not grow with the file);
 - the watch path's storage amplification (bytes added to the bucket per byte of the file).
+- the upload path's storage amplification (bytes added to the bucket per byte of the file).
 
 Needs the local stack (``vidflow stack up``). Usage: ``python bench/ingest.py [--sizes 1,4]`` (GiB).
 """
@@ -28,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
 from core import events as ev
+from core.ids import upload_completed
+from core.layout import ObjectLayout
 from core.settings import Settings, load_settings
 from tests.flows import FlowProcess, TopicReader
 from tests.isolation import isolated_copy, remove_isolated
@@ -109,6 +112,40 @@ def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]
         remove_isolated(settings)  # its bucket holds GiBs
 
 
+def upload_amplification(base: Settings, path: Path, workdir: Path) -> None:
+    """Prints the upload path's storage amplification: bytes the bucket gained (the upload in
+    ``incoming/`` included) per byte of the file, from before the put to ``ingest.completed``."""
+    settings = isolated_copy(base, prefix="bench")
+    client, bucket = make_client(settings.storage), settings.storage.bucket
+
+    def bucket_bytes() -> int:
+        return sum(int(o.size or 0) for o in client.list_objects(bucket, recursive=True))
+
+    before, size = bucket_bytes(), path.stat().st_size
+    upload_id = uuid.uuid4().hex
+    key = ObjectLayout(settings.storage).incoming(upload_id)
+    client.fput_object(bucket, key, str(path))
+    status = TopicReader(settings, settings.kafka.topic_status)
+    flow = FlowProcess("dataflows.ingest_flow", settings, workdir, snapshot_seconds=5).start()
+    try:
+        producer = make_producer(settings.kafka)
+        announced = upload_completed(
+            upload_id, bucket=bucket, key=key, size=size, filename=path.name, owner="bench",
+            profile=settings.transcode.default_profile,
+        )  # fmt: skip
+        produce_event(producer, settings.kafka.topic_uploads, announced)
+        flush_or_raise(producer)
+        status.wait_for(
+            lambda es: any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in es), 1800, flow
+        )
+        added = bucket_bytes() - before
+        emit("storage_amplification", added / size, "ratio", path="upload", size=size, added=added)
+    finally:
+        flow.stop()
+        status.close()
+        remove_isolated(settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1,4", help="file sizes in GiB, comma separated")
@@ -142,6 +179,7 @@ def main() -> None:
                 emit("minio_put_throughput", put_rate, "B/s", size=size)
                 client.remove_object(settings.storage.bucket, "plain-put")
             seconds, peak = run_flow(settings, path, Path(scratch) / f"flow-{gib}")
+            upload_amplification(base, path, Path(scratch) / f"upload-{gib}")
             rss[gib] = peak
             emit("flow_throughput", size / seconds, "B/s", size=size, seconds=round(seconds, 2))
             emit("flow_peak_rss", peak / 1024, "MiB", size=size)

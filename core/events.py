@@ -192,14 +192,20 @@ class ChunkRef(msgspec.Struct, kw_only=True, frozen=True, array_like=False):
 
 
 class Manifest(msgspec.Struct, kw_only=True, frozen=True):
-    """The ordered chunk list of a source, written to ``sources/{video}/manifest.json``."""
+    """The ordered chunk list of a source, written to ``sources/{video}/manifest.json``.
+
+    ``source_key`` is the object that holds the bytes: the video's own ``sources/{video}/source``,
+    the upload it came from (``incoming/{upload}/source``, never copied), or, for a file whose
+    SHA-256 another video's source already has, that source (no new bytes). Empty in a manifest
+    of the earlier layout means ``sources/{video}/source``. Readers take it through
+    ``ObjectLayout.source_of``, which accepts only keys the layout can derive."""
 
     video_id: Id
     size: Size
     chunks: Annotated[list[ChunkRef], msgspec.Meta(max_length=CHUNKS_MAX)]
     composite_sha256: CompositeSha256
     sha256: Sha256Hex
-    source_key: Key
+    source_key: OptKey = ""
 
 
 class SourceRef(msgspec.Struct, kw_only=True, frozen=True):

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from core import events as ev
+from core.layout import ObjectLayout
 from core.settings import Settings
 
 __all__ = ["JobRequestError", "NoVerifiedSource", "UnknownProfile", "reprocess_request"]
@@ -59,13 +60,15 @@ def reprocess_request(
     if chosen not in settings.transcode.profiles:
         raise UnknownProfile(f"unknown profile {chosen!r}")
     moment = ev.now() if stamp is None else stamp
+    # a request names the video's own source; the flow reads the bytes where its manifest says
+    # (the upload, or an identical file's source), so a shared source is named as the video's
+    base = ObjectLayout(settings.storage).source(video_id)
+    own = source_key if source_key.startswith(base) else base
     return ev.TranscodeRequested(
         id=ev.event_id("reprocess", video_id, moment),
         video_id=video_id,
         job_id=ev.event_id("job", video_id, "reprocess", moment),
-        source=ev.SourceRef(
-            bucket=settings.storage.bucket, key=source_key, size=size, sha256=sha256
-        ),
+        source=ev.SourceRef(bucket=settings.storage.bucket, key=own, size=size, sha256=sha256),
         probe=probe if isinstance(probe, ev.Probe) else msgspec.convert(probe, ev.Probe),
         profile=chosen,
         reason="reprocess",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
+from core.events import Manifest
 from core.settings import StorageSettings
 
-__all__ = ["OWNER_METADATA", "ObjectLayout", "is_upload_id"]
+__all__ = ["OWNER_METADATA", "ForeignSource", "ObjectLayout", "is_upload_id"]
 
 # User metadata on an incoming object (``x-amz-meta-vidflow-owner`` on the wire): the owner, set
 # by the authenticated creator of the object (the portal, ``vidflow submit``). The ingest flow
@@ -14,6 +15,15 @@ __all__ = ["OWNER_METADATA", "ObjectLayout", "is_upload_id"]
 OWNER_METADATA = "vidflow-owner"
 
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# what may follow ``source`` in a video's source key: nothing, or one short extension
+_SOURCE_EXT = re.compile(r"(?:\.[A-Za-z0-9]{1,16})?")
+# the dedup index lives beside the sources under a name no id can take (ids begin alphanumeric)
+_BY_SHA256 = "_by-sha256"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ForeignSource(ValueError):
+    """A manifest names a source key the layout does not derive (a forged or broken manifest)."""
 
 
 def is_upload_id(value: str) -> bool:
@@ -35,6 +45,39 @@ class ObjectLayout:
     def source(self, video_id: str, ext: str = "") -> str:
         """The composed source of a video (``ext`` with its dot, or empty)."""
         return f"{self._s.prefix_sources}/{video_id}/source{ext}"
+
+    def by_sha256(self, sha256: str) -> str:
+        """The dedup index entry of a whole-file SHA-256: its body names the key holding those
+        bytes. Beside the sources, under a name no video id can take."""
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError("not a SHA-256 hex digest")
+        return f"{self._s.prefix_sources}/{_BY_SHA256}/{sha256}"
+
+    def is_source_key(self, key: str) -> bool:
+        """Whether ``key`` is one the layout derives to hold a source's bytes: some video's
+        ``sources/{video}/source[.ext]`` or some upload's ``incoming/{upload}/source``."""
+        sources = f"{self._s.prefix_sources}/"
+        if key.startswith(sources):
+            video_id, _, rest = key[len(sources) :].partition("/")
+            return (
+                is_upload_id(video_id) and rest.startswith("source")
+                and _SOURCE_EXT.fullmatch(rest[len("source") :]) is not None
+            )  # fmt: skip
+        if key.startswith(self.incoming_prefix()):
+            upload_id, _, rest = key[len(self.incoming_prefix()) :].partition("/")
+            return is_upload_id(upload_id) and rest == "source"
+        return False
+
+    def source_of(self, manifest: Manifest, video_id: str) -> str:
+        """The key holding ``video_id``'s bytes, from its manifest (the one record of where they
+        are): ``sources/{video}/source`` for a manifest of the earlier layout (no key). A key the
+        layout does not derive, or a manifest of another video, raises :class:`ForeignSource`."""
+        if manifest.video_id != video_id:
+            raise ForeignSource("the manifest is another video's")
+        key = manifest.source_key or self.source(video_id)
+        if not self.is_source_key(key):
+            raise ForeignSource("the manifest names a key that holds no source")
+        return key
 
     def manifest(self, video_id: str) -> str:
         """Ordered chunk list, sizes, digests and checksums of a source."""
@@ -85,8 +128,9 @@ class ObjectLayout:
         )
 
     def video_prefixes(self, video_id: str) -> tuple[str, ...]:
-        """Every prefix holding objects of one video alone (a delete removes them all); its
-        source's chunks are shared by content and are not under any of them."""
+        """Every prefix holding objects of one video (a delete removes them all, but the bytes
+        another video's manifest still names: an identical file's, ``dataflows/transcode/purge``);
+        its source may also be its upload (``incoming/``) or chunks of the earlier layout."""
         return (*self.playable_prefixes(video_id), f"{self._s.prefix_sources}/{video_id}/")
 
     def dash_manifest(self, video_id: str) -> str:

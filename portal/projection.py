@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from core import events as ev
 from core.errors import scrub
-from core.layout import ObjectLayout
+from core.layout import ForeignSource, ObjectLayout
 from core.progress import transition
 from portal.models import (
     Chunk,
@@ -48,7 +48,6 @@ __all__ = [
 
 NOTIFY_CHANNEL = "vidflow_status"
 _RENDITION_LABEL = re.compile(r"([0-9]{1,10})p\.mp4\Z")
-_SOURCE_EXT = re.compile(r"\A(?:\.[A-Za-z0-9]{1,16})?\Z")
 _SERVED_TAIL = re.compile(r"\A(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
 
 
@@ -116,14 +115,12 @@ def _check_keys(layout: ObjectLayout, event: ev.StatusBase) -> None:
                 if getattr(event, field) not in ("", key):
                     raise Rejected(f"the job's {field} is not this video's")
         case ev.IngestCompleted():
-            m = event.manifest
-            base = layout.source(video_id)
-            if (
-                m.video_id != video_id
-                or not m.source_key.startswith(base)
-                or not _SOURCE_EXT.match(m.source_key[len(base) :])
-            ):
-                raise Rejected("the manifest names a source that is not this video's")
+            # the bytes may be the upload's or an identical file's source: any key the layout
+            # derives to hold a source, never another object (the portal never serves it)
+            try:
+                layout.source_of(event.manifest, video_id)
+            except ForeignSource:
+                raise Rejected("the manifest names a source that is not this video's") from None
         case _:
             pass
 

@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 
 from connectors.ffmpeg import ProbeError, probe
 from core import events as ev
+from dataflows.ingest.dedup import record_source
 from dataflows.ingest.store import ChunkStore
 
 __all__ = ["Finished", "Finishing", "finish"]
@@ -73,7 +74,9 @@ def finish(
     if whole is None:
         whole = retry("verify", lambda: store.verify(key, chunks))
     sha256 = whole
-    manifest = retry("manifest", lambda: store.write_manifest(video_id, key, chunks, sha256))
+    # a file identical to a stored source names those bytes, and its own are removed (dedup)
+    manifest = record_source(store, retry, video_id, key, chunks, sha256)
+    key = store.layout.source_of(manifest, video_id)
     try:
         found, error = probe(store.presigned(key)), None
     except ProbeError as exc:  # its text never holds the presigned URL; scrubbed anyway

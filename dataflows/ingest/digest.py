@@ -32,6 +32,12 @@ class FileDigest:
 
         self._fed = self._hashing.submit(update)
 
+    def forget(self) -> None:
+        """No digest after all (the bytes were not read: an upload completed from its
+        manifest); completion then takes the SHA-256 from elsewhere."""
+        self.wait()
+        self._sha = None
+
     def wait(self) -> None:
         """Block until the bytes fed so far are hashed (and their buffers released)."""
         if self._fed is not None:

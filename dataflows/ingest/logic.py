@@ -42,6 +42,7 @@ from dataflows.ingest.files import RefusedFile, open_regular
 from dataflows.ingest.sources import SourceVanished
 from dataflows.ingest.state import StreamState
 from dataflows.ingest.store import UploadLost, VerificationError
+from dataflows.ingest.uploads import UploadFinishing, finish_upload, index_batch
 from dataflows.kafka_io import Inbound, Outbound
 
 __all__ = ["IngestContext", "IngestLogic", "StorageUnavailable"]
@@ -293,7 +294,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         ranges = plan_chunks(state.next_offset, state.known_size, chunk_size, final=state.final)
         out: list[Outbound] = []
         try:
-            if len(state.part_etags) != len(state.chunks):  # a snapshot of an older layout
+            # a snapshot of an older layout (uploads have no parts: their object is the source)
+            if state.origin == "watch" and len(state.part_etags) != len(state.chunks):
                 self._send_again(state, "its parts are not all known")
                 return out
             if ranges:
@@ -325,7 +327,14 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
 
     def _read_batch(self, state: StreamState, batch: list[tuple[int, int]]) -> list[Outbound]:
         """Read, store and record one batch of chunks (``dataflows/ingest/batch.py``); the
-        status events of the chunks stored."""
+        status events of the chunks stored. An upload's chunks are only read and hashed: the
+        uploaded object is the source (``dataflows/ingest/uploads.py``)."""
+        if state.origin == "upload":
+            indexed = index_batch(self.ctx, state, batch, self.file_sha)
+            return [
+                self._status(ev.ChunkStored, chunk=c, bytes_so_far=c.offset + c.size)
+                for c in indexed
+            ]
         out = []
         for stored in store_batch(self.ctx, state, batch, self.file_sha):
             chunk = record_chunk(state, stored)
@@ -344,6 +353,13 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         assert state is not None
         if not state.chunks:
             return [self._failed("ingest", "the file is empty (0 bytes): nothing to process")]
+        if self.completion is None and state.origin == "upload":
+            upload = UploadFinishing(state.video_id, state.location, tuple(state.chunks))
+            self.completion = self.ctx.completing.submit(
+                finish_upload, self.ctx.store, self.ctx.with_storage_retry, upload,
+                self.file_sha.hexdigest,
+            )  # fmt: skip
+            return []
         if self.completion is None:
             facts = Finishing(
                 video_id=state.video_id, chunks=tuple(state.chunks),
@@ -376,8 +392,12 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             id=ev.event_id("transcode.requested", state.video_id, "ingest"),
             video_id=state.video_id,
             job_id=ev.event_id("job", state.video_id, "ingest"),
+            # the video's own source name: the flow reads the bytes where its manifest says
             source=ev.SourceRef(
-                bucket=store.bucket, key=done.key, size=manifest.size, sha256=done.sha256
+                bucket=store.bucket,
+                key=store.layout.source(state.video_id),
+                size=manifest.size,
+                sha256=done.sha256,
             ),
             probe=done.probe,
             profile=state.profile,

@@ -16,6 +16,7 @@ from core.settings import Settings
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.cluster import ClusterShape, UnitMode
+from dataflows.transcode.sources import SourceLocator
 
 __all__ = ["Sequenced", "TranscodeContext"]
 
@@ -39,6 +40,7 @@ class TranscodeContext:
         self.shape = shape
         self.unit_mode = unit_mode
         self.layout = ObjectLayout(settings.storage)
+        self.sources = SourceLocator(client, settings.storage.bucket, self.layout)
         self.workroot = Path(settings.home).resolve() / "work" / "transcode"
         self._slots: dict[tuple[int, bool], int] = {}
         self._lock = threading.Lock()

@@ -221,12 +221,11 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             workdir = self._workdir()
             shutil.rmtree(workdir, ignore_errors=True)
             workdir.mkdir(parents=True)
-            source = self.ctx.client.presigned_get_object(
-                # the bucket is ours; the key was checked against the layout (validate.py)
-                self.ctx.settings.storage.bucket,
-                plan.request.source.key,
-                expires=timedelta(hours=12),
-            )
+            bucket = self.ctx.settings.storage.bucket
+            # the request names the video's own source (validate.py); its bytes are where the
+            # video's manifest says (an upload, or an identical file's source)
+            key = self.ctx.sources.source_key(plan.video_id, plan.request.source.key)
+            source = self.ctx.client.presigned_get_object(bucket, key, expires=timedelta(hours=12))
             argv = encode_command(
                 ffmpeg_binary(),
                 source,

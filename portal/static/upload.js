@@ -1,7 +1,9 @@
 // Resumable upload: parts go straight to the object store through presigned URLs, several at
 // once. The upload id is kept in localStorage under the file's name, size and mtime, and the
 // portal answers which parts the store already holds, so a reload or a lost connection resumes
-// instead of starting over.
+// instead of starting over. Each part carries its SHA-256 (x-amz-checksum-sha256) when the
+// browser can compute it (WebCrypto, secure contexts only): the store checks it on arrival and
+// refuses a part whose bytes changed on the way; the part is then sent again.
 "use strict";
 
 const IN_FLIGHT = 4;
@@ -29,14 +31,28 @@ async function api(method, path, body) {
   return data;
 }
 
-function putPart(url, blob, onProgress) {
+// S3's form of a part's SHA-256 (base64 of the digest), or null where WebCrypto is missing
+async function partChecksum(blob) {
+  if (!(window.crypto && crypto.subtle)) return null;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+  let binary = "";
+  for (const byte of digest) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function putPart(url, blob, checksum, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", url);
+    if (checksum) xhr.setRequestHeader("x-amz-checksum-sha256", checksum);
     xhr.upload.onprogress = (event) => onProgress(event.loaded);
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) resolve();
-      else reject(Object.assign(new Error(`part refused (${xhr.status})`), { status: xhr.status }));
+      else {
+        const damaged = xhr.responseText.includes("ChecksumMismatch");
+        const error = new Error(damaged ? "a part arrived damaged" : `part refused (${xhr.status})`);
+        reject(Object.assign(error, { status: xhr.status, damaged }));
+      }
     };
     xhr.onerror = () => reject(new Error("connection lost"));
     xhr.ontimeout = () => reject(new Error("timed out"));
@@ -98,11 +114,13 @@ class Upload {
   async sendPart(number, pending) {
     const start = (number - 1) * this.partSize;
     const blob = this.file.slice(start, Math.min(start + this.partSize, this.file.size));
+    const checksum = await partChecksum(blob);
     for (let attempt = 0; ; attempt += 1) {
       await online();
       try {
         const url = await this.urlFor(number, pending);
-        await putPart(url, blob, (loaded) => { this.inflight.set(number, loaded); this.progress(); });
+        const onProgress = (loaded) => { this.inflight.set(number, loaded); this.progress(); };
+        await putPart(url, blob, checksum, onProgress);
         this.inflight.delete(number);
         this.done += blob.size;
         this.progress();
@@ -110,7 +128,8 @@ class Upload {
       } catch (error) {
         this.inflight.delete(number);
         if (error.status === 403) this.urls.delete(number); // an expired URL: ask again
-        if (error.status && error.status < 500 && error.status !== 403) throw error;
+        const retried = error.status === 403 || (error.damaged && attempt < 3);
+        if (error.status && error.status < 500 && !retried) throw error;
         this.ui.status(`${error.message}: retrying part ${number}…`);
         await sleep(Math.min(30_000, 1000 * 2 ** attempt));
       }

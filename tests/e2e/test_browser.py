@@ -4,6 +4,8 @@ real: a clip is submitted while the videos page is open, its row appears and rea
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -19,9 +21,10 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import psycopg
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page, Request, Route, sync_playwright
 
 from connectors.db import dispose_engine
+from connectors.multipart import part_size_for
 from connectors.storage import make_client
 from core.layout import ObjectLayout
 from core.settings import MiB, Settings, settings_environ
@@ -269,17 +272,22 @@ def test_upload_page_resumes_after_a_lost_connection_and_a_reload(
             # Back online, the page is reloaded and the same file chosen again: it resumes.
             page.unroute("**/incoming/**")
             sent: list[int] = []
-            page.on(
-                "request",
-                lambda r: (
+            checksums: dict[int, str] = {}
+
+            def part_sent(r: Request) -> None:
+                if r.method == "PUT" and "/incoming/" in r.url:
                     sent.append(_part_number(r.url))
-                    if r.method == "PUT" and "/incoming/" in r.url
-                    else None
-                ),
-            )
+                    checksums[sent[-1]] = r.headers.get("x-amz-checksum-sha256", "")
+
+            page.on("request", part_sent)
             page.reload()
             video_id = _upload_through_the_page(page, base, second)
             assert sorted(sent) == [n for n in (1, 2, 3) if n not in let_through]  # no part twice
+            # issue 13: each part carries its SHA-256, which the store checked on arrival
+            data, size = second.read_bytes(), part_size_for(second.stat().st_size)
+            for number, header in checksums.items():
+                part = data[(number - 1) * size : number * size]
+                assert header == base64.b64encode(hashlib.sha256(part).digest()).decode()
             page.goto(f"{base}/")
             page.locator(f"#video-{video_id} .badge.completed").wait_for(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "upload-resumed-completed.png"), full_page=True)

@@ -215,7 +215,8 @@ def test_upload_is_read_by_ranges_through_the_same_chunk_path(
     events = wait_done(status, flow, "passwd holiday.mkv")  # the name is reduced to its last part
     completed = next(e for e in events if isinstance(e, ev.IngestCompleted))
     assert_source_matches(ingest_settings, completed, data)
-    assert completed.manifest.source_key.startswith("sources/")
+    # issue 13: the uploaded object is the source (read by ranges, never copied)
+    assert completed.manifest.source_key == key
 
 
 def test_zero_byte_and_not_a_video_fail_with_reasons(

@@ -96,7 +96,12 @@ def test_a_watched_file_is_stored_once_as_its_source_beside_its_manifest(
     manifest, video = completed.manifest, completed.manifest.video_id
     after = bucket_objects(client, bucket)
     added = {key: size for key, size in after.items() if key not in before}
-    assert set(added) == {layout.source(video), layout.manifest(video)}
+    # the source, its manifest and the whole-file dedup index's small entry naming the source
+    assert set(added) == {
+        layout.source(video),
+        layout.manifest(video),
+        layout.by_sha256(manifest.sha256),
+    }
     assert added[layout.source(video)] == len(original)
     assert not [k for k in after if k.startswith(layout.chunk(""))]
     amplification = sum(added.values()) / len(original)

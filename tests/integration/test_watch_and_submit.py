@@ -15,6 +15,8 @@ import msgspec
 import pytest
 
 from core import events as ev
+from core.ids import upload_video_id
+from core.layout import ObjectLayout
 from core.settings import MiB, Settings, settings_environ
 from tests.flows import ROOT, FlowProcess, TopicReader
 from tests.media import h264_clip, raw_clip, write_in_pieces
@@ -132,7 +134,12 @@ def test_submit_uploads_and_the_source_is_verified(
     # without a transcode flow running the video waits in the queue after a verified ingest
     assert document["status"] == "timeout (queued)", done.stderr
     assert document["source"]["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
-    assert document["source"]["key"] == f"sources/{document['video_id']}/source"
+    # issue 13: the uploaded object is the source (never copied), an upload id's incoming key
+    layout = ObjectLayout(watch_settings.storage)
+    source_key = document["source"]["key"]
+    upload_id = source_key.removeprefix(layout.incoming_prefix()).split("/", 1)[0]
+    assert source_key == layout.incoming(upload_id)
+    assert upload_video_id(upload_id) == document["video_id"]
     # the owner is what the object carries (the ingest flow ignores the event's owner field)
     status = TopicReader(watch_settings, watch_settings.kafka.topic_status)
     events = status.wait_for(
