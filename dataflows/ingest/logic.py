@@ -39,6 +39,7 @@ from dataflows.ingest.completion import Finished, Finishing, finish
 from dataflows.ingest.context import IngestContext, StorageUnavailable
 from dataflows.ingest.digest import FileDigest
 from dataflows.ingest.files import RefusedFile, open_regular
+from dataflows.ingest.requests import transcode_request
 from dataflows.ingest.sources import SourceVanished
 from dataflows.ingest.state import StreamState
 from dataflows.ingest.store import UploadLost, VerificationError
@@ -388,23 +389,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             )
             return out
         out.append(self._status(ev.ProbeCompleted, probe=done.probe))
-        request = ev.TranscodeRequested(
-            id=ev.event_id("transcode.requested", state.video_id, "ingest"),
-            video_id=state.video_id,
-            job_id=ev.event_id("job", state.video_id, "ingest"),
-            # the video's own source name: the flow reads the bytes where its manifest says
-            source=ev.SourceRef(
-                bucket=store.bucket,
-                key=store.layout.source(state.video_id),
-                size=manifest.size,
-                sha256=done.sha256,
-            ),
-            probe=done.probe,
-            profile=state.profile,
-            reason="ingest",
-            filename=state.filename,
-            owner=state.owner,
-        )
+        request = transcode_request(store.bucket, store.layout, state, done)
         out.append(Outbound(self.ctx.jobs_topic, request))
         self.done = True
         metrics.STREAMS.labels(outcome="completed").inc()
