@@ -13,6 +13,8 @@ from core.settings import Settings
 from tests.isolation import isolated_copy, remove_isolated
 from tests.services import real_services
 
+pytest_plugins = ["tests.ordering"]  # slowest tests first under xdist, from the last run's times
+
 
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
