@@ -9,6 +9,7 @@ dead letter on ``vidflow.dlq``; a test with a portal database also has its proje
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,20 +43,23 @@ def failure_texts(event: ev.AnyEvent) -> list[str]:
             return []
 
 
-def read_topic(settings: Settings, topic: str) -> list[bytes]:
-    """Every message value of ``topic`` from the beginning to its end now."""
+def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[bytes]:
+    """Every message value of ``topic`` from the beginning to its end now. Batches are asked
+    for with a short wait (``consume`` waits its whole timeout for a batch it cannot fill), and
+    the read stops as soon as every partition reached its end offset."""
     ends = end_offsets(settings.kafka, [topic]).get(topic, {})
     wanted = {p: end for p, end in ends.items() if end > 0}
     if not wanted:
         return []
     consumer = make_consumer(settings.kafka, group_id=f"vidflow-test-{uuid.uuid4().hex}")
     values: list[bytes] = []
+    deadline = time.monotonic() + timeout
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in wanted])
         done: set[int] = set()
         while len(done) < len(wanted):
-            batch = consumer.consume(500, 5.0)
-            assert batch, f"{topic} ended before its high watermark"
+            assert time.monotonic() < deadline, f"{topic} ended before its high watermark"
+            batch = consumer.consume(500, 0.1)
             for message in batch:
                 if message.error() is not None:
                     continue
