@@ -26,6 +26,7 @@ from core import events as ev
 from core.errors import is_public
 from core.settings import Settings
 from portal.migrate import upgrade
+from tests.databases import drop_database
 
 
 def failure_texts(event: ev.AnyEvent) -> list[str]:
@@ -114,8 +115,8 @@ def portal_settings(isolated_settings: Settings, tmp_path: Path) -> Iterator[Set
     """Isolated topics plus a database of its own, migrated, and a home for session files;
     at teardown, every failure text in the projection must be public."""
     name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect(isolated_settings.postgres.dsn, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(isolated_settings.postgres.dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
     settings = msgspec.structs.replace(
         isolated_settings,
         home=tmp_path / "home",
@@ -127,8 +128,7 @@ def portal_settings(isolated_settings: Settings, tmp_path: Path) -> Iterator[Set
         assert_public_failures_in_projection(settings)
     finally:
         dispose_engine(settings.postgres)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        drop_database(isolated_settings.postgres.dsn, name)
 
 
 def status_json(event: ev.Event, **changes: Any) -> bytes:
