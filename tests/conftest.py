@@ -14,7 +14,9 @@ from tests.databases import drop_database
 from tests.isolation import isolated_copy, remove_isolated
 from tests.services import real_services
 
-pytest_plugins = ["tests.ordering"]  # slowest tests first under xdist, from the last run's times
+# under xdist: xdist_group marks that hold (tests/xdist_groups.py), slowest tests first from
+# the last run's times (tests/ordering.py)
+pytest_plugins = ["tests.xdist_groups", "tests.ordering"]
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,13 @@ must be right, and must not cost a fixed wait."""
 from __future__ import annotations
 
 import gc
+import os
+import re
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import psycopg
 import psycopg.conninfo
@@ -15,6 +20,7 @@ from connectors.kafka import flush_or_raise, make_producer, produce_event
 from core import events as ev
 from core.settings import Settings
 from tests.databases import drop_database
+from tests.flows import ROOT
 from tests.integration.conftest import read_topic
 
 pytestmark = pytest.mark.integration
@@ -71,3 +77,40 @@ def test_a_database_in_use_is_dropped_with_its_connections(settings: Settings) -
     with psycopg.connect(settings.postgres.dsn) as admin:
         found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchall()
     assert found == []
+
+
+GROUPED = """
+import os
+import pytest
+
+SAME = pytest.mark.xdist_group("same")
+
+@SAME
+def test_a():
+    print("worker", os.environ["PYTEST_XDIST_WORKER"])
+
+@SAME
+def test_b():
+    print("worker", os.environ["PYTEST_XDIST_WORKER"])
+
+@pytest.mark.parametrize("n", range(6))
+def test_other(n):
+    pass
+"""
+
+
+def test_tests_of_one_xdist_group_run_on_one_worker(tmp_path: Path) -> None:
+    """``make test`` keeps the tests sharing the test stack's module fixture on one worker
+    with an ``xdist_group`` mark; under pytest 9 the mark did nothing (each worker that got
+    one started a stack of its own) until tests/xdist_groups.py mended it."""
+    (tmp_path / "test_grouped.py").write_text(GROUPED)
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["tests.xdist_groups"]\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2",
+         "--dist", "loadgroup", "-rA", "-s", "-v", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran_on = re.findall(r"\[(gw\d)\] .*PASSED .*::test_[ab]@same", done.stdout)
+    assert len(ran_on) == 2 and len(set(ran_on)) == 1, done.stdout
