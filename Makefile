@@ -27,9 +27,12 @@ status: $(STAMP)
 
 ## test: lint, types, then every test against real Kafka, MinIO, PostgreSQL and FFmpeg
 # (four workers on two cores: most tests wait on Kafka, timers and FFmpeg children; each test
-# has its own topics and bucket, each worker its own database)
+# has its own topics and bucket, each worker its own database). loadgroup hands out single
+# tests (a file's tests are spread, so no long file decides the wall time), keeping together
+# only the tests marked xdist_group (they share a module fixture); tests/ordering.py starts the
+# slowest first, from the times the last run left in .pytest_cache.
 test: check browser promtool
-	$(BIN)/pytest -n 4 --dist loadfile
+	$(BIN)/pytest -n 4 --dist loadgroup
 
 unit: $(STAMP) promtool
 	$(BIN)/pytest tests/unit

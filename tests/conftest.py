@@ -10,8 +10,13 @@ import psycopg
 import pytest
 
 from core.settings import Settings
+from tests.databases import drop_database
 from tests.isolation import isolated_copy, remove_isolated
 from tests.services import real_services
+
+# under xdist: xdist_group marks that hold (tests/xdist_groups.py), slowest tests first from
+# the last run's times (tests/ordering.py)
+pytest_plugins = ["tests.xdist_groups", "tests.ordering"]
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +46,8 @@ def _worker_database(settings: Settings) -> Settings:
     from portal.migrate import upgrade
 
     name = f"{settings.postgres.database}_{worker}"
+    drop_database(settings.postgres.dsn, name)
     with psycopg.connect(settings.postgres.dsn, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     own = msgspec.structs.replace(
         settings, postgres=msgspec.structs.replace(settings.postgres, database=name)

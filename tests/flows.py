@@ -159,15 +159,21 @@ class TopicReader:
         self.raw: list[bytes] = []
 
     def poll(self, seconds: float = 0.5) -> None:
+        """Keep what arrives during ``seconds`` (all of them: to see that nothing more comes)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            message = self.consumer.poll(0.1)
-            if message is None or message.error() is not None:
-                continue
-            self.raw.append(message.value())
-            decoded = ev.try_decode(message.value())
-            if not isinstance(decoded, ev.DecodeError):
-                self.events.append(decoded)
+            self._receive(0.1)
+
+    def _receive(self, timeout: float) -> bool:
+        """Keep the next message, if one arrives within ``timeout``; whether one did."""
+        message = self.consumer.poll(timeout)
+        if message is None or message.error() is not None:
+            return False
+        self.raw.append(message.value())
+        decoded = ev.try_decode(message.value())
+        if not isinstance(decoded, ev.DecodeError):
+            self.events.append(decoded)
+        return True
 
     def wait_for(
         self,
@@ -175,15 +181,22 @@ class TopicReader:
         timeout: float,
         flow: FlowProcess | None = None,
     ) -> list[ev.AnyEvent]:
+        """Read until ``predicate`` holds of the events so far; it is asked again after every
+        message (not after a fixed slice of time), so the wait ends as soon as it can, with
+        the rest of the burst that satisfied it."""
         deadline = time.monotonic() + timeout
+        checked = time.monotonic()
         while not predicate(self.events):
             if time.monotonic() > deadline:
                 types = [e.type for e in self.events]
                 detail = f"\nflow log:\n{flow.output()}" if flow else ""
                 raise AssertionError(f"timed out; events so far: {types}{detail}")
-            if flow is not None:
+            if flow is not None and time.monotonic() - checked > 0.5:
                 flow.assert_running()
-            self.poll(0.5)
+                checked = time.monotonic()
+            self._receive(0.1)
+        while self._receive(0.1):  # what came in the same burst (the events right after)
+            pass
         return self.events
 
     def close(self) -> None:

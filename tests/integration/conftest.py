@@ -9,6 +9,7 @@ dead letter on ``vidflow.dlq``; a test with a portal database also has its proje
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from core import events as ev
 from core.errors import is_public
 from core.settings import Settings
 from portal.migrate import upgrade
+from tests.databases import drop_database
 
 
 def failure_texts(event: ev.AnyEvent) -> list[str]:
@@ -42,20 +44,23 @@ def failure_texts(event: ev.AnyEvent) -> list[str]:
             return []
 
 
-def read_topic(settings: Settings, topic: str) -> list[bytes]:
-    """Every message value of ``topic`` from the beginning to its end now."""
+def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[bytes]:
+    """Every message value of ``topic`` from the beginning to its end now. Batches are asked
+    for with a short wait (``consume`` waits its whole timeout for a batch it cannot fill), and
+    the read stops as soon as every partition reached its end offset."""
     ends = end_offsets(settings.kafka, [topic]).get(topic, {})
     wanted = {p: end for p, end in ends.items() if end > 0}
     if not wanted:
         return []
     consumer = make_consumer(settings.kafka, group_id=f"vidflow-test-{uuid.uuid4().hex}")
     values: list[bytes] = []
+    deadline = time.monotonic() + timeout
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in wanted])
         done: set[int] = set()
         while len(done) < len(wanted):
-            batch = consumer.consume(500, 5.0)
-            assert batch, f"{topic} ended before its high watermark"
+            assert time.monotonic() < deadline, f"{topic} ended before its high watermark"
+            batch = consumer.consume(500, 0.1)
             for message in batch:
                 if message.error() is not None:
                     continue
@@ -110,8 +115,8 @@ def portal_settings(isolated_settings: Settings, tmp_path: Path) -> Iterator[Set
     """Isolated topics plus a database of its own, migrated, and a home for session files;
     at teardown, every failure text in the projection must be public."""
     name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect(isolated_settings.postgres.dsn, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(isolated_settings.postgres.dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
     settings = msgspec.structs.replace(
         isolated_settings,
         home=tmp_path / "home",
@@ -123,8 +128,7 @@ def portal_settings(isolated_settings: Settings, tmp_path: Path) -> Iterator[Set
         assert_public_failures_in_projection(settings)
     finally:
         dispose_engine(settings.postgres)
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        drop_database(isolated_settings.postgres.dsn, name)
 
 
 def status_json(event: ev.Event, **changes: Any) -> bytes:

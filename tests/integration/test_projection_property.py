@@ -10,6 +10,7 @@ from the video, another owner), never a database error.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -86,12 +87,19 @@ def strategy(t: mi.Type) -> st.SearchStrategy[Any]:
             raise TypeError(f"no strategy for {t!r}")
 
 
+@functools.cache
+def body_of(cls: type[ev.Event]) -> st.SearchStrategy[dict[str, Any]]:
+    """The strategy of ``cls``'s bodies, built once: building it (regexes, filters, nested
+    strategies) costs far more than drawing from it, and it is the same for every draw."""
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return strategy(info)
+
+
 @st.composite
 def events(draw: st.DrawFn, layout: ObjectLayout) -> ev.AnyEvent:
     cls = draw(st.sampled_from(PROJECTED))
-    info = mi.type_info(cls)
-    assert isinstance(info, mi.StructType)
-    body = draw(strategy(info))
+    body = dict(draw(body_of(cls)))
     body["type"] = cls.__struct_config__.tag
     if "rendition" in body and draw(st.booleans()):  # derived keys: reach the renditions table
         video, height = body["video_id"], body["rendition"]["height"]

@@ -47,6 +47,10 @@ pytestmark = pytest.mark.integration
 
 VIDFLOW = [sys.executable, "-m", "vidflow"]
 
+# The tests of the module's own stack run on one xdist worker (``--dist loadgroup``), one after
+# the other, so the stack is started once; the others go to any worker.
+SAME_STACK = pytest.mark.xdist_group("test_stack.own_stack")
+
 
 def free_pair() -> int:
     """A port ``p`` with ``p`` and ``p + 1`` both free (Kafka's controller, MinIO's console)."""
@@ -116,6 +120,7 @@ def environ_of(settings: Settings) -> dict[str, str]:
     }
 
 
+@SAME_STACK
 def test_every_service_is_healthy(own_stack: Settings) -> None:
     rows = {row.name: row for row in health(own_stack)}
     assert set(rows) == {"kafka", "minio", "postgres", "prometheus"}
@@ -126,6 +131,7 @@ def test_every_service_is_healthy(own_stack: Settings) -> None:
     assert own_stack.kafka.bootstrap in done.stdout
 
 
+@SAME_STACK
 def test_env_gives_a_shell_that_reaches_every_service(own_stack: Settings, tmp_path: Path) -> None:
     exports = vidflow(environ_of(own_stack), "stack", "env")
     assert exports.returncode == 0, exports.stderr
@@ -153,6 +159,7 @@ def test_env_gives_a_shell_that_reaches_every_service(own_stack: Settings, tmp_p
     assert "export VIDFLOW_KAFKA_USERNAME=admin" in exports.stdout
 
 
+@SAME_STACK
 def test_env_for_a_principal_gives_its_kafka_login_and_nothing_else(own_stack: Settings) -> None:
     exports = vidflow(environ_of(own_stack), "stack", "env", "--principal", "producer")
     assert exports.returncode == 0, exports.stderr
@@ -239,6 +246,7 @@ def _produce_one(settings: Settings, topic: str) -> ev.FileDeleted:
     return sent
 
 
+@SAME_STACK
 def test_killed_kafka_comes_back_with_topics_and_messages(own_stack: Settings) -> None:
     topic = f"survivor-{uuid.uuid4().hex[:8]}"
     sent = _produce_one(own_stack, topic)
@@ -255,6 +263,7 @@ def test_killed_kafka_comes_back_with_topics_and_messages(own_stack: Settings) -
     assert _consume_one(own_stack, topic) == sent
 
 
+@SAME_STACK
 def test_data_survives_down_and_up(own_stack: Settings) -> None:
     topic = f"kept-{uuid.uuid4().hex[:8]}"
     sent = _produce_one(own_stack, topic)
