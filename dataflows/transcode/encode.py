@@ -119,6 +119,14 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         task = self.state.task
         return self.ctx.workroot / task.plan.video_id / task.plan.job_id / task.unit_id
 
+    def _audio_kbps(self) -> int:
+        """The audio bit rate when this unit makes the job's one audio track (the unit of the
+        lowest rung, the first playable), else 0."""
+        assert self.state is not None
+        task, plan = self.state.task, self.state.task.plan
+        lowest = min(plan.planned, key=lambda p: p.label)
+        return lowest.audio_kbps if lowest.audio and lowest.label in task.labels else 0
+
     def _cleanup(self) -> None:
         shutil.rmtree(self._workdir(), ignore_errors=True)
 
@@ -150,6 +158,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             spec = CleanupSpec(
                 video_id=plan.video_id, job_id=plan.job_id,
                 bucket=self.ctx.settings.storage.bucket, labels=list(state.task.labels),
+                audio=self._audio_kbps() > 0,
             )  # fmt: skip
             self.cleaning = start(
                 spec, self._workdir(), "cleanup", CleanupResult, self._child_deadline()
@@ -234,6 +243,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 [plan.planned_for(label) for label in task.labels],
                 workdir,
                 self.ctx.settings.transcode.preset,
+                audio_kbps=self._audio_kbps(),
             )
             nice = 0 if task.early else self.ctx.settings.transcode.bulk_nice
             self.ffmpeg = FFmpegRun(
@@ -308,6 +318,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             bucket=self.ctx.settings.storage.bucket,
             workdir=str(workdir),
             planned=[plan.planned_for(label) for label in state.task.labels],
+            audio=self._audio_kbps() > 0,
         )
         self.publishing = start(spec, workdir, "publish", PublishResult, self._child_deadline())
         state.status = UnitStatus.PUBLISHING
@@ -333,12 +344,15 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             )
             for rung in result.rungs
         ]
+        entries = {r.entry.label: r.entry for r in result.rungs}
+        if result.audio is not None:
+            entries[result.audio.label] = result.audio
         out.append(
             UnitOutcome(
                 task.plan,
                 task.unit_id,
                 renditions={r.entry.label: r.rendition for r in result.rungs},
-                entries={r.entry.label: r.entry for r in result.rungs},
+                entries=entries,
                 durations={r.entry.label: r.duration for r in result.rungs},
             )
         )

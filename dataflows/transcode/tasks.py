@@ -10,6 +10,7 @@ objects with the same content.
 from __future__ import annotations
 
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -43,13 +44,14 @@ __all__ = [
 
 
 class PublishSpec(msgspec.Struct, kw_only=True, frozen=True, tag="publish"):
-    """Remux and upload the MP4s an encode unit left in ``workdir``."""
+    """Upload the tracks an encode unit left in ``workdir`` (and the audio track, ``audio``)."""
 
     video_id: str
     job_id: str
     bucket: str
     workdir: str
     planned: list[PlannedRendition]
+    audio: bool = False
 
 
 class PublishedRung(msgspec.Struct, kw_only=True, frozen=True):
@@ -60,6 +62,8 @@ class PublishedRung(msgspec.Struct, kw_only=True, frozen=True):
 
 class PublishResult(msgspec.Struct, kw_only=True, frozen=True):
     rungs: list[PublishedRung]
+    audio: MasterEntry | None = None  # the job's audio track, when this unit made it
+    seconds: float = 0.0  # how long the uploads took (the unit's "publish" phase)
 
 
 class PreviewSpec(msgspec.Struct, kw_only=True, frozen=True, tag="previews"):
@@ -93,6 +97,7 @@ class CleanupSpec(msgspec.Struct, kw_only=True, frozen=True, tag="cleanup"):
     job_id: str
     bucket: str
     labels: list[int]
+    audio: bool = False  # the unit made the job's audio track
 
 
 class CleanupResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -147,16 +152,20 @@ def _run(
         spec.job_id,
     )  # fmt: skip
     if isinstance(spec, CleanupSpec):
-        return CleanupResult(removed=store.remove_written_by(spec.job_id, spec.labels))
+        return CleanupResult(
+            removed=store.remove_written_by(spec.job_id, spec.labels, spec.audio)
+        )
     if isinstance(spec, MasterSpec):
         return MasterResult(master=store.write_master(spec.entries))
     workdir = Path(spec.workdir)
     if isinstance(spec, PublishSpec):
+        began = time.monotonic()
         rungs = []
         for planned in spec.planned:
             rendition, entry, duration = store.publish(planned, workdir)
             rungs.append(PublishedRung(rendition=rendition, entry=entry, duration=duration))
-        return PublishResult(rungs=rungs)
+        audio = store.publish_audio(workdir) if spec.audio else None
+        return PublishResult(rungs=rungs, audio=audio, seconds=time.monotonic() - began)
     poster_from, sprite_from = (
         store.client.presigned_get_object(spec.bucket, key, expires=timedelta(hours=1))
         for key in (spec.poster_key, spec.sprite_key)

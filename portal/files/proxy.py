@@ -4,6 +4,7 @@ player; MP4 downloads are short-lived presigned links instead (see the video pag
 from __future__ import annotations
 
 import asyncio
+import re
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -37,8 +38,11 @@ async def video_file(
     if not is_served_object(layout, video_id, key):
         raise NotFound("no such file")
     await visible_video(db, request, video_id)
+    offset, length = _byte_range(request.headers.get("range", ""))
     try:
-        response = await asyncio.to_thread(storage.get_object, settings.storage.bucket, key)
+        response = await asyncio.to_thread(
+            storage.get_object, settings.storage.bucket, key, offset, length
+        )
     except Exception as exc:
         raise NotFound("no such file") from exc
     release = _releaser(response)
@@ -55,7 +59,30 @@ async def video_file(
     # the object response is released when the generator is dropped.
     weakref.finalize(stream, release)
     media = response.headers.get("Content-Type", "application/octet-stream")
-    return Stream(stream, media_type=media)
+    headers = {"Accept-Ranges": "bytes"}
+    for name in ("Content-Length", "Content-Range"):
+        if response.headers.get(name):
+            headers[name] = response.headers[name]
+    # a byte range (HLS EXT-X-BYTERANGE, DASH mediaRange) is answered as the store answered it
+    status = 206 if "Content-Range" in headers else 200
+    return Stream(stream, media_type=media, headers=headers, status_code=status)
+
+
+_RANGE = re.compile(r"\Abytes=([0-9]{1,15})-([0-9]{0,15})\Z")
+
+
+def _byte_range(header: str) -> tuple[int, int]:
+    """(offset, length) of a single ``Range: bytes=a-b`` or ``bytes=a-`` (length 0: to the end,
+    as minio-py takes it); (0, 0), the whole object, for none or any other form."""
+    found = _RANGE.match(header.strip())
+    if found is None:
+        return 0, 0
+    first, last = int(found.group(1)), found.group(2)
+    if not last:
+        return first, 0
+    if int(last) < first:
+        return 0, 0
+    return first, int(last) - first + 1
 
 
 def _releaser(response: BaseHTTPResponse) -> Callable[[], None]:
