@@ -40,6 +40,7 @@ from dataflows.transcode.messages import (
     JobClosed,
     JobOpened,
     JobPlan,
+    UnitLive,
     UnitOutcome,
     UnitStopped,
     VideoPurge,
@@ -47,11 +48,7 @@ from dataflows.transcode.messages import (
 from dataflows.transcode.outputs import preview_inputs
 from dataflows.transcode.removal import Removal
 from dataflows.transcode.state import Cancelling, CollectState
-from dataflows.transcode.tasks import (
-    PreviewResult,
-    PreviewSpec,
-    start,
-)
+from dataflows.transcode.tasks import PreviewResult, PreviewSpec, start
 from dataflows.transcode.truncation import truncation_reason
 
 __all__ = ["CollectLogic"]
@@ -74,8 +71,6 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         # previews that were being made when the old process died are made again (on_notify)
         if self.state.plan is not None and self.state.entries and not self.state.previewing:
             self.state.master_dirty = True  # its writer may have died with the old process
-
-    # ---------------------------------------------------------------- bytewax callbacks
 
     def on_item(self, value: CollectMessage) -> tuple[list[Outbound], bool]:
         try:
@@ -103,8 +98,6 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
 
     def snapshot(self) -> CollectState:
         return copy.deepcopy(self.state)
-
-    # ---------------------------------------------------------------- helpers
 
     def _ttl(self) -> float:
         return self.ctx.settings.transcode.state_ttl
@@ -182,8 +175,6 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             metrics.job_started(plan.job_id, plan.request.probe.duration)
         return True
 
-    # ---------------------------------------------------------------- the job's life
-
     def _on_item(self, value: CollectMessage) -> list[Outbound]:
         if isinstance(value, VideoPurge):
             if all(d.id != value.request.id for d in self.state.purging):
@@ -211,7 +202,20 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         plan = value.plan
         if isinstance(value, JobOpened):
             return self._fail(plan.error) if plan.error else []
+        if isinstance(value, UnitLive):
+            self._live(value)
+            return []
         return self._landed(value)
+
+    def _live(self, live: UnitLive) -> None:
+        """Tracks still encoding have fragments up: list them in the master now (a track whose
+        unit landed already keeps its final entry)."""
+        if live.unit_id in self.state.done_units or self.state.previewing:
+            return
+        for label, entry in live.entries.items():
+            if label not in self.state.entries:
+                self.state.entries[label] = entry
+                self.state.master_dirty = True
 
     def _landed(self, outcome: UnitOutcome) -> list[Outbound]:
         plan = outcome.plan
@@ -383,10 +387,9 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
     def _cancelled(self, cancelling: Cancelling) -> Outbound:
         plan = cancelling.plan
         cancelling.seq += 1
-        out = self.events.status(
-            ev.JobCancelled, video_id=plan.video_id, run=plan.job_id, seq=cancelling.seq,
-            stable_id="job.cancelled", job_id=plan.job_id,
-        )  # fmt: skip
+        out = self.events.status(ev.JobCancelled, video_id=plan.video_id, run=plan.job_id,
+                                 seq=cancelling.seq, stable_id="job.cancelled",
+                                 job_id=plan.job_id)  # fmt: skip
         metrics.JOBS.labels(status="cancelled").inc()
         log.info("job cancelled", video=plan.video_id, reason=cancelling.reason)
         self.state.ended_at = time.time()

@@ -112,16 +112,16 @@ class RenditionStore:
             self.bucket, key, str(path), content_type=content_type, metadata=self._meta
         )
 
-    def _put_text(self, key: str, text: str, content_type: str) -> None:
-        self._put_bytes(key, text.encode(), content_type)
+    def put_text(self, key: str, text: str, content_type: str) -> None:
+        self.put_bytes(key, text.encode(), content_type)
 
-    def _put_bytes(self, key: str, body: bytes, content_type: str) -> None:
+    def put_bytes(self, key: str, body: bytes, content_type: str) -> None:
         self.client.put_object(
             self.bucket, key, io.BytesIO(body), len(body), content_type=content_type,
             metadata=self._meta,
         )  # fmt: skip
 
-    def _keys(self, name: str) -> tuple[str, str]:
+    def track_keys(self, name: str) -> tuple[str, str]:
         """(MP4, media playlist) keys of a track by name (``720p`` or ``audio``)."""
         if name == AUDIO_TRACK:
             return self.layout.audio(self.video_id), self.layout.audio_playlist(self.video_id)
@@ -142,9 +142,9 @@ class RenditionStore:
         with mp4.open("rb") as f:
             init = f.read(track.init_length)
         codec = AUDIO_CODEC if name == AUDIO_TRACK else avc1_from_init(init)
-        key, playlist = self._keys(name)
+        key, playlist = self.track_keys(name)
         self._put_file(key, mp4)
-        self._put_text(
+        self.put_text(
             playlist, byterange_playlist(track, key.rsplit("/", 1)[1]),
             "application/vnd.apple.mpegurl",
         )  # fmt: skip
@@ -167,7 +167,7 @@ class RenditionStore:
         name = track_name(planned.label)
         track, codec = self._publish_track(name, workdir)
         bandwidth = peak_bandwidth(track)
-        key, playlist = self._keys(name)
+        key, playlist = self.track_keys(name)
         rendition = Rendition(
             height=planned.height, width=planned.width, key=key, hls=playlist,
             bandwidth=bandwidth, codecs=codec,
@@ -181,7 +181,7 @@ class RenditionStore:
     def publish_audio(self, workdir: Path) -> MasterEntry:
         """Upload the job's one audio track; its master entry (label 0, kind audio)."""
         track, codec = self._publish_track(AUDIO_TRACK, workdir)
-        key, playlist = self._keys(AUDIO_TRACK)
+        key, playlist = self.track_keys(AUDIO_TRACK)
         return MasterEntry(
             0, 0, 0, peak_bandwidth(track), codec, playlist.rsplit("/", 1)[1],
             kind="audio", media=key.rsplit("/", 1)[1],
@@ -208,14 +208,14 @@ class RenditionStore:
         """(Re)write the master playlist with every track up so far (whole or still growing),
         then the MPD with every whole one; the master's key."""
         key = self.layout.hls_master(self.video_id)
-        self._put_text(key, master_playlist(entries), "application/vnd.apple.mpegurl")
+        self.put_text(key, master_playlist(entries), "application/vnd.apple.mpegurl")
         whole = []
         for entry in entries:
             track = None if entry.live or not entry.media else self._stored_track(entry)
             if track is not None:
                 whole.append(DashTrack(entry, track))
         if any(t.entry.kind != "audio" for t in whole):
-            self._put_text(
+            self.put_text(
                 self.layout.dash_manifest(self.video_id), dash_manifest(whole),
                 "application/dash+xml",
             )  # fmt: skip
@@ -267,7 +267,7 @@ class RenditionStore:
             vtt = sprite_vtt(
                 duration, interval, SPRITE_COLUMNS, SPRITE_WIDTH, thumb_h, "sprite.jpg"
             )
-            self._put_text(keys.vtt, vtt, "text/vtt")
+            self.put_text(keys.vtt, vtt, "text/vtt")
         return keys
 
     def remove_written_by(self, job_id: str, labels: list[int], audio: bool = False) -> list[str]:
@@ -281,7 +281,7 @@ class RenditionStore:
         names = [track_name(label) for label in labels] + ([AUDIO_TRACK] if audio else [])
         removed = []
         for name in names:
-            keys = list(self._keys(name))
+            keys = list(self.track_keys(name))
             if name != AUDIO_TRACK:
                 keys.append(self.layout.legacy_hls_playlist(self.video_id, int(name[:-1])))
             for prefix in (

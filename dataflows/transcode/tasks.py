@@ -24,12 +24,15 @@ from core.settings import get_settings
 from dataflows.children import SpecTask, serve
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
+from dataflows.transcode.messages import UnitOutcome, UnitTask
 from dataflows.transcode.outputs import RenditionStore
 from dataflows.transcode.purge import purge_video
 
 __all__ = [
     "CleanupResult",
     "CleanupSpec",
+    "LiveResult",
+    "LiveSpec",
     "MasterResult",
     "MasterSpec",
     "PreviewResult",
@@ -40,6 +43,7 @@ __all__ = [
     "PurgeSpec",
     "Spec",
     "start",
+    "unit_outcome",
 ]
 
 
@@ -117,6 +121,21 @@ class MasterResult(msgspec.Struct, kw_only=True, frozen=True):
     master: str
 
 
+class LiveSpec(msgspec.Struct, kw_only=True, frozen=True, tag="live"):
+    """Publish the tracks ``names`` of ``workdir`` fragment by fragment while FFmpeg writes them
+    (:mod:`dataflows.transcode.live`), until ``workdir/live.stop`` exists or it is killed."""
+
+    video_id: str
+    job_id: str
+    bucket: str
+    workdir: str
+    names: list[str]
+
+
+class LiveResult(msgspec.Struct, kw_only=True, frozen=True):
+    tracks: list[str]
+
+
 class PurgeSpec(msgspec.Struct, kw_only=True, frozen=True, tag="purge"):
     """Remove every object of a deleted video (:func:`dataflows.transcode.purge.purge_video`)."""
 
@@ -129,7 +148,22 @@ class PurgeResult(msgspec.Struct, kw_only=True, frozen=True):
     removed: list[str]
 
 
-Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec | PurgeSpec
+def unit_outcome(task: UnitTask, result: PublishResult) -> UnitOutcome:
+    """What ``collect`` is told of a published unit: its renditions, the master entries of its
+    tracks (the audio one too, when it made it) and their durations."""
+    entries = {r.entry.label: r.entry for r in result.rungs}
+    if result.audio is not None:
+        entries[result.audio.label] = result.audio
+    return UnitOutcome(
+        task.plan,
+        task.unit_id,
+        renditions={r.entry.label: r.rendition for r in result.rungs},
+        entries=entries,
+        durations={r.entry.label: r.duration for r in result.rungs},
+    )
+
+
+Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec | PurgeSpec | LiveSpec
 T = TypeVar("T")
 MODULE = "dataflows.transcode.tasks"  # what a child runs: python -m MODULE SPEC RESULT
 
@@ -142,7 +176,7 @@ def start(spec: Spec, workdir: Path, name: str, result: type[T], deadline: float
 
 def _run(
     spec: Spec,
-) -> PublishResult | PreviewResult | CleanupResult | MasterResult | PurgeResult:
+) -> PublishResult | PreviewResult | CleanupResult | MasterResult | PurgeResult | LiveResult:
     settings = get_settings()
     if isinstance(spec, PurgeSpec):
         client, layout = make_client(settings.storage), ObjectLayout(settings.storage)
@@ -152,12 +186,17 @@ def _run(
         spec.job_id,
     )  # fmt: skip
     if isinstance(spec, CleanupSpec):
-        return CleanupResult(
-            removed=store.remove_written_by(spec.job_id, spec.labels, spec.audio)
-        )
+        return CleanupResult(removed=store.remove_written_by(spec.job_id, spec.labels, spec.audio))
     if isinstance(spec, MasterSpec):
         return MasterResult(master=store.write_master(spec.entries))
     workdir = Path(spec.workdir)
+    if isinstance(spec, LiveSpec):
+        from dataflows.transcode.live import LivePublisher  # it imports outputs, as this does
+
+        live = LivePublisher(store, workdir, spec.names)
+        live.run(workdir / "live.stop")
+        live.step()
+        return LiveResult(tracks=sorted(live.up))
     if isinstance(spec, PublishSpec):
         began = time.monotonic()
         rungs = []
@@ -187,6 +226,7 @@ _WHAT: dict[type, str] = {  # what failed, in words users see
     CleanupSpec: "clean-up failed",
     MasterSpec: "master playlist write failed",
     PurgeSpec: "removing the video failed",
+    LiveSpec: "live publishing failed",
 }
 
 
