@@ -9,7 +9,7 @@ When the track is done the publishing child uploads the one MP4, switches the pl
 ranges into it and deletes the temporaries (``outputs.RenditionStore._publish_track``).
 
 This runs in a child beside FFmpeg (the ``encode`` step never calls the store): it polls the
-local files, publishes what is new and records, in ``live.json`` beside them, each track that
+local files, publishes what is new and records, in ``live-tracks.json`` beside them, each track that
 has a fragment up and its codec; the step reads that file (local disk) and tells ``collect``,
 which lists the track in the master playlist.
 """
@@ -36,7 +36,7 @@ __all__ = ["LIVE_FILE", "LivePublisher", "read_live"]
 
 log = get_logger("vidflow.transcode")
 
-LIVE_FILE = "live.json"  # track name -> {"codec": ..., "at": seconds since the publisher began}
+LIVE_FILE = "live-tracks.json"  # track -> {"codec": ..., "at": seconds after the child began}
 POLL_SECONDS = 0.25
 
 
@@ -47,7 +47,9 @@ def read_live(workdir: Path) -> dict[str, dict[str, float | str]]:
         data = json.loads((workdir / LIVE_FILE).read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, dict)}
 
 
 class LivePublisher:
