@@ -97,7 +97,8 @@ def parse_mpd(text: str) -> list[dict[str, object]]:
                 "id": rep.get("id"), "type": aset.get("contentType"), "codecs": rep.get("codecs"),
                 "width": rep.get("width"), "height": rep.get("height"), "base": base,
                 "init": span(init.get("range", "")),
-                "media": [span(s.get("mediaRange", "")) for s in seglist.iterfind("d:SegmentURL", MPD_NS)],
+                "media": [span(s.get("mediaRange", ""))
+                          for s in seglist.iterfind("d:SegmentURL", MPD_NS)],
                 "timeline": len(seglist.findall("d:SegmentTimeline/d:S", MPD_NS)),
             })  # fmt: skip
     return reps
