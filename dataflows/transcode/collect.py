@@ -343,6 +343,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         then report ``job.cancelled`` (``_cancels_tick``)."""
         plan = self.state.plan
         assert plan is not None
+        self.master.cancel()  # the units' clean-up removes what it wrote
         pending = set(plan.units) - self.state.stopped.pop(plan.job_id, set())
         self.state.cancelling[plan.job_id] = Cancelling(
             plan, self.state.seq, pending, reason, time.time()

@@ -38,6 +38,7 @@ from dataflows.transcode.messages import (
     UnitStopped,
     UnitTask,
 )
+from dataflows.transcode.outcomes import unit_outcome
 from dataflows.transcode.progress import ProgressThrottle
 from dataflows.transcode.runner import FFmpegRun, classify_failure
 from dataflows.transcode.state import EncodeState, UnitStatus
@@ -47,7 +48,6 @@ from dataflows.transcode.tasks import (
     PublishResult,
     PublishSpec,
     start,
-    unit_outcome,
 )
 
 __all__ = ["EncodeLogic", "EncodeOut"]
@@ -140,7 +140,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         state = self.state
         assert state is not None
         log.info("unit cancelled", video=state.task.plan.video_id, unit=state.run)
-        self._stop()
+        self._stop(keep_live=True)  # the live child, running already, removes what it put up
         if not state.published:  # nothing of it reached the bucket: FFmpeg writes locally
             return self._stopped()
         state.status = UnitStatus.CLEANING
@@ -159,6 +159,11 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         assert state is not None
         plan = state.task.plan
         if self.cleaning is None:
+            cleaned = self.live.clean_up(self._workdir())  # no Python child to start: quicker
+            if cleaned is None:
+                return []
+            if cleaned:
+                return self._stopped()
             spec = CleanupSpec(
                 video_id=plan.video_id, job_id=plan.job_id,
                 bucket=self.ctx.settings.storage.bucket, labels=list(state.task.labels),
@@ -183,13 +188,14 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
     def _child_deadline(self) -> float:
         return self.ctx.settings.transcode.child_timeout
 
-    def _stop(self) -> None:
+    def _stop(self, keep_live: bool = False) -> None:
         if self.ffmpeg is not None:
             self.ffmpeg.kill()
             self.ffmpeg = None
             assert self.state is not None
             self.ctx.give_slot(self.state.task.early)
-        self.live.stop()
+        if not keep_live:
+            self.live.stop()
         for task in (self.publishing, self.cleaning):
             if task is not None:
                 task.cancel()
@@ -276,18 +282,10 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             )
         ]
 
-    def _live_news(self) -> list[EncodeOut]:
-        state = self.state
-        assert state is not None
-        news = self.live.news(self._workdir(), state.task)  # tracks with fragments up: collect
-        if self.live.first_at and "first_segment" not in state.phases:
-            state.phases["first_segment"] = self.live.first_at
-        return list(news)
-
     def _follow(self) -> list[EncodeOut]:
         state, run = self.state, self.ffmpeg
         assert state is not None and run is not None
-        out: list[EncodeOut] = self._live_news()
+        out: list[EncodeOut] = list(self.live.news(self._workdir(), state.task, state.phases))
         for reading in run.readings():
             metrics.SPEED.set(reading.speed)
             if self.throttle.allow(reading, time.monotonic()):

@@ -61,6 +61,7 @@ class LivePublisher:
         self.layout: ObjectLayout = store.layout
         self.sent: dict[str, int] = {}  # track -> fragments uploaded (-1: init only)
         self.codecs: dict[str, str] = {}
+        self.allowed: dict[str, bool] = {}
         self.up: dict[str, dict[str, float | str]] = {}
         self.began = time.monotonic()
 
@@ -71,13 +72,32 @@ class LivePublisher:
             changed |= self._track(name)
         return changed
 
-    def run(self, stop: Path) -> None:
-        """Publish until ``stop`` exists (or the parent kills it: it dies with its worker)."""
+    def run(self, stop: Path, cancel: Path, labels: list[int], audio: bool) -> None:
+        """Publish until ``stop`` exists (or the parent kills it: it dies with its worker); when
+        ``cancel`` does, remove what this job put up of the tracks instead, and end."""
         while not stop.exists():
+            if cancel.exists():
+                removed = self.store.remove_written_by(self.store.job_id, labels, audio)
+                log.info("live tracks removed", video=self.store.video_id, removed=len(removed))
+                return
             if not self.step():
                 time.sleep(POLL_SECONDS)
 
+    def _ours(self, name: str) -> bool:
+        """Whether the track may go live: not when an earlier job's playlist is there (a
+        reprocess of a video that plays already must not replace its whole playlist with a
+        growing one, which a cancel would then remove)."""
+        if name not in self.allowed:
+            meta = self.store.written_by(self.store.track_keys(name)[1])
+            self.allowed[name] = meta in (None, self.store.job_id)
+            if not self.allowed[name]:
+                log.info("not published live: an earlier job's track is there", track=name,
+                         video=self.store.video_id)  # fmt: skip
+        return self.allowed[name]
+
     def _track(self, name: str) -> bool:
+        if not self._ours(name):
+            return False
         try:
             text = (self.workdir / f"{name}.m3u8").read_text()
         except FileNotFoundError:

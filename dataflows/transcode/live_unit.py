@@ -22,6 +22,9 @@ __all__ = ["LiveFollower", "live_entry", "unit_audio_kbps", "unit_tracks"]
 
 log = get_logger("vidflow.transcode")
 
+CANCEL_FILE = "live.cancel"  # the unit is cancelled: remove what the job put up, then end
+CLEAN_UP_SECONDS = 30.0  # past this the child is killed and a clean-up child does it
+
 
 def unit_audio_kbps(task: UnitTask) -> int:
     """The audio bit rate when ``task`` makes the job's one audio track (the unit of the lowest
@@ -55,7 +58,7 @@ class LiveFollower:
         self.task: SpecTask[LiveResult] | None = None
         self.announced: set[str] = set()
         self.first_at = 0.0  # seconds from start() to the first track up (0: none yet)
-        self._began = time.monotonic()
+        self._began = self._cleaning_since = time.monotonic()
 
     def start(self, task: UnitTask, bucket: str, workdir: Path) -> bool:
         """Start the child (killed with the unit; it has no deadline of its own, FFmpeg's stall
@@ -74,8 +77,9 @@ class LiveFollower:
             return False
         return True
 
-    def news(self, workdir: Path, task: UnitTask) -> list[UnitLive]:
-        """Tracks whose first fragments are up since the last call (read from a local file)."""
+    def news(self, workdir: Path, task: UnitTask, phases: dict[str, float]) -> list[UnitLive]:
+        """Tracks whose first fragments are up since the last call (read from a local file),
+        for ``collect``; the first one's time goes to ``phases["first_segment"]``."""
         plan, unit_id, audio_kbps = task.plan, task.unit_id, unit_audio_kbps(task)
         if self.task is None:
             return []
@@ -89,12 +93,28 @@ class LiveFollower:
             return []
         self.announced |= set(news)
         if not self.first_at:
-            self.first_at = round(time.monotonic() - self._began, 3)
+            self.first_at = phases["first_segment"] = round(time.monotonic() - self._began, 3)
         entries = {}
         for name, facts in news.items():
             entry = live_entry(plan, name, str(facts.get("codec", "")), audio_kbps)
             entries[entry.label] = entry
         return [UnitLive(plan, unit_id, entries)]
+
+    def clean_up(self, workdir: Path) -> bool | None:
+        """Ask the running child to remove what its job put up and end (it has its client
+        ready, where a clean-up child would first start Python): None while it works, then
+        whether it did; False at once when no child runs (a clean-up child must do it)."""
+        if self.task is None:
+            return False
+        cancel = workdir / CANCEL_FILE
+        if not cancel.exists():
+            cancel.touch()
+            self._cleaning_since = time.monotonic()
+        code = self.task.child.exit_code()
+        if code is None and time.monotonic() - self._cleaning_since < CLEAN_UP_SECONDS:
+            return None
+        self.stop()
+        return code == 0
 
     def stop(self) -> None:
         """Kill the child (idempotent): FFmpeg is done, or the unit stops."""

@@ -151,6 +151,16 @@ class RenditionStore:
         self.remove_live(name)
         return track, codec
 
+    def written_by(self, key: str) -> str | None:
+        """The job that wrote ``key`` ("" when unknown), None when there is no such object."""
+        try:
+            meta = self.client.stat_object(self.bucket, key).metadata
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+        return (meta or {}).get(f"x-amz-meta-{JOB_METADATA}", "")
+
     def remove_live(self, name: str) -> list[str]:
         """Delete the temporary fragments of a track (the live playlist's objects)."""
         prefix = self.layout.live_dir(self.video_id, name) + "/"
@@ -271,36 +281,28 @@ class RenditionStore:
         return keys
 
     def remove_written_by(self, job_id: str, labels: list[int], audio: bool = False) -> list[str]:
-        """Delete what job ``job_id`` uploaded for the rungs ``labels`` (and the audio track),
-        and nothing else.
+        """Delete what job ``job_id`` uploaded for the rungs ``labels`` (and the audio track, and
+        the master playlist and MPD it wrote while its tracks were live), and nothing else.
 
         Keys are per video, so a cancelled reprocess shares them with the job before it: an
         object is removed only when its metadata names ``job_id`` (an upload interrupted before
         the store committed it left the earlier job's object, which stays). The removed keys.
         """
         names = [track_name(label) for label in labels] + ([AUDIO_TRACK] if audio else [])
-        removed = []
+        keys = [self.layout.hls_master(self.video_id), self.layout.dash_manifest(self.video_id)]
         for name in names:
-            keys = list(self.track_keys(name))
+            keys += self.track_keys(name)
+            prefixes = [self.layout.live_dir(self.video_id, name) + "/"]
             if name != AUDIO_TRACK:
-                keys.append(self.layout.legacy_hls_playlist(self.video_id, int(name[:-1])))
-            for prefix in (
-                self.layout.live_dir(self.video_id, name) + "/",
-                *([self.layout.legacy_hls_dir(self.video_id, int(name[:-1])) + "/"]
-                  if name != AUDIO_TRACK else []),
-            ):  # fmt: skip
+                prefixes.append(self.layout.legacy_hls_dir(self.video_id, int(name[:-1])) + "/")
+            for prefix in prefixes:
                 keys += [
                     o.object_name or ""
                     for o in self.client.list_objects(self.bucket, prefix, recursive=True)
                 ]
-            for key in dict.fromkeys(keys):
-                try:
-                    meta = self.client.stat_object(self.bucket, key).metadata
-                except S3Error as exc:
-                    if exc.code in ("NoSuchKey", "NoSuchObject"):
-                        continue
-                    raise
-                if meta is not None and meta.get(f"x-amz-meta-{JOB_METADATA}") == job_id:
-                    self.client.remove_object(self.bucket, key)
-                    removed.append(key)
+        removed = []
+        for key in dict.fromkeys(keys):
+            if self.written_by(key) == job_id:
+                self.client.remove_object(self.bucket, key)
+                removed.append(key)
         return removed

@@ -24,7 +24,6 @@ from core.settings import get_settings
 from dataflows.children import SpecTask, serve
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
-from dataflows.transcode.messages import UnitOutcome, UnitTask
 from dataflows.transcode.outputs import RenditionStore
 from dataflows.transcode.purge import purge_video
 
@@ -43,7 +42,6 @@ __all__ = [
     "PurgeSpec",
     "Spec",
     "start",
-    "unit_outcome",
 ]
 
 
@@ -148,21 +146,6 @@ class PurgeResult(msgspec.Struct, kw_only=True, frozen=True):
     removed: list[str]
 
 
-def unit_outcome(task: UnitTask, result: PublishResult) -> UnitOutcome:
-    """What ``collect`` is told of a published unit: its renditions, the master entries of its
-    tracks (the audio one too, when it made it) and their durations."""
-    entries = {r.entry.label: r.entry for r in result.rungs}
-    if result.audio is not None:
-        entries[result.audio.label] = result.audio
-    return UnitOutcome(
-        task.plan,
-        task.unit_id,
-        renditions={r.entry.label: r.rendition for r in result.rungs},
-        entries=entries,
-        durations={r.entry.label: r.duration for r in result.rungs},
-    )
-
-
 Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec | PurgeSpec | LiveSpec
 T = TypeVar("T")
 MODULE = "dataflows.transcode.tasks"  # what a child runs: python -m MODULE SPEC RESULT
@@ -194,8 +177,8 @@ def _run(
         from dataflows.transcode.live import LivePublisher  # it imports outputs, as this does
 
         live = LivePublisher(store, workdir, spec.names)
-        live.run(workdir / "live.stop")
-        live.step()
+        labels = [int(n.removesuffix("p")) for n in spec.names if n.endswith("p")]
+        live.run(workdir / "live.stop", workdir / "live.cancel", labels, "audio" in spec.names)
         return LiveResult(tracks=sorted(live.up))
     if isinstance(spec, PublishSpec):
         began = time.monotonic()

@@ -551,10 +551,7 @@ def test_two_process_cluster_encodes_one_video_on_both_processes(
     events = of(status.events, request.video_id)
     done = next(e for e in events if isinstance(e, ev.JobCompleted))
     assert sorted(r.height for r in done.renditions) == [144, 240]
-    assert assert_master_complete(tc_settings, done.master) == [
-        "240p/index.m3u8",
-        "144p/index.m3u8",
-    ]
+    assert assert_master_complete(tc_settings, done.master) == ["240p.m3u8", "144p.m3u8"]
     assert_outputs(tc_settings, done, clip)
     started = [e for e in events if isinstance(e, ev.UnitStarted)]
     assert sorted(e.unit for e in started) == ["144p", "240p"]  # auto: one rung per unit
