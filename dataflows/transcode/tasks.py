@@ -24,6 +24,7 @@ from core.settings import get_settings
 from dataflows.children import SpecTask, serve
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
+from dataflows.transcode.live import LivePublisher
 from dataflows.transcode.outputs import RenditionStore
 from dataflows.transcode.purge import purge_video
 
@@ -174,8 +175,6 @@ def _run(
         return MasterResult(master=store.write_master(spec.entries))
     workdir = Path(spec.workdir)
     if isinstance(spec, LiveSpec):
-        from dataflows.transcode.live import LivePublisher  # it imports outputs, as this does
-
         live = LivePublisher(store, workdir, spec.names)
         labels = [int(n.removesuffix("p")) for n in spec.names if n.endswith("p")]
         live.run(workdir / "live.stop", workdir / "live.cancel", labels, "audio" in spec.names)
