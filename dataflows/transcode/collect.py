@@ -213,9 +213,9 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         if live.unit_id in self.state.done_units or self.state.previewing:
             return
         for label, entry in live.entries.items():
-            if label not in self.state.entries:
-                self.state.entries[label] = entry
-                self.state.master_dirty = True
+            self.state.entries.setdefault(label, entry)
+        # a master of the audio alone would list nothing to play
+        self.state.master_dirty |= any(e.kind != "audio" for e in self.state.entries.values())
 
     def _landed(self, outcome: UnitOutcome) -> list[Outbound]:
         plan = outcome.plan
