@@ -68,6 +68,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.child: SpecTask[PreviewResult] | None = None
         self.master = MasterWrites()  # the playlist rewritten as rungs land
         self.removal = Removal()  # of a deleted video's objects
+        self.previews_at = time.monotonic()  # the previews child's start ("job completed" log)
         # previews that were being made when the old process died are made again (on_notify)
         if self.state.plan is not None and self.state.entries and not self.state.previewing:
             self.state.master_dirty = True  # its writer may have died with the old process
@@ -261,6 +262,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             )
             shutil.rmtree(workdir, ignore_errors=True)
             self.child = start(spec, workdir, "previews", PreviewResult, self._child_deadline())
+            self.previews_at = time.monotonic()
             return []
         outcome = self.child.poll()
         if outcome is None:
@@ -294,7 +296,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             )
         ]
         metrics.JOBS.labels(status="completed").inc()
-        log.info("job completed", video=plan.video_id, rungs=sorted(self.state.renditions))
+        log.info("job completed", video=plan.video_id, rungs=sorted(self.state.renditions),
+                 previews=round(time.monotonic() - self.previews_at, 3))  # fmt: skip
         self._end()
         return out
 
