@@ -84,19 +84,50 @@ class ObjectLayout:
         return f"{self._s.prefix_sources}/{video_id}/manifest.json"
 
     def rendition(self, video_id: str, height: int) -> str:
-        """The fast-start MP4 of one rung."""
+        """The one fragmented MP4 (CMAF) of a rung: HLS byte ranges, DASH and the download."""
         return f"{self._s.prefix_renditions}/{video_id}/{height}p.mp4"
 
-    def hls_dir(self, video_id: str, height: int) -> str:
-        """Prefix of one rung's HLS segments and media playlist."""
-        return f"{self._s.prefix_hls}/{video_id}/{height}p"
-
     def hls_playlist(self, video_id: str, height: int) -> str:
-        """One rung's HLS media playlist."""
-        return f"{self.hls_dir(video_id, height)}/index.m3u8"
+        """One rung's HLS media playlist (byte ranges into :meth:`rendition`; while the rung
+        encodes, a growing EVENT playlist of :meth:`live_segment` objects)."""
+        return f"{self._s.prefix_renditions}/{video_id}/{height}p.m3u8"
+
+    def audio(self, video_id: str) -> str:
+        """The job's one audio track (fragmented MP4), shared by every rung."""
+        return f"{self._s.prefix_renditions}/{video_id}/audio.mp4"
+
+    def audio_playlist(self, video_id: str) -> str:
+        """The HLS media playlist of :meth:`audio` (the master's audio group)."""
+        return f"{self._s.prefix_renditions}/{video_id}/audio.m3u8"
 
     def hls_master(self, video_id: str) -> str:
-        """The HLS master playlist listing every rung."""
+        """The HLS master playlist listing every rung (beside the renditions)."""
+        return f"{self._s.prefix_renditions}/{video_id}/master.m3u8"
+
+    def dash_manifest(self, video_id: str) -> str:
+        """The DASH MPD: byte ranges into the same fragmented MP4s as the HLS playlists."""
+        return f"{self._s.prefix_renditions}/{video_id}/manifest.mpd"
+
+    def live_dir(self, video_id: str, track: str) -> str:
+        """Prefix of a track's temporary fragments while it encodes (``track``: ``720p`` or
+        ``audio``); removed when the track's MP4 is up (bytes held twice only while a job runs)."""
+        return f"{self._s.prefix_renditions}/{video_id}/{track}.live"
+
+    def live_segment(self, video_id: str, track: str, name: str) -> str:
+        """One temporary object of a track being encoded (``init.mp4`` or ``{n}.m4s``)."""
+        return f"{self.live_dir(video_id, track)}/{name}"
+
+    def legacy_hls_dir(self, video_id: str, height: int) -> str:
+        """Old layout (before CMAF): prefix of one rung's TS segments and playlist; videos made
+        then keep playing, so it stays readable (and is removed with the video)."""
+        return f"{self._s.prefix_hls}/{video_id}/{height}p"
+
+    def legacy_hls_playlist(self, video_id: str, height: int) -> str:
+        """Old layout: one rung's TS media playlist."""
+        return f"{self.legacy_hls_dir(video_id, height)}/index.m3u8"
+
+    def legacy_hls_master(self, video_id: str) -> str:
+        """Old layout: the master playlist of TS rungs."""
         return f"{self._s.prefix_hls}/{video_id}/master.m3u8"
 
     def poster(self, video_id: str) -> str:
@@ -120,7 +151,8 @@ class ObjectLayout:
         return f"{self._s.prefix_incoming}/"
 
     def playable_prefixes(self, video_id: str) -> tuple[str, ...]:
-        """What of a video a viewer may fetch: renditions, HLS and previews, never its source."""
+        """What of a video a viewer may fetch: renditions with their playlists, MPD and
+        temporaries, the old layout's HLS, previews; never its source."""
         return (
             f"{self._s.prefix_hls}/{video_id}/",
             f"{self._s.prefix_renditions}/{video_id}/",
@@ -132,7 +164,3 @@ class ObjectLayout:
         another video's manifest still names: an identical file's, ``dataflows/transcode/purge``);
         its source may also be its upload (``incoming/``) or chunks of the earlier layout."""
         return (*self.playable_prefixes(video_id), f"{self._s.prefix_sources}/{video_id}/")
-
-    def dash_manifest(self, video_id: str) -> str:
-        """The DASH manifest listing every rung, beside the HLS master playlist."""
-        return f"{self._s.prefix_hls}/{video_id}/manifest.mpd"

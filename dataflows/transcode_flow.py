@@ -48,9 +48,11 @@ from dataflows.transcode.collect import CollectLogic
 from dataflows.transcode.context import TranscodeContext
 from dataflows.transcode.encode import EncodeLogic
 from dataflows.transcode.messages import (
+    CollectMessage,
     JobClosed,
     JobOpened,
     UnitCancel,
+    UnitLive,
     UnitOutcome,
     UnitStopped,
     UnitTask,
@@ -76,8 +78,8 @@ def _for_encode(item: Any) -> tuple[str, UnitTask | UnitCancel] | None:
 
 def _for_collect(
     item: Any,
-) -> tuple[str, JobOpened | JobClosed | UnitOutcome | UnitStopped | VideoPurge] | None:
-    if isinstance(item, JobOpened | UnitOutcome):
+) -> tuple[str, CollectMessage] | None:
+    if isinstance(item, JobOpened | UnitOutcome | UnitLive):
         return item.plan.video_id, item
     if isinstance(item, JobClosed | UnitStopped | VideoPurge):
         return item.video_id, item

@@ -90,7 +90,8 @@ def _check_rendition(layout: ObjectLayout, video_id: str, r: ev.Rendition) -> No
     if (
         label < 0
         or r.key != layout.rendition(video_id, label)
-        or r.hls != layout.hls_playlist(video_id, label)
+        or r.hls
+        not in (layout.hls_playlist(video_id, label), layout.legacy_hls_playlist(video_id, label))
     ):
         raise Rejected(f"rendition {r.height}p names objects that are not this video's")
 
@@ -111,8 +112,9 @@ def _check_keys(layout: ObjectLayout, event: ev.StatusBase) -> None:
                 "sprite": layout.sprite(video_id),
                 "sprite_vtt": layout.sprite_vtt(video_id),
             }
+            legacy = {"master": layout.legacy_hls_master(video_id)}  # videos made before CMAF
             for field, key in derived.items():
-                if getattr(event, field) not in ("", key):
+                if getattr(event, field) not in ("", key, legacy.get(field, key)):
                     raise Rejected(f"the job's {field} is not this video's")
         case ev.IngestCompleted():
             # the bytes may be the upload's or an identical file's source: any key the layout

@@ -40,6 +40,7 @@ from dataflows.transcode.messages import (
     JobClosed,
     JobOpened,
     JobPlan,
+    UnitLive,
     UnitOutcome,
     UnitStopped,
     VideoPurge,
@@ -47,11 +48,7 @@ from dataflows.transcode.messages import (
 from dataflows.transcode.outputs import preview_inputs
 from dataflows.transcode.removal import Removal
 from dataflows.transcode.state import Cancelling, CollectState
-from dataflows.transcode.tasks import (
-    PreviewResult,
-    PreviewSpec,
-    start,
-)
+from dataflows.transcode.tasks import PreviewResult, PreviewSpec, start
 from dataflows.transcode.truncation import truncation_reason
 
 __all__ = ["CollectLogic"]
@@ -71,11 +68,10 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.child: SpecTask[PreviewResult] | None = None
         self.master = MasterWrites()  # the playlist rewritten as rungs land
         self.removal = Removal()  # of a deleted video's objects
+        self.previews_at = time.monotonic()  # the previews child's start ("job completed" log)
         # previews that were being made when the old process died are made again (on_notify)
         if self.state.plan is not None and self.state.entries and not self.state.previewing:
             self.state.master_dirty = True  # its writer may have died with the old process
-
-    # ---------------------------------------------------------------- bytewax callbacks
 
     def on_item(self, value: CollectMessage) -> tuple[list[Outbound], bool]:
         try:
@@ -103,8 +99,6 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
 
     def snapshot(self) -> CollectState:
         return copy.deepcopy(self.state)
-
-    # ---------------------------------------------------------------- helpers
 
     def _ttl(self) -> float:
         return self.ctx.settings.transcode.state_ttl
@@ -182,8 +176,6 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             metrics.job_started(plan.job_id, plan.request.probe.duration)
         return True
 
-    # ---------------------------------------------------------------- the job's life
-
     def _on_item(self, value: CollectMessage) -> list[Outbound]:
         if isinstance(value, VideoPurge):
             if all(d.id != value.request.id for d in self.state.purging):
@@ -211,7 +203,20 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         plan = value.plan
         if isinstance(value, JobOpened):
             return self._fail(plan.error) if plan.error else []
+        if isinstance(value, UnitLive):
+            self._live(value)
+            return []
         return self._landed(value)
+
+    def _live(self, live: UnitLive) -> None:
+        """Tracks still encoding have fragments up: list them in the master now (a track whose
+        unit landed already keeps its final entry)."""
+        if live.unit_id in self.state.done_units or self.state.previewing:
+            return
+        for label, entry in live.entries.items():
+            self.state.entries.setdefault(label, entry)
+        # a master of the audio alone would list nothing to play
+        self.state.master_dirty |= any(e.kind != "audio" for e in self.state.entries.values())
 
     def _landed(self, outcome: UnitOutcome) -> list[Outbound]:
         plan = outcome.plan
@@ -257,6 +262,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             )
             shutil.rmtree(workdir, ignore_errors=True)
             self.child = start(spec, workdir, "previews", PreviewResult, self._child_deadline())
+            self.previews_at = time.monotonic()
             return []
         outcome = self.child.poll()
         if outcome is None:
@@ -290,7 +296,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
             )
         ]
         metrics.JOBS.labels(status="completed").inc()
-        log.info("job completed", video=plan.video_id, rungs=sorted(self.state.renditions))
+        log.info("job completed", video=plan.video_id, rungs=sorted(self.state.renditions),
+                 previews=round(time.monotonic() - self.previews_at, 3))  # fmt: skip
         self._end()
         return out
 
@@ -339,6 +346,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         then report ``job.cancelled`` (``_cancels_tick``)."""
         plan = self.state.plan
         assert plan is not None
+        self.master.cancel()  # the units' clean-up removes what it wrote
         pending = set(plan.units) - self.state.stopped.pop(plan.job_id, set())
         self.state.cancelling[plan.job_id] = Cancelling(
             plan, self.state.seq, pending, reason, time.time()
@@ -383,10 +391,9 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
     def _cancelled(self, cancelling: Cancelling) -> Outbound:
         plan = cancelling.plan
         cancelling.seq += 1
-        out = self.events.status(
-            ev.JobCancelled, video_id=plan.video_id, run=plan.job_id, seq=cancelling.seq,
-            stable_id="job.cancelled", job_id=plan.job_id,
-        )  # fmt: skip
+        out = self.events.status(ev.JobCancelled, video_id=plan.video_id, run=plan.job_id,
+                                 seq=cancelling.seq, stable_id="job.cancelled",
+                                 job_id=plan.job_id)  # fmt: skip
         metrics.JOBS.labels(status="cancelled").inc()
         log.info("job cancelled", video=plan.video_id, reason=cancelling.reason)
         self.state.ended_at = time.time()

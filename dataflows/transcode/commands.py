@@ -1,4 +1,5 @@
-"""FFmpeg command lines (pure): one decode split into several rungs, HLS remux, previews."""
+"""FFmpeg command lines (pure): one decode split into several rungs, each written as one
+fragmented MP4 (CMAF) with its growing byte-range playlist, the audio once; previews."""
 
 from __future__ import annotations
 
@@ -8,15 +9,43 @@ from core.events import Probe
 from dataflows.transcode.ladder import PlannedRendition
 
 __all__ = [
+    "AUDIO_TRACK",
     "SEGMENT_SECONDS",
     "encode_command",
-    "hls_command",
     "poster_command",
     "scaling_graph",
     "sprite_command",
+    "track_name",
 ]
 
 SEGMENT_SECONDS = 2
+AUDIO_TRACK = "audio"  # the name of the job's one audio track (files audio.mp4, audio.m3u8)
+
+
+def track_name(label: int) -> str:
+    """A rung's track name: its files are ``{name}.mp4`` and ``{name}.m3u8``."""
+    return f"{label}p"
+
+
+def _cmaf_output(outdir: Path, name: str) -> list[str]:
+    """FFmpeg's hls muxer writing one fragmented MP4 (init, then a ``moof``+``mdat`` per
+    segment) and an EVENT playlist of byte ranges into it, rewritten as each segment completes,
+    so the track is published while it encodes (``live.py``)."""
+    return [
+        "-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", str(SEGMENT_SECONDS),
+        "-hls_flags", "single_file+independent_segments", "-hls_playlist_type", "event",
+        "-hls_segment_filename", str(outdir / f"{name}.mp4"), str(outdir / f"{name}.m3u8"),
+    ]  # fmt: skip
+
+
+def _video_codec_args(r: PlannedRendition, preset: str, gop: str) -> list[str]:
+    """The video encoder of one rung (H.264 here; the one place a codec choice goes)."""
+    maxrate, bufsize = f"{r.video_kbps * 107 // 100}k", f"{r.video_kbps * 3 // 2}k"
+    return [
+        "-c:v", "libx264", "-preset", preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
+        "-b:v", f"{r.video_kbps}k", "-maxrate", maxrate, "-bufsize", bufsize,
+        "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
+    ]  # fmt: skip
 
 
 def _frame_rate(probe: Probe) -> float:
@@ -56,12 +85,15 @@ def encode_command(
     outdir: Path,
     preset: str = "veryfast",
     cascade: bool = True,
+    audio_kbps: int = 0,
 ) -> list[str]:
-    """Decode ``source`` once and encode every rendition to ``outdir/{label}p.mp4``.
+    """Decode ``source`` once and encode every rendition to ``outdir/{label}p.mp4`` (video only,
+    fragmented) and, when ``audio_kbps``, the source's first audio stream once to
+    ``outdir/audio.mp4``: the job's one audio track, which every rung shares.
 
-    Keyframes every ``SEGMENT_SECONDS`` (no scene-cut keyframes) so the HLS remux cuts equal
-    segments; a variable frame rate source is made constant at its average rate so audio and
-    video stay in sync. ``cascade``: see :func:`scaling_graph`.
+    Keyframes every ``SEGMENT_SECONDS`` (no scene-cut keyframes) so every rung cuts equal,
+    aligned segments; a variable frame rate source is made constant at its average rate so audio
+    and video stay in sync. ``cascade``: see :func:`scaling_graph`.
     """
     rate = _frame_rate(probe)
     gop = str(round(rate * SEGMENT_SECONDS))
@@ -73,27 +105,12 @@ def encode_command(
         "-progress", "pipe:1", "-i", source, "-filter_complex", graph,
     ]  # fmt: skip
     for label, r in zip(labels, renditions, strict=True):
-        maxrate, bufsize = f"{r.video_kbps * 107 // 100}k", f"{r.video_kbps * 3 // 2}k"
-        argv += [
-            "-map", f"[{label}]", "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
-            "-pix_fmt", "yuv420p", "-b:v", f"{r.video_kbps}k", "-maxrate", maxrate,
-            "-bufsize", bufsize, "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
-        ]  # fmt: skip
-        if r.audio:
-            argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", f"{r.audio_kbps}k", "-ac", "2"]
-        else:
-            argv += ["-an"]
-        argv += ["-movflags", "+faststart", str(outdir / f"{r.label}p.mp4")]
+        argv += ["-map", f"[{label}]", *_video_codec_args(r, preset, gop), "-an"]
+        argv += _cmaf_output(outdir, track_name(r.label))
+    if audio_kbps:
+        argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", f"{audio_kbps}k", "-ac", "2"]
+        argv += _cmaf_output(outdir, AUDIO_TRACK)
     return argv
-
-
-def hls_command(ffmpeg: str, mp4: Path, playlist: Path) -> list[str]:
-    """Remux a finished MP4 into HLS segments and a media playlist (no re-encode)."""
-    return [
-        ffmpeg, "-hide_banner", "-nostdin", "-y", "-v", "error", "-i", str(mp4), "-c", "copy",
-        "-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_playlist_type", "vod",
-        "-hls_segment_filename", str(playlist.parent / "segment_%05d.ts"), str(playlist),
-    ]  # fmt: skip
 
 
 def poster_command(ffmpeg: str, mp4: str | Path, at_seconds: float, out: Path) -> list[str]:

@@ -1,8 +1,8 @@
 """The ``encode`` step (key: one unit's routing key): one FFmpeg run, then its publication.
 
-Never blocks its worker: FFmpeg and the publishing (HLS remux and uploads) run as child
-processes this logic starts and then polls on Bytewax timers (``notify_at``) for progress and
-exit, so other units on the worker, other steps and recovery snapshots go on meanwhile. At most
+Never blocks its worker: FFmpeg, the live publishing of its fragments (``live_unit``) and the
+publishing of the finished tracks run as child processes this logic starts and then polls on
+Bytewax timers (``notify_at``), so other units, steps and snapshots go on meanwhile. At most
 ``max_encodes_per_worker`` FFmpeg encodes run per worker; a unit waits for a slot. A resumed
 unit that was running starts again (its children died with the old process).
 
@@ -30,17 +30,31 @@ from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.commands import encode_command
 from dataflows.transcode.context import Sequenced, TranscodeContext
-from dataflows.transcode.messages import EncodeMessage, UnitOutcome, UnitStopped, UnitTask
+from dataflows.transcode.live_unit import LiveFollower, unit_audio_kbps
+from dataflows.transcode.messages import (
+    EncodeMessage,
+    UnitLive,
+    UnitOutcome,
+    UnitStopped,
+    UnitTask,
+)
+from dataflows.transcode.outcomes import unit_outcome
 from dataflows.transcode.progress import ProgressThrottle
 from dataflows.transcode.runner import FFmpegRun, classify_failure
 from dataflows.transcode.state import EncodeState, UnitStatus
-from dataflows.transcode.tasks import CleanupResult, CleanupSpec, PublishResult, PublishSpec, start
+from dataflows.transcode.tasks import (
+    CleanupResult,
+    CleanupSpec,
+    PublishResult,
+    PublishSpec,
+    start,
+)
 
 __all__ = ["EncodeLogic", "EncodeOut"]
 
 log = get_logger("vidflow.transcode")
 
-EncodeOut = Outbound | UnitOutcome | UnitStopped
+EncodeOut = Outbound | UnitOutcome | UnitLive | UnitStopped
 
 
 class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
@@ -53,12 +67,12 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self.ffmpeg: FFmpegRun | None = None
         self.publishing: SpecTask[PublishResult] | None = None
         self.cleaning: SpecTask[CleanupResult] | None = None
+        self.live = LiveFollower()  # publishes fragments while FFmpeg runs
+        self.published_at = time.monotonic()
         self.throttle = ProgressThrottle(1.0)
         if resumed is not None and resumed.status in (UnitStatus.ENCODING, UnitStatus.PUBLISHING):
             resumed.status = UnitStatus.PENDING  # its children died with the old process
         # "cleaning": the clean-up child died with the old process; _tick starts it again
-
-    # ---------------------------------------------------------------- bytewax callbacks
 
     def on_item(self, value: EncodeMessage) -> tuple[list[EncodeOut], bool]:
         out: list[EncodeOut] = []
@@ -94,8 +108,6 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         assert self.state is not None
         return copy.deepcopy(self.state)
 
-    # ---------------------------------------------------------------- helpers
-
     def _retain(self) -> bool:
         return StatefulLogic.RETAIN if self.state is not None else StatefulLogic.DISCARD
 
@@ -128,7 +140,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         state = self.state
         assert state is not None
         log.info("unit cancelled", video=state.task.plan.video_id, unit=state.run)
-        self._stop()
+        self._stop(keep_live=True)  # the live child, running already, removes what it put up
         if not state.published:  # nothing of it reached the bucket: FFmpeg writes locally
             return self._stopped()
         state.status = UnitStatus.CLEANING
@@ -147,9 +159,15 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         assert state is not None
         plan = state.task.plan
         if self.cleaning is None:
+            cleaned = self.live.clean_up(self._workdir())  # no Python child to start: quicker
+            if cleaned is None:
+                return []
+            if cleaned:
+                return self._stopped()
             spec = CleanupSpec(
                 video_id=plan.video_id, job_id=plan.job_id,
                 bucket=self.ctx.settings.storage.bucket, labels=list(state.task.labels),
+                audio=unit_audio_kbps(state.task) > 0,
             )  # fmt: skip
             self.cleaning = start(
                 spec, self._workdir(), "cleanup", CleanupResult, self._child_deadline()
@@ -170,12 +188,14 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
     def _child_deadline(self) -> float:
         return self.ctx.settings.transcode.child_timeout
 
-    def _stop(self) -> None:
+    def _stop(self, keep_live: bool = False) -> None:
         if self.ffmpeg is not None:
             self.ffmpeg.kill()
             self.ffmpeg = None
             assert self.state is not None
             self.ctx.give_slot(self.state.task.early)
+        if not keep_live:
+            self.live.stop()
         for task in (self.publishing, self.cleaning):
             if task is not None:
                 task.cancel()
@@ -189,8 +209,6 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         if self.state.status == UnitStatus.CLEANING:
             return self._stopped()
         return self._failed("transient", public_reason("internal error", exc))
-
-    # ---------------------------------------------------------------- the unit's life
 
     def _tick(self) -> list[EncodeOut]:
         state = self.state
@@ -233,6 +251,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 [plan.planned_for(label) for label in task.labels],
                 workdir,
                 self.ctx.settings.transcode.preset,
+                audio_kbps=unit_audio_kbps(task),
             )
             nice = 0 if task.early else self.ctx.settings.transcode.bulk_nice
             self.ffmpeg = FFmpegRun(
@@ -244,6 +263,9 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             log.exception("unit could not start", video=plan.video_id, unit=state.run)
             return self._failed("transient", public_reason("could not start FFmpeg", exc))
         state.status = UnitStatus.ENCODING
+        state.phases = {"queued": round(time.time() - state.received, 3)}
+        if self.live.start(task, self.ctx.settings.storage.bucket, self._workdir()):
+            state.published = True  # temporaries of this job may be in the bucket from now on
         self.throttle = ProgressThrottle(1.0)
         log.info(
             "unit started",
@@ -262,7 +284,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
     def _follow(self) -> list[EncodeOut]:
         state, run = self.state, self.ffmpeg
         assert state is not None and run is not None
-        out: list[EncodeOut] = []
+        out: list[EncodeOut] = list(self.live.news(self._workdir(), state.task, state.phases))
         for reading in run.readings():
             metrics.SPEED.set(reading.speed)
             if self.throttle.allow(reading, time.monotonic()):
@@ -289,11 +311,13 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             reason = public_reason("FFmpeg failed", stderr_reason(detail, f"exit code {code}"))
         run.close()
         self.ffmpeg = None
+        self.live.stop()  # the publishing child replaces what it put up
         self.ctx.give_slot(state.task.early)
         if code != 0:
             kind = classify_failure(code, detail or f"exit code {code}", run.killed)
             return out + self._failed(kind, reason, detail)
         seconds = time.monotonic() - run.started
+        state.phases["encode"] = round(seconds, 3)
         metrics.ENCODE_SECONDS.labels(rung=str(max(state.task.labels))).observe(seconds)
         return out + self._publish()
 
@@ -302,13 +326,12 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         assert state is not None
         plan, workdir = state.task.plan, self._workdir()
         spec = PublishSpec(
-            video_id=plan.video_id,
-            job_id=plan.job_id,
-            bucket=self.ctx.settings.storage.bucket,
-            workdir=str(workdir),
-            planned=[plan.planned_for(label) for label in state.task.labels],
-        )
+            video_id=plan.video_id, job_id=plan.job_id, bucket=self.ctx.settings.storage.bucket,
+            workdir=str(workdir), planned=[plan.planned_for(label) for label in state.task.labels],
+            audio=unit_audio_kbps(state.task) > 0,
+        )  # fmt: skip
         self.publishing = start(spec, workdir, "publish", PublishResult, self._child_deadline())
+        self.published_at = time.monotonic()
         state.status = UnitStatus.PUBLISHING
         state.published = True
         return []
@@ -325,24 +348,18 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         result = outcome.result
         task = state.task
         out: list[EncodeOut] = [
-            self._status(
-                ev.RenditionCompleted,
-                stable_id=f"rendition.completed:{rung.entry.label}",
-                rendition=rung.rendition,
-            )
-            for rung in result.rungs
-        ]
-        out.append(
-            UnitOutcome(
-                task.plan,
-                task.unit_id,
-                renditions={r.entry.label: r.rendition for r in result.rungs},
-                entries={r.entry.label: r.entry for r in result.rungs},
-                durations={r.entry.label: r.duration for r in result.rungs},
-            )
-        )
+            self._status(ev.RenditionCompleted, stable_id=f"rendition.completed:{r.entry.label}",
+                         rendition=r.rendition)
+            for r in result.rungs
+        ]  # fmt: skip
+        out.append(unit_outcome(task, result))
         metrics.UNITS.labels(outcome="completed").inc()
-        log.info("unit completed", unit=state.run, process=self.ctx.shape.process_id)
+        state.phases["publish"] = round(result.seconds, 3)
+        state.phases["publish_wall"] = round(time.monotonic() - self.published_at, 3)
+        log.info(
+            "unit completed", video=task.plan.video_id, job=task.plan.job_id, unit=task.unit_id,
+            process=self.ctx.shape.process_id, attempt=state.attempt, phases=state.phases,
+        )  # fmt: skip
         self._cleanup()
         self.state = None
         return out
@@ -361,15 +378,10 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         )  # fmt: skip
         error = public_reason(reason)
         out: list[EncodeOut] = [
-            self._status(
-                ev.RenditionFailed,
-                height=label,
-                error=error,
-                attempt=state.attempt,
-                final=final,
-            )
-            for label in state.task.labels
-        ]
+            self._status(ev.RenditionFailed, height=x, error=error, attempt=state.attempt,
+                         final=final)
+            for x in state.task.labels
+        ]  # fmt: skip
         metrics.UNITS.labels(outcome="failed" if final else "retried").inc()
         if not final:
             state.status = UnitStatus.PENDING

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MasterEntry", "avc1_codec", "master_playlist", "sprite_vtt"]
+__all__ = [
+    "AUDIO_CODEC",
+    "AUDIO_GROUP",
+    "MasterEntry",
+    "avc1_codec",
+    "master_playlist",
+    "sprite_vtt",
+]
 
 _PROFILE_IDC = {"baseline": 0x42, "constrained baseline": 0x42, "main": 0x4D, "high": 0x64}
 
@@ -18,7 +25,14 @@ class MasterEntry:
     height: int
     bandwidth: int
     codecs: str
-    uri: str
+    uri: str  # the media playlist, relative to the master
+    kind: str = "video"  # "audio": the job's one audio track (EXT-X-MEDIA), label 0
+    media: str = ""  # the track's MP4, relative to the master ("" in the old TS layout)
+    live: bool = False  # listed while it encodes (its playlist grows): not in the MPD yet
+
+
+AUDIO_GROUP = "aud"
+AUDIO_CODEC = "mp4a.40.2"  # AAC-LC
 
 
 def avc1_codec(profile: str, level: int, audio: bool) -> str:
@@ -29,12 +43,26 @@ def avc1_codec(profile: str, level: int, audio: bool) -> str:
 
 
 def master_playlist(entries: list[MasterEntry]) -> str:
-    """The master playlist, highest rung first (players pick from it by bandwidth)."""
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for entry in sorted(entries, key=lambda e: -e.bandwidth):
+    """The master playlist (version 7: fMP4 segments by byte range), highest rung first
+    (players pick from it by bandwidth); with an audio entry, every rung names its group and
+    counts its bit rate and codec."""
+    audio = next((e for e in entries if e.kind == "audio"), None)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if audio is not None:
         lines.append(
-            f"#EXT-X-STREAM-INF:BANDWIDTH={entry.bandwidth},"
-            f'RESOLUTION={entry.width}x{entry.height},CODECS="{entry.codecs}"'
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="audio",DEFAULT=YES,'
+            f'AUTOSELECT=YES,CHANNELS="2",URI="{audio.uri}"'
+        )
+    videos = [e for e in entries if e.kind != "audio"]
+    for entry in sorted(videos, key=lambda e: -e.bandwidth):
+        bandwidth, codecs, group = entry.bandwidth, entry.codecs, ""
+        if audio is not None:
+            bandwidth += audio.bandwidth
+            codecs = f"{entry.codecs.split(',')[0]},{audio.codecs}"
+            group = f',AUDIO="{AUDIO_GROUP}"'
+        lines.append(
+            f"#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},"
+            f'RESOLUTION={entry.width}x{entry.height},CODECS="{codecs}"{group}'
         )
         lines.append(entry.uri)
     return "\n".join(lines) + "\n"

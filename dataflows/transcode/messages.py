@@ -23,6 +23,7 @@ __all__ = [
     "JobPlan",
     "Routed",
     "UnitCancel",
+    "UnitLive",
     "UnitOutcome",
     "UnitStopped",
     "UnitTask",
@@ -101,6 +102,16 @@ class UnitOutcome:
 
 
 @dataclass(frozen=True)
+class UnitLive:
+    """Tracks of a unit still encoding have their first fragments up: the master may list them
+    (``entries`` marked ``live``; the unit's outcome replaces them)."""
+
+    plan: JobPlan
+    unit_id: str
+    entries: dict[int, MasterEntry]
+
+
+@dataclass(frozen=True)
 class JobOpened:
     """``plan`` has fanned out this job's units."""
 
@@ -128,5 +139,5 @@ class VideoPurge:
 
 
 EncodeMessage = UnitTask | UnitCancel
-CollectMessage = JobOpened | JobClosed | UnitOutcome | UnitStopped | VideoPurge
+CollectMessage = JobOpened | JobClosed | UnitOutcome | UnitLive | UnitStopped | VideoPurge
 Routed = Outbound | EncodeMessage | CollectMessage

@@ -1,4 +1,5 @@
-"""Turning a finished encode into objects: HLS remux, upload, master playlist, previews.
+"""Turning a finished encode into objects: each track's one MP4 and playlist, the master
+playlist and MPD, previews.
 
 Keys come from :class:`core.layout.ObjectLayout`, so running a job twice overwrites the
 same keys with the same content.
@@ -7,7 +8,6 @@ same keys with the same content.
 from __future__ import annotations
 
 import io
-import json
 import math
 import mimetypes
 import subprocess
@@ -17,12 +17,25 @@ from pathlib import Path
 from minio import Minio
 from minio.error import S3Error
 
-from connectors.ffmpeg import ffmpeg_binary, ffprobe_binary, stderr_reason
+from connectors.ffmpeg import ffmpeg_binary, stderr_reason
 from core.events import Rendition
 from core.layout import ObjectLayout
-from dataflows.transcode.commands import hls_command, poster_command, sprite_command
-from dataflows.transcode.hls import MasterEntry, avc1_codec, master_playlist, sprite_vtt
+from dataflows.transcode.commands import (
+    AUDIO_TRACK,
+    poster_command,
+    sprite_command,
+    track_name,
+)
+from dataflows.transcode.dash import DashTrack, dash_manifest
+from dataflows.transcode.hls import AUDIO_CODEC, MasterEntry, master_playlist, sprite_vtt
 from dataflows.transcode.ladder import PlannedRendition
+from dataflows.transcode.packaging import (
+    Track,
+    avc1_from_init,
+    byterange_playlist,
+    parse_media_playlist,
+    peak_bandwidth,
+)
 
 __all__ = ["JOB_METADATA", "Previews", "RenditionStore", "preview_inputs"]
 
@@ -69,22 +82,6 @@ def _made(argv: list[str], out: Path) -> bool:
     return False
 
 
-def _video_facts(mp4: Path) -> tuple[str, int, int, float]:
-    """(H.264 profile, level, overall bit rate, duration in seconds) of an encoded file; the
-    duration is compared with the source's (a short rendition means a truncated source)."""
-    done = subprocess.run(
-        [ffprobe_binary(), "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "stream=profile,level:format=bit_rate,duration", "-of", "json", str(mp4)],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    report = json.loads(done.stdout)
-    stream = (report.get("streams") or [{}])[0]
-    fmt = report.get("format", {})
-    bit_rate = int(fmt.get("bit_rate") or 0)
-    duration = float(fmt.get("duration") or 0.0)
-    return str(stream.get("profile", "High")), int(stream.get("level") or 40), bit_rate, duration
-
-
 def preview_inputs(widths: dict[int, int]) -> tuple[int, int]:
     """Which rungs (by label, from label -> width) the poster and the sprite are made from:
     the poster from the best rung up to 720p, the sprite from the smallest rung at least as
@@ -111,50 +108,127 @@ class RenditionStore:
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if path.suffix == ".m3u8":
             content_type = "application/vnd.apple.mpegurl"
-        elif path.suffix == ".ts":
-            content_type = "video/mp2t"
         self.client.fput_object(
             self.bucket, key, str(path), content_type=content_type, metadata=self._meta
         )
 
-    def _put_text(self, key: str, text: str, content_type: str) -> None:
-        body = text.encode()
+    def put_text(self, key: str, text: str, content_type: str) -> None:
+        self.put_bytes(key, text.encode(), content_type)
+
+    def put_bytes(self, key: str, body: bytes, content_type: str) -> None:
         self.client.put_object(
             self.bucket, key, io.BytesIO(body), len(body), content_type=content_type,
             metadata=self._meta,
         )  # fmt: skip
 
+    def track_keys(self, name: str) -> tuple[str, str]:
+        """(MP4, media playlist) keys of a track by name (``720p`` or ``audio``)."""
+        if name == AUDIO_TRACK:
+            return self.layout.audio(self.video_id), self.layout.audio_playlist(self.video_id)
+        label = int(name.removesuffix("p"))
+        return self.layout.rendition(self.video_id, label), self.layout.hls_playlist(
+            self.video_id, label
+        )
+
+    def _publish_track(self, name: str, workdir: Path) -> tuple[Track, str]:
+        """Upload a finished track's MP4, then switch its playlist to byte ranges into it, then
+        remove its temporaries (the live fragments); the track and its codec string."""
+        text = (workdir / f"{name}.m3u8").read_text()
+        track = parse_media_playlist(text)
+        if track is None or not track.segments:
+            raise RuntimeError(f"FFmpeg wrote no segment of {name}")
+        track = Track(track.init_length, track.segments, ended=True)
+        mp4 = workdir / f"{name}.mp4"
+        with mp4.open("rb") as f:
+            init = f.read(track.init_length)
+        codec = AUDIO_CODEC if name == AUDIO_TRACK else avc1_from_init(init)
+        key, playlist = self.track_keys(name)
+        self._put_file(key, mp4)
+        self.put_text(
+            playlist, byterange_playlist(track, key.rsplit("/", 1)[1]),
+            "application/vnd.apple.mpegurl",
+        )  # fmt: skip
+        self.remove_live(name)
+        return track, codec
+
+    def written_by(self, key: str) -> str | None:
+        """The job that wrote ``key`` ("" when unknown), None when there is no such object."""
+        try:
+            meta = self.client.stat_object(self.bucket, key).metadata
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+        return (meta or {}).get(f"x-amz-meta-{JOB_METADATA}", "")
+
+    def remove_live(self, name: str) -> list[str]:
+        """Delete the temporary fragments of a track (the live playlist's objects)."""
+        prefix = self.layout.live_dir(self.video_id, name) + "/"
+        keys = [o.object_name or "" for o in self.client.list_objects(self.bucket, prefix)]
+        for key in keys:
+            self.client.remove_object(self.bucket, key)
+        return keys
+
     def publish(
         self, planned: PlannedRendition, workdir: Path
     ) -> tuple[Rendition, MasterEntry, float]:
-        """Remux the rung's MP4 into HLS, upload both; return what the events and master need,
-        and the rung's duration."""
-        mp4 = workdir / f"{planned.label}p.mp4"
-        hls_dir = workdir / f"hls-{planned.label}p"
-        hls_dir.mkdir(exist_ok=True)
-        playlist = hls_dir / "index.m3u8"
-        _run(hls_command(ffmpeg_binary(), mp4, playlist))
-        profile, level, bit_rate, duration = _video_facts(mp4)
-        prefix = self.layout.hls_dir(self.video_id, planned.label)
-        for item in sorted(hls_dir.iterdir()):
-            self._put_file(f"{prefix}/{item.name}", item)
-        key = self.layout.rendition(self.video_id, planned.label)
-        self._put_file(key, mp4)
-        codecs = avc1_codec(profile, level, planned.audio)
-        bandwidth = max(bit_rate, 1) * 11 // 10  # headroom over the average, as players expect
+        """Upload a finished rung (its one fragmented MP4 and byte-range playlist); what the
+        events and master need, and the rung's duration (from its segments)."""
+        name = track_name(planned.label)
+        track, codec = self._publish_track(name, workdir)
+        bandwidth = peak_bandwidth(track)
+        key, playlist = self.track_keys(name)
         rendition = Rendition(
-            height=planned.height, width=planned.width, key=key,
-            hls=self.layout.hls_playlist(self.video_id, planned.label),
-            bandwidth=bandwidth, codecs=codecs,
+            height=planned.height, width=planned.width, key=key, hls=playlist,
+            bandwidth=bandwidth, codecs=codec,
         )  # fmt: skip
-        entry = MasterEntry(planned.label, planned.width, planned.height, bandwidth, codecs,
-                            f"{planned.label}p/index.m3u8")  # fmt: skip
-        return rendition, entry, duration
+        entry = MasterEntry(
+            planned.label, planned.width, planned.height, bandwidth, codec,
+            playlist.rsplit("/", 1)[1], media=key.rsplit("/", 1)[1],
+        )  # fmt: skip
+        return rendition, entry, track.duration
+
+    def publish_audio(self, workdir: Path) -> MasterEntry:
+        """Upload the job's one audio track; its master entry (label 0, kind audio)."""
+        track, codec = self._publish_track(AUDIO_TRACK, workdir)
+        key, playlist = self.track_keys(AUDIO_TRACK)
+        return MasterEntry(
+            0, 0, 0, peak_bandwidth(track), codec, playlist.rsplit("/", 1)[1],
+            kind="audio", media=key.rsplit("/", 1)[1],
+        )  # fmt: skip
+
+    def _stored_track(self, entry: MasterEntry) -> Track | None:
+        """A whole track as its stored playlist lists it (None: still live, or not there)."""
+        key = f"{self.layout.hls_master(self.video_id).rsplit('/', 1)[0]}/{entry.uri}"
+        try:
+            response = self.client.get_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+        try:
+            text = response.read().decode("utf-8", "replace")
+        finally:
+            response.close()
+            response.release_conn()
+        track = parse_media_playlist(text)
+        return track if track is not None and track.ended else None
 
     def write_master(self, entries: list[MasterEntry]) -> str:
-        """(Re)write the master playlist with every rung done so far."""
+        """(Re)write the master playlist with every track up so far (whole or still growing),
+        then the MPD with every whole one; the master's key."""
         key = self.layout.hls_master(self.video_id)
-        self._put_text(key, master_playlist(entries), "application/vnd.apple.mpegurl")
+        self.put_text(key, master_playlist(entries), "application/vnd.apple.mpegurl")
+        whole = []
+        for entry in entries:
+            track = None if entry.live or not entry.media else self._stored_track(entry)
+            if track is not None:
+                whole.append(DashTrack(entry, track))
+        if any(t.entry.kind != "audio" for t in whole):
+            self.put_text(
+                self.layout.dash_manifest(self.video_id), dash_manifest(whole),
+                "application/dash+xml",
+            )  # fmt: skip
         return key
 
     def previews(
@@ -203,32 +277,32 @@ class RenditionStore:
             vtt = sprite_vtt(
                 duration, interval, SPRITE_COLUMNS, SPRITE_WIDTH, thumb_h, "sprite.jpg"
             )
-            self._put_text(keys.vtt, vtt, "text/vtt")
+            self.put_text(keys.vtt, vtt, "text/vtt")
         return keys
 
-    def remove_written_by(self, job_id: str, labels: list[int]) -> list[str]:
-        """Delete what job ``job_id`` uploaded for the rungs ``labels``, and nothing else.
+    def remove_written_by(self, job_id: str, labels: list[int], audio: bool = False) -> list[str]:
+        """Delete what job ``job_id`` uploaded for the rungs ``labels`` (and the audio track, and
+        the master playlist and MPD it wrote while its tracks were live), and nothing else.
 
         Keys are per video, so a cancelled reprocess shares them with the job before it: an
         object is removed only when its metadata names ``job_id`` (an upload interrupted before
         the store committed it left the earlier job's object, which stays). The removed keys.
         """
+        names = [track_name(label) for label in labels] + ([AUDIO_TRACK] if audio else [])
+        keys = [self.layout.hls_master(self.video_id), self.layout.dash_manifest(self.video_id)]
+        for name in names:
+            keys += self.track_keys(name)
+            prefixes = [self.layout.live_dir(self.video_id, name) + "/"]
+            if name != AUDIO_TRACK:
+                prefixes.append(self.layout.legacy_hls_dir(self.video_id, int(name[:-1])) + "/")
+            for prefix in prefixes:
+                keys += [
+                    o.object_name or ""
+                    for o in self.client.list_objects(self.bucket, prefix, recursive=True)
+                ]
         removed = []
-        for label in labels:
-            keys = [self.layout.rendition(self.video_id, label)]
-            prefix = self.layout.hls_dir(self.video_id, label) + "/"
-            keys += [
-                o.object_name or ""
-                for o in self.client.list_objects(self.bucket, prefix, recursive=True)
-            ]
-            for key in keys:
-                try:
-                    meta = self.client.stat_object(self.bucket, key).metadata
-                except S3Error as exc:
-                    if exc.code in ("NoSuchKey", "NoSuchObject"):
-                        continue
-                    raise
-                if meta is not None and meta.get(f"x-amz-meta-{JOB_METADATA}") == job_id:
-                    self.client.remove_object(self.bucket, key)
-                    removed.append(key)
+        for key in dict.fromkeys(keys):
+            if self.written_by(key) == job_id:
+                self.client.remove_object(self.bucket, key)
+                removed.append(key)
         return removed

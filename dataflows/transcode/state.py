@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -86,6 +87,9 @@ class EncodeState(Resumable):
     not_before: float = 0.0
     seq: int = 0
     published: bool = False  # a publishing child ran: objects of this job may be in the bucket
+    # phase timings of the last attempt, seconds (logged with "unit completed", see timings())
+    received: float = field(default_factory=time.time)  # wall clock: the task reached the step
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def run(self) -> str:

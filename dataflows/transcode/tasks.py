@@ -10,6 +10,7 @@ objects with the same content.
 from __future__ import annotations
 
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -23,12 +24,15 @@ from core.settings import get_settings
 from dataflows.children import SpecTask, serve
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
+from dataflows.transcode.live import LivePublisher
 from dataflows.transcode.outputs import RenditionStore
 from dataflows.transcode.purge import purge_video
 
 __all__ = [
     "CleanupResult",
     "CleanupSpec",
+    "LiveResult",
+    "LiveSpec",
     "MasterResult",
     "MasterSpec",
     "PreviewResult",
@@ -43,13 +47,14 @@ __all__ = [
 
 
 class PublishSpec(msgspec.Struct, kw_only=True, frozen=True, tag="publish"):
-    """Remux and upload the MP4s an encode unit left in ``workdir``."""
+    """Upload the tracks an encode unit left in ``workdir`` (and the audio track, ``audio``)."""
 
     video_id: str
     job_id: str
     bucket: str
     workdir: str
     planned: list[PlannedRendition]
+    audio: bool = False
 
 
 class PublishedRung(msgspec.Struct, kw_only=True, frozen=True):
@@ -60,6 +65,8 @@ class PublishedRung(msgspec.Struct, kw_only=True, frozen=True):
 
 class PublishResult(msgspec.Struct, kw_only=True, frozen=True):
     rungs: list[PublishedRung]
+    audio: MasterEntry | None = None  # the job's audio track, when this unit made it
+    seconds: float = 0.0  # how long the uploads took (the unit's "publish" phase)
 
 
 class PreviewSpec(msgspec.Struct, kw_only=True, frozen=True, tag="previews"):
@@ -93,6 +100,7 @@ class CleanupSpec(msgspec.Struct, kw_only=True, frozen=True, tag="cleanup"):
     job_id: str
     bucket: str
     labels: list[int]
+    audio: bool = False  # the unit made the job's audio track
 
 
 class CleanupResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -112,6 +120,21 @@ class MasterResult(msgspec.Struct, kw_only=True, frozen=True):
     master: str
 
 
+class LiveSpec(msgspec.Struct, kw_only=True, frozen=True, tag="live"):
+    """Publish the tracks ``names`` of ``workdir`` fragment by fragment while FFmpeg writes them
+    (:mod:`dataflows.transcode.live`), until ``workdir/live.stop`` exists or it is killed."""
+
+    video_id: str
+    job_id: str
+    bucket: str
+    workdir: str
+    names: list[str]
+
+
+class LiveResult(msgspec.Struct, kw_only=True, frozen=True):
+    tracks: list[str]
+
+
 class PurgeSpec(msgspec.Struct, kw_only=True, frozen=True, tag="purge"):
     """Remove every object of a deleted video (:func:`dataflows.transcode.purge.purge_video`)."""
 
@@ -124,7 +147,7 @@ class PurgeResult(msgspec.Struct, kw_only=True, frozen=True):
     removed: list[str]
 
 
-Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec | PurgeSpec
+Spec = PublishSpec | PreviewSpec | CleanupSpec | MasterSpec | PurgeSpec | LiveSpec
 T = TypeVar("T")
 MODULE = "dataflows.transcode.tasks"  # what a child runs: python -m MODULE SPEC RESULT
 
@@ -137,7 +160,7 @@ def start(spec: Spec, workdir: Path, name: str, result: type[T], deadline: float
 
 def _run(
     spec: Spec,
-) -> PublishResult | PreviewResult | CleanupResult | MasterResult | PurgeResult:
+) -> PublishResult | PreviewResult | CleanupResult | MasterResult | PurgeResult | LiveResult:
     settings = get_settings()
     if isinstance(spec, PurgeSpec):
         client, layout = make_client(settings.storage), ObjectLayout(settings.storage)
@@ -147,16 +170,23 @@ def _run(
         spec.job_id,
     )  # fmt: skip
     if isinstance(spec, CleanupSpec):
-        return CleanupResult(removed=store.remove_written_by(spec.job_id, spec.labels))
+        return CleanupResult(removed=store.remove_written_by(spec.job_id, spec.labels, spec.audio))
     if isinstance(spec, MasterSpec):
         return MasterResult(master=store.write_master(spec.entries))
     workdir = Path(spec.workdir)
+    if isinstance(spec, LiveSpec):
+        live = LivePublisher(store, workdir, spec.names)
+        labels = [int(n.removesuffix("p")) for n in spec.names if n.endswith("p")]
+        live.run(workdir / "live.stop", workdir / "live.cancel", labels, "audio" in spec.names)
+        return LiveResult(tracks=sorted(live.up))
     if isinstance(spec, PublishSpec):
+        began = time.monotonic()
         rungs = []
         for planned in spec.planned:
             rendition, entry, duration = store.publish(planned, workdir)
             rungs.append(PublishedRung(rendition=rendition, entry=entry, duration=duration))
-        return PublishResult(rungs=rungs)
+        audio = store.publish_audio(workdir) if spec.audio else None
+        return PublishResult(rungs=rungs, audio=audio, seconds=time.monotonic() - began)
     poster_from, sprite_from = (
         store.client.presigned_get_object(spec.bucket, key, expires=timedelta(hours=1))
         for key in (spec.poster_key, spec.sprite_key)
@@ -178,6 +208,7 @@ _WHAT: dict[type, str] = {  # what failed, in words users see
     CleanupSpec: "clean-up failed",
     MasterSpec: "master playlist write failed",
     PurgeSpec: "removing the video failed",
+    LiveSpec: "live publishing failed",
 }
 
 

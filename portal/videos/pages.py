@@ -13,10 +13,13 @@ from litestar.params import FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Template
 from litestar.status_codes import HTTP_201_CREATED, HTTP_503_SERVICE_UNAVAILABLE
+from minio import Minio
+from minio.error import S3Error
 
 from connectors.kafka import flush_or_raise, produce_event
 from core import events as ev
 from core.errors import public_reason
+from core.layout import ObjectLayout
 from core.logs import get_logger
 from portal import queries
 from portal.auth import requires_uploader, viewer_of
@@ -93,10 +96,12 @@ class VideoPages(Controller):
             )  # signed locally (the region is configured): no request to the store
             for r in detail.renditions
         }
+        player = await _player(storage, settings.storage.bucket, layout, v.id, v.master, v.job_id)
         return Template(
             template_name="video.html",
             context={
                 "d": detail,
+                "player": player,
                 "timeline": detail.timeline,
                 "downloads": downloads,
                 "profiles": list(settings.transcode.profiles),
@@ -104,8 +109,6 @@ class VideoPages(Controller):
                 "can_act": viewer_of(request).can_upload,
                 "rendered_at": f"{time.time():.3f}",
                 "bucket": settings.storage.bucket,
-                # where its DASH manifest is, if it has one (the player asks; older videos don't)
-                "dash_manifest": layout.dash_manifest(video_id),
             },
         )
 
@@ -156,3 +159,20 @@ class VideoPages(Controller):
         return _told(
             f"Reprocess requested with profile {requested.profile} (job {requested.job_id})."
         )
+
+
+async def _player(
+    storage: Minio, bucket: str, layout: ObjectLayout, video_id: str, master: str, job_id: str
+) -> dict[str, str]:
+    """What the player loads (keys under the video's files route; "" when nothing plays yet):
+    ``hls``, the master the projection knows (an old video's TS master too) or, while a job runs,
+    the growing one once its first rung is up; ``dash``, the MPD beside a CMAF master."""
+    if not master and job_id:
+        live = layout.hls_master(video_id)
+        try:
+            await asyncio.to_thread(storage.stat_object, bucket, live)
+            master = live
+        except S3Error:
+            pass  # no rung up yet: the page shows the player when reloaded
+    dash = layout.dash_manifest(video_id) if master == layout.hls_master(video_id) else ""
+    return {"hls": master, "dash": dash}

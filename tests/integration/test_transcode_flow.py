@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -30,6 +31,7 @@ from core.errors import is_public
 from core.layout import ObjectLayout
 from core.settings import Settings
 from dataflows.transcode.outputs import RenditionStore
+from tests.cmaf import check_ladder
 from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import h264_clip
 
@@ -146,35 +148,41 @@ def completed(events: list[ev.AnyEvent], video_id: str) -> ev.JobCompleted:
 def assert_outputs(
     settings: Settings, done: ev.JobCompleted, source: Path, audio: bool = True
 ) -> None:
-    """Every rendition checked with ffprobe (H.264, its size, AAC or no audio, the source's
-    duration within 0.1 s) and the master playlist complete, one entry per rendition."""
+    """Every rendition checked with ffprobe (H.264 alone, its size, the source's duration within
+    0.1 s), the job's one audio track (AAC) or none, the master playlist complete, one entry per
+    rendition, and every playlist and the MPD by byte range (``tests.cmaf``)."""
     expected = probe(str(source)).duration
+    layout = ObjectLayout(settings.storage)
     for rendition in done.renditions:
         report = ffprobe_url(settings, rendition.key)
         streams: list[dict[str, object]] = report["streams"]  # type: ignore[assignment]
-        video = next(s for s in streams if s["codec_type"] == "video")
-        sound = [s for s in streams if s["codec_type"] == "audio"]
+        assert [s["codec_type"] for s in streams] == ["video"]  # the audio is its own track
+        video = streams[0]
         assert video["codec_name"] == "h264"
         assert (video["width"], video["height"]) == (rendition.width, rendition.height)
-        if audio:
-            assert sound and sound[0]["codec_name"] == "aac"
-        else:
-            assert not sound
         duration = float(report["format"]["duration"])  # type: ignore[index]
         assert duration == pytest.approx(expected, abs=0.1), rendition.key
+    client = make_client(settings.storage)
+    audio_key = layout.audio(done.video_id)
+    if audio:
+        sound: Any = ffprobe_url(settings, audio_key)
+        assert [s["codec_name"] for s in sound["streams"]] == ["aac"]
+    else:
+        assert not list(client.list_objects(settings.storage.bucket, audio_key))
     base = done.master.rsplit("/", 1)[0]
     uris = assert_master_complete(settings, done.master)
     assert sorted(f"{base}/{uri}" for uri in uris) == sorted(r.hls for r in done.renditions)
+    check_ladder(client, settings.storage.bucket, done.master, layout.dash_manifest(done.video_id))
 
 
 def objects_of(settings: Settings, video_id: str) -> list[str]:
-    """Every rendition and HLS object of ``video_id`` in the bucket."""
+    """Every rendition object of ``video_id`` in the bucket (and of the old TS layout)."""
     client = make_client(settings.storage)
     layout = ObjectLayout(settings.storage)
-    prefixes = [
+    prefixes = {
         layout.rendition(video_id, 0).rsplit("/", 1)[0] + "/",
-        layout.hls_master(video_id).rsplit("/", 1)[0] + "/",
-    ]
+        layout.legacy_hls_master(video_id).rsplit("/", 1)[0] + "/",
+    }
     return sorted(
         o.object_name or ""
         for prefix in prefixes
@@ -191,18 +199,8 @@ def test_landscape_clip_gets_its_ladder_hls_and_previews(
     events = of(status.events, request.video_id)
     done = next(e for e in events if isinstance(e, ev.JobCompleted))
     assert [(r.width, r.height) for r in done.renditions] == [(426, 240), (256, 144)]
-    for rendition in done.renditions:
-        report = ffprobe_url(tc_settings, rendition.key)
-        video = next(s for s in report["streams"] if s["codec_type"] == "video")  # type: ignore[attr-defined, index]
-        audio = [s for s in report["streams"] if s["codec_type"] == "audio"]  # type: ignore[attr-defined, index]
-        assert video["codec_name"] == "h264"
-        assert (video["width"], video["height"]) == (rendition.width, rendition.height)
-        assert audio and audio[0]["codec_name"] == "aac"
-        assert float(report["format"]["duration"]) == pytest.approx(2.0, abs=0.1)  # type: ignore[index]
-    assert assert_master_complete(tc_settings, done.master) == [
-        "240p/index.m3u8",
-        "144p/index.m3u8",
-    ]
+    assert_outputs(tc_settings, done, clip)
+    assert assert_master_complete(tc_settings, done.master) == ["240p.m3u8", "144p.m3u8"]
     client = make_client(tc_settings.storage)
     for key in (done.poster, done.sprite, done.sprite_vtt):
         assert client.stat_object(tc_settings.storage.bucket, key).size > 0
@@ -321,7 +319,7 @@ def test_master_playlist_is_playable_before_the_job_completes(
     assert seen, "no master playlist was seen before job.completed"
     first = seen[0]
     # the first master names only the lowest rung: written when it landed, before the ladder
-    assert [line for line in first.splitlines() if not line.startswith("#")] == ["144p/index.m3u8"]
+    assert [line for line in first.splitlines() if not line.startswith("#")] == ["144p.m3u8"]
     assert_outputs(settings, done, clip)
 
 
@@ -553,10 +551,7 @@ def test_two_process_cluster_encodes_one_video_on_both_processes(
     events = of(status.events, request.video_id)
     done = next(e for e in events if isinstance(e, ev.JobCompleted))
     assert sorted(r.height for r in done.renditions) == [144, 240]
-    assert assert_master_complete(tc_settings, done.master) == [
-        "240p/index.m3u8",
-        "144p/index.m3u8",
-    ]
+    assert assert_master_complete(tc_settings, done.master) == ["240p.m3u8", "144p.m3u8"]
     assert_outputs(tc_settings, done, clip)
     started = [e for e in events if isinstance(e, ev.UnitStarted)]
     assert sorted(e.unit for e in started) == ["144p", "240p"]  # auto: one rung per unit
@@ -577,19 +572,18 @@ def test_cleanup_removes_only_what_the_cancelled_job_wrote(
     earlier = RenditionStore(client, bucket, layout, "vid", "job-earlier")
     cancelled = RenditionStore(client, bucket, layout, "vid", "job-cancelled")
     for label in (144, 240):
-        earlier._put_text(layout.rendition("vid", label), "mp4", "video/mp4")
-        earlier._put_text(f"{layout.hls_dir('vid', label)}/segment_00000.ts", "ts", "video/mp2t")
-    # the cancelled reprocess got as far as overwriting one segment and adding another
-    cancelled._put_text(f"{layout.hls_dir('vid', 240)}/segment_00000.ts", "ts2", "video/mp2t")
-    cancelled._put_text(f"{layout.hls_dir('vid', 240)}/segment_00001.ts", "ts2", "video/mp2t")
-    removed = cancelled.remove_written_by("job-cancelled", [240, 144])
-    assert sorted(removed) == [
-        f"{layout.hls_dir('vid', 240)}/segment_00000.ts",
-        f"{layout.hls_dir('vid', 240)}/segment_00001.ts",
-    ]
+        earlier.put_text(layout.rendition("vid", label), "mp4", "video/mp4")
+        earlier.put_text(layout.hls_playlist("vid", label), "m3u8", "text/plain")
+    earlier.put_text(layout.audio("vid"), "mp4", "audio/mp4")
+    # the cancelled reprocess got as far as a live fragment of 240p and its growing playlist
+    live = layout.live_segment("vid", "240p", "0.m4s")
+    cancelled.put_text(live, "m4s", "video/iso.segment")
+    cancelled.put_text(layout.hls_playlist("vid", 240), "m3u8-2", "text/plain")
+    removed = cancelled.remove_written_by("job-cancelled", [240, 144], audio=True)
+    assert sorted(removed) == sorted([live, layout.hls_playlist("vid", 240)])
     assert objects_of(tc_settings, "vid") == sorted(
-        [layout.rendition("vid", 144), layout.rendition("vid", 240),
-         f"{layout.hls_dir('vid', 144)}/segment_00000.ts"]
+        [layout.rendition("vid", 144), layout.rendition("vid", 240), layout.audio("vid"),
+         layout.hls_playlist("vid", 144)]
     )  # fmt: skip
 
 

@@ -30,6 +30,12 @@ def test_playable_prefixes_follow_the_settings_and_never_include_the_source() ->
         layout.hls_master("v1"),
         layout.hls_playlist("v1", 240),
         layout.rendition("v1", 240),
+        layout.audio("v1"),
+        layout.audio_playlist("v1"),
+        layout.dash_manifest("v1"),
+        layout.live_segment("v1", "240p", "0.m4s"),
+        layout.legacy_hls_master("v1"),
+        layout.legacy_hls_playlist("v1", 240),
         layout.poster("v1"),
         layout.sprite_vtt("v1"),
     ]
@@ -39,5 +45,7 @@ def test_playable_prefixes_follow_the_settings_and_never_include_the_source() ->
         layout.manifest("v1"),
         layout.incoming("v1"),
         layout.hls_master("v10"),
+        layout.dash_manifest("v10"),
+        layout.legacy_hls_master("v10"),
     ]
     assert [key for key in private if key.startswith(prefixes)] == []

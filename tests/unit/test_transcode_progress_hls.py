@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core.events import Probe
 from core.profiles import DEFAULT_LADDER
-from dataflows.transcode.commands import encode_command, hls_command
+from dataflows.transcode.commands import encode_command
 from dataflows.transcode.hls import MasterEntry, avc1_codec, master_playlist, sprite_vtt
 from dataflows.transcode.ladder import plan_ladder
 from dataflows.transcode.outputs import preview_inputs
@@ -97,13 +97,20 @@ def test_encode_command_decodes_once_for_every_rung(tmp_path: Path) -> None:
     by_hand = encode_command("ffmpeg", "s", probe, planned, tmp_path, cascade=False)
     flat = by_hand[by_hand.index("-filter_complex") + 1]
     assert flat.startswith("[0:v]fps=30.000,split=5") and "[s4]scale=1280:720:" in flat
-    assert [a for a in argv if a.endswith(".mp4")] == [
-        str(tmp_path / f"{r.label}p.mp4") for r in planned
-    ]
-    assert argv.count("+faststart") == 5 and argv.count("0:a:0") == 5
     assert argv[argv.index("-g") + 1] == "60"  # a keyframe every 2 s segment
 
 
-def test_hls_is_a_remux(tmp_path: Path) -> None:
-    argv = hls_command("ffmpeg", tmp_path / "a.mp4", tmp_path / "hls" / "index.m3u8")
-    assert argv[argv.index("-c") + 1] == "copy" and "vod" in argv
+def test_each_rung_is_one_fragmented_mp4_and_the_audio_is_encoded_once(tmp_path: Path) -> None:
+    """Issue 12: one CMAF file per rung (no TS copy), the audio one track for the whole job."""
+    probe = Probe(duration=10, width=1280, height=720, fps=30, has_audio=True)
+    planned = plan_ladder(probe, DEFAULT_LADDER)
+    argv = encode_command("ffmpeg", "s", probe, planned, tmp_path, audio_kbps=128)
+    assert [a for a in argv if a.endswith(".mp4")] == [
+        str(tmp_path / f"{r.label}p.mp4") for r in planned
+    ] + [str(tmp_path / "audio.mp4")]
+    assert argv.count("0:a:0") == 1 and argv.count("aac") == 1
+    assert argv.count("fmp4") == len(planned) + 1 and argv.count("-an") == len(planned)
+    assert argv.count("single_file+independent_segments") == len(planned) + 1
+    assert not [a for a in argv if a.endswith(".ts")] and "+faststart" not in argv
+    silent = encode_command("ffmpeg", "s", probe, planned[:1], tmp_path)
+    assert "0:a:0" not in silent and not [a for a in silent if "audio" in a]

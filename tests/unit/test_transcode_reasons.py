@@ -48,7 +48,7 @@ def test_ffprobe_of_a_presigned_url_fails_without_the_url() -> None:
 
 
 def test_a_failed_child_task_reports_one_public_line(tmp_path: Path) -> None:
-    workdir = tmp_path / "work"  # the encode's MP4 is missing: the HLS remux fails
+    workdir = tmp_path / "work"  # the encode's playlist and MP4 are missing: publishing fails
     workdir.mkdir()
     planned = PlannedRendition(
         label=240, width=426, height=240, video_kbps=500, audio_kbps=128, audio=True
@@ -62,7 +62,7 @@ def test_a_failed_child_task_reports_one_public_line(tmp_path: Path) -> None:
     assert isinstance(outcome, Failed) and not outcome.hung
     assert "Traceback" in outcome.detail  # the detail, for the log
     reason = outcome.reason
-    assert reason.startswith("publishing failed") and "ffmpeg" in reason, reason
+    assert reason.startswith("publishing failed") and "No such file" in reason, reason
     assert is_public(reason) and "\n" not in reason and str(tmp_path) not in reason
 
 

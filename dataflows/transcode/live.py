@@ -1,0 +1,147 @@
+"""Publishing tracks while they encode, so a video plays within seconds of its job's start.
+
+FFmpeg writes each track as one local MP4 that grows fragment by fragment, and rewrites its
+EVENT playlist of byte ranges as each fragment completes (``commands._cmaf_output``). An S3
+object cannot be appended to, so while the track encodes each finished fragment is uploaded as a
+temporary object of its own (``{track}.live/{n}.m4s``, the init as ``{track}.live/init.mp4``)
+and the track's playlist in the bucket is a growing EVENT playlist of those (never closed).
+When the track is done the publishing child uploads the one MP4, switches the playlist to byte
+ranges into it and deletes the temporaries (``outputs.RenditionStore._publish_track``).
+
+This runs in a child beside FFmpeg (the ``encode`` step never calls the store): it polls the
+local files, publishes what is new and records, in ``live-tracks.json`` beside them, each track that
+has a fragment up and its codec; the step reads that file (local disk) and tells ``collect``,
+which lists the track in the master playlist.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from core.layout import ObjectLayout
+from core.logs import get_logger
+from dataflows.transcode.commands import AUDIO_TRACK
+from dataflows.transcode.hls import AUDIO_CODEC
+from dataflows.transcode.outputs import RenditionStore
+from dataflows.transcode.packaging import (
+    Track,
+    avc1_from_init,
+    live_playlist,
+    parse_media_playlist,
+)
+
+__all__ = ["LIVE_FILE", "LivePublisher", "read_live"]
+
+log = get_logger("vidflow.transcode")
+
+LIVE_FILE = "live-tracks.json"  # track -> {"codec": ..., "at": seconds after the child began}
+POLL_SECONDS = 0.25
+
+
+def read_live(workdir: Path) -> dict[str, dict[str, float | str]]:
+    """What the live publisher of ``workdir`` has up (empty before anything is, or if its file
+    is being replaced right now: read again at the next tick)."""
+    try:
+        data = json.loads((workdir / LIVE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, dict)}
+
+
+class LivePublisher:
+    """Uploads the new fragments of some tracks of one unit's ``workdir`` and their growing
+    playlists."""
+
+    def __init__(self, store: RenditionStore, workdir: Path, names: list[str]) -> None:
+        self.store, self.workdir, self.names = store, workdir, names
+        self.layout: ObjectLayout = store.layout
+        self.sent: dict[str, int] = {}  # track -> fragments uploaded (-1: init only)
+        self.codecs: dict[str, str] = {}
+        self.allowed: dict[str, bool] = {}
+        self.up: dict[str, dict[str, float | str]] = {}
+        self.began = time.monotonic()
+
+    def step(self) -> bool:
+        """Publish what is new of every track; whether anything was."""
+        changed = False
+        for name in self.names:
+            changed |= self._track(name)
+        return changed
+
+    def run(self, stop: Path, cancel: Path, labels: list[int], audio: bool) -> None:
+        """Publish until ``stop`` exists (or the parent kills it: it dies with its worker); when
+        ``cancel`` does, remove what this job put up of the tracks instead, and end."""
+        while not stop.exists():
+            if cancel.exists():
+                removed = self.store.remove_written_by(self.store.job_id, labels, audio)
+                log.info("live tracks removed", video=self.store.video_id, removed=len(removed))
+                return
+            if not self.step():
+                time.sleep(POLL_SECONDS)
+
+    def _ours(self, name: str) -> bool:
+        """Whether the track may go live: not when an earlier job's playlist is there (a
+        reprocess of a video that plays already must not replace its whole playlist with a
+        growing one, which a cancel would then remove)."""
+        if name not in self.allowed:
+            meta = self.store.written_by(self.store.track_keys(name)[1])
+            self.allowed[name] = meta in (None, self.store.job_id)
+            if not self.allowed[name]:
+                log.info("not published live: an earlier job's track is there", track=name,
+                         video=self.store.video_id)  # fmt: skip
+        return self.allowed[name]
+
+    def _track(self, name: str) -> bool:
+        if not self._ours(name):
+            return False
+        try:
+            text = (self.workdir / f"{name}.m3u8").read_text()
+        except FileNotFoundError:
+            return False
+        track = parse_media_playlist(text)
+        if track is None or not track.segments:
+            return False
+        done = self.sent.get(name)
+        mp4 = self.workdir / f"{name}.mp4"
+        video_id = self.store.video_id
+        with mp4.open("rb") as f:
+            if done is None:
+                init = f.read(track.init_length)
+                self.store.put_bytes(
+                    self.layout.live_segment(video_id, name, "init.mp4"), init, "video/mp4"
+                )
+                codec = AUDIO_CODEC if name == AUDIO_TRACK else avc1_from_init(init)
+                self.codecs[name] = codec
+                done = 0
+            if done >= len(track.segments):
+                self.sent[name] = done
+                return False
+            for n in range(done, len(track.segments)):
+                segment = track.segments[n]
+                f.seek(segment.offset)
+                body = f.read(segment.length)
+                key = self.layout.live_segment(video_id, name, f"{n}.m4s")
+                self.store.put_bytes(key, body, "video/iso.segment")
+        self.sent[name] = len(track.segments)
+        self._playlist(name, track)
+        if name not in self.up:  # its first fragment is up: the master may list it
+            at = round(time.monotonic() - self.began, 3)
+            self.up[name] = {"codec": self.codecs[name], "at": at}
+            _write(self.workdir / LIVE_FILE, self.up)
+        return True
+
+    def _playlist(self, name: str, track: Track) -> None:
+        live = self.layout.live_dir(self.store.video_id, name).rsplit("/", 1)[1]
+        text = live_playlist(track, f"{live}/init.mp4", lambda n: f"{live}/{n}.m4s")
+        key = self.store.track_keys(name)[1]
+        self.store.put_text(key, text, "application/vnd.apple.mpegurl")
+
+
+def _write(path: Path, data: dict[str, dict[str, float | str]]) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(data))
+    partial.replace(path)

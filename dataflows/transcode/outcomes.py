@@ -1,0 +1,24 @@
+"""What ``encode`` tells ``collect`` of a published unit (kept apart from ``tasks``, which every
+child imports: this side needs the flow's message types, and a child must start fast)."""
+
+from __future__ import annotations
+
+from dataflows.transcode.messages import UnitOutcome, UnitTask
+from dataflows.transcode.tasks import PublishResult
+
+__all__ = ["unit_outcome"]
+
+
+def unit_outcome(task: UnitTask, result: PublishResult) -> UnitOutcome:
+    """What ``collect`` is told of a published unit: its renditions, the master entries of its
+    tracks (the audio one too, when it made it) and their durations."""
+    entries = {r.entry.label: r.entry for r in result.rungs}
+    if result.audio is not None:
+        entries[result.audio.label] = result.audio
+    return UnitOutcome(
+        task.plan,
+        task.unit_id,
+        renditions={r.entry.label: r.rendition for r in result.rungs},
+        entries=entries,
+        durations={r.entry.label: r.duration for r in result.rungs},
+    )
