@@ -636,10 +636,14 @@ def test_file_events_beyond_the_watched_roots_are_dead_letters_and_the_flow_goes
     started_names = {e.filename for e in status.events if isinstance(e, ev.IngestStarted)}
     assert started_names == {"after-refusals.mkv"}
     # nothing of the refused files was stored: the bucket holds the good video's source and
-    # manifest only (chunks are parts of a source, never objects of their own)
+    # manifest and its dedup index entry only (chunks are parts of a source, never objects)
     layout = ObjectLayout(ingest_settings.storage)
-    video = completed.manifest.video_id
-    assert stored_keys(ingest_settings) == {layout.source(video), layout.manifest(video)}
+    video, sha256 = completed.manifest.video_id, completed.manifest.sha256
+    assert stored_keys(ingest_settings) == {
+        layout.source(video),
+        layout.manifest(video),
+        layout.by_sha256(sha256),
+    }
 
 
 def test_uploads_naming_any_key_but_their_own_incoming_one_are_dead_letters(
