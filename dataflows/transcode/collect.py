@@ -238,6 +238,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         if plan is None or not self.state.previewing:
             return []
         workdir = self._workdir(plan)
+        if self.child is None and set(self.state.renditions) == {0}:  # issue 12 (t12c)
+            return self._complete(PreviewResult(poster="", sprite="", vtt="", master=""))
         if self.child is None:  # start it (again, after a resume)
             renditions = self.state.renditions
             top = max(renditions)

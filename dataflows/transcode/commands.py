@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.events import Probe
+from core.profiles import Profile
+from dataflows.transcode.codecs import audio_codec_args, codec_args, video_codec_args
 from dataflows.transcode.ladder import PlannedRendition
 
 __all__ = [
@@ -56,12 +58,14 @@ def encode_command(
     outdir: Path,
     preset: str = "veryfast",
     cascade: bool = True,
+    profile: Profile | None = None,
 ) -> list[str]:
     """Decode ``source`` once and encode every rendition to ``outdir/{label}p.mp4``.
 
     Keyframes every ``SEGMENT_SECONDS`` (no scene-cut keyframes) so the HLS remux cuts equal
     segments; a variable frame rate source is made constant at its average rate so audio and
-    video stay in sync. ``cascade``: see :func:`scaling_graph`.
+    video stay in sync. ``cascade``: see :func:`scaling_graph`. ``profile``: the ladder's video
+    codec (:func:`dataflows.transcode.codecs.video_codec_args`); none is H.264.
     """
     rate = _frame_rate(probe)
     gop = str(round(rate * SEGMENT_SECONDS))
@@ -73,14 +77,15 @@ def encode_command(
         "-progress", "pipe:1", "-i", source, "-filter_complex", graph,
     ]  # fmt: skip
     for label, r in zip(labels, renditions, strict=True):
-        maxrate, bufsize = f"{r.video_kbps * 107 // 100}k", f"{r.video_kbps * 3 // 2}k"
+        # issue 12 (t12c): the ladder's video codec comes from its profile (H.264 by default)
+        video = video_codec_args(profile, r, int(gop), preset) if profile else None
         argv += [
-            "-map", f"[{label}]", "-c:v", "libx264", "-preset", preset, "-profile:v", "high",
-            "-pix_fmt", "yuv420p", "-b:v", f"{r.video_kbps}k", "-maxrate", maxrate,
-            "-bufsize", bufsize, "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
-        ]  # fmt: skip
+            "-map",
+            f"[{label}]",
+            *(video or codec_args("h264", r.video_kbps, int(gop), preset)),
+        ]
         if r.audio:
-            argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", f"{r.audio_kbps}k", "-ac", "2"]
+            argv += ["-map", "0:a:0", *audio_codec_args("aac", r.audio_kbps)]
         else:
             argv += ["-an"]
         argv += ["-movflags", "+faststart", str(outdir / f"{r.label}p.mp4")]

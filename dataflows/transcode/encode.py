@@ -30,6 +30,7 @@ from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.commands import encode_command
 from dataflows.transcode.context import Sequenced, TranscodeContext
+from dataflows.transcode.convert import convert_command
 from dataflows.transcode.messages import EncodeMessage, UnitOutcome, UnitStopped, UnitTask
 from dataflows.transcode.progress import ProgressThrottle
 from dataflows.transcode.runner import FFmpegRun, classify_failure
@@ -227,14 +228,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 plan.request.source.key,
                 expires=timedelta(hours=12),
             )
-            argv = encode_command(
-                ffmpeg_binary(),
-                source,
-                plan.request.probe,
-                [plan.planned_for(label) for label in task.labels],
-                workdir,
-                self.ctx.settings.transcode.preset,
-            )
+            argv = self._command(source, workdir)
             nice = 0 if task.early else self.ctx.settings.transcode.bulk_nice
             self.ffmpeg = FFmpegRun(
                 argv, plan.request.probe.duration, workdir / "ffmpeg.log", nice=nice,
@@ -259,6 +253,21 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 ev.UnitStarted, unit=task.unit_id, heights=list(task.labels), attempt=state.attempt
             )
         ]
+
+    def _command(self, source: str, workdir: Path) -> list[str]:
+        """The unit's FFmpeg run: a ladder's rungs, or a conversion profile's one output."""
+        state = self.state
+        assert state is not None
+        plan, preset = state.task.plan, self.ctx.settings.transcode.preset
+        profile = self.ctx.profiles[plan.request.profile]  # plan checked it is known
+        planned = [plan.planned_for(label) for label in state.task.labels]
+        if profile.kind != "ladder":  # issue 12 (t12c): one conversion
+            return convert_command(
+                ffmpeg_binary(), source, plan.request.probe, planned[0], profile, workdir, preset
+            )
+        return encode_command(
+            ffmpeg_binary(), source, plan.request.probe, planned, workdir, preset, profile=profile
+        )
 
     def _follow(self) -> list[EncodeOut]:
         state, run = self.state, self.ffmpeg
@@ -308,6 +317,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             bucket=self.ctx.settings.storage.bucket,
             workdir=str(workdir),
             planned=[plan.planned_for(label) for label in state.task.labels],
+            profile=plan.request.profile,  # issue 12 (t12c): a conversion publishes its one file
         )
         self.publishing = start(spec, workdir, "publish", PublishResult, self._child_deadline())
         state.status = UnitStatus.PUBLISHING
@@ -325,21 +335,23 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return self._failed("transient", outcome.reason, outcome.detail)
         result = outcome.result
         task = state.task
+        # published in the order of the unit's labels (a conversion's output has no entry)
+        rungs = list(zip(task.labels, result.rungs, strict=True))
         out: list[EncodeOut] = [
             self._status(
                 ev.RenditionCompleted,
-                stable_id=f"rendition.completed:{rung.entry.label}",
+                stable_id=f"rendition.completed:{label}",
                 rendition=rung.rendition,
             )
-            for rung in result.rungs
+            for label, rung in rungs
         ]
         out.append(
             UnitOutcome(
                 task.plan,
                 task.unit_id,
-                renditions={r.entry.label: r.rendition for r in result.rungs},
-                entries={r.entry.label: r.entry for r in result.rungs},
-                durations={r.entry.label: r.duration for r in result.rungs},
+                renditions={label: r.rendition for label, r in rungs},
+                entries={label: r.entry for label, r in rungs if r.entry is not None},
+                durations={label: r.duration for label, r in rungs},
             )
         )
         metrics.UNITS.labels(outcome="completed").inc()

@@ -21,9 +21,10 @@ from core.events import Rendition
 from core.layout import ObjectLayout
 from core.settings import get_settings
 from dataflows.children import SpecTask, serve
+from dataflows.transcode.convert import publish_conversion
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
-from dataflows.transcode.outputs import RenditionStore
+from dataflows.transcode.outputs import JOB_METADATA, RenditionStore
 from dataflows.transcode.purge import purge_video
 
 __all__ = [
@@ -50,11 +51,12 @@ class PublishSpec(msgspec.Struct, kw_only=True, frozen=True, tag="publish"):
     bucket: str
     workdir: str
     planned: list[PlannedRendition]
+    profile: str = "default"  # issue 12 (t12c): a conversion profile's output is one file
 
 
 class PublishedRung(msgspec.Struct, kw_only=True, frozen=True):
     rendition: Rendition
-    entry: MasterEntry
+    entry: MasterEntry | None  # None: a conversion's output, in no master playlist
     duration: float = 0.0  # seconds, by ffprobe of the encoded MP4 (0: unknown)
 
 
@@ -151,6 +153,8 @@ def _run(
     if isinstance(spec, MasterSpec):
         return MasterResult(master=store.write_master(spec.entries))
     workdir = Path(spec.workdir)
+    if isinstance(spec, PublishSpec) and settings.transcode.profiles[spec.profile].kind != "ladder":
+        return _publish_conversion(spec, store)  # issue 12 (t12c)
     if isinstance(spec, PublishSpec):
         rungs = []
         for planned in spec.planned:
@@ -165,11 +169,22 @@ def _run(
     previews = store.previews(
         poster_from, sprite_from, spec.duration, spec.width, spec.height, workdir
     )
-    master = store.write_master(spec.entries)
+    master = store.write_master(spec.entries) if spec.entries else ""  # none for a conversion
     return PreviewResult(
         poster=previews.poster, sprite=previews.sprite, vtt=previews.vtt, master=master,
         warnings=previews.warnings,
     )  # fmt: skip
+
+
+def _publish_conversion(spec: PublishSpec, store: RenditionStore) -> PublishResult:
+    """Upload a conversion profile's one output (:mod:`dataflows.transcode.convert`)."""
+    profile = get_settings().transcode.profiles[spec.profile]
+    meta: dict[str, str | list[str] | tuple[str]] = {JOB_METADATA: spec.job_id}
+    rendition, duration = publish_conversion(
+        store.client, spec.bucket, store.layout, spec.video_id, spec.profile, profile,
+        spec.planned[0], Path(spec.workdir), meta,
+    )  # fmt: skip
+    return PublishResult(rungs=[PublishedRung(rendition=rendition, entry=None, duration=duration)])
 
 
 _WHAT: dict[type, str] = {  # what failed, in words users see
