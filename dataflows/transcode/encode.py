@@ -151,6 +151,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             spec = CleanupSpec(
                 video_id=plan.video_id, job_id=plan.job_id,
                 bucket=self.ctx.settings.storage.bucket, labels=list(state.task.labels),
+                profile=plan.request.profile,
             )  # fmt: skip
             self.cleaning = start(
                 spec, self._workdir(), "cleanup", CleanupResult, self._child_deadline()

@@ -21,7 +21,7 @@ from core.events import Rendition
 from core.layout import ObjectLayout
 from core.settings import get_settings
 from dataflows.children import SpecTask, serve
-from dataflows.transcode.convert import publish_conversion
+from dataflows.transcode.convert import publish_conversion, remove_if_written_by
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.outputs import JOB_METADATA, RenditionStore
@@ -95,6 +95,7 @@ class CleanupSpec(msgspec.Struct, kw_only=True, frozen=True, tag="cleanup"):
     job_id: str
     bucket: str
     labels: list[int]
+    profile: str = "default"  # issue 12 (t12c): a conversion's output is one file of its own
 
 
 class CleanupResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -149,7 +150,12 @@ def _run(
         spec.job_id,
     )  # fmt: skip
     if isinstance(spec, CleanupSpec):
-        return CleanupResult(removed=store.remove_written_by(spec.job_id, spec.labels))
+        removed = store.remove_written_by(spec.job_id, spec.labels)
+        profile = settings.transcode.profiles.get(spec.profile)
+        if profile is not None and profile.kind != "ladder":  # issue 12 (t12c)
+            key = store.layout.converted(spec.video_id, spec.profile, profile.extension)
+            removed += remove_if_written_by(store.client, spec.bucket, key, spec.job_id)
+        return CleanupResult(removed=removed)
     if isinstance(spec, MasterSpec):
         return MasterResult(master=store.write_master(spec.entries))
     workdir = Path(spec.workdir)

@@ -7,6 +7,7 @@ profile's job.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -17,9 +18,13 @@ import msgspec
 import pytest
 
 from connectors.ffmpeg import ffmpeg_binary
+from connectors.storage import make_client
 from core import events as ev
 from core.layout import ObjectLayout
 from core.settings import Settings, settings_environ
+from dataflows.transcode.outputs import JOB_METADATA
+from dataflows.transcode.tasks import CleanupResult, CleanupSpec
+from dataflows.transcode.tasks import main as tasks_main
 from tests.flows import ROOT, FlowProcess, TopicReader
 from tests.integration.test_transcode_flow import ffprobe_url, finished, of, request_for
 from tests.media import h264_clip
@@ -172,3 +177,28 @@ def test_submit_takes_a_conversion_profile_and_lists_them(
     assert document["status"] == "completed", document
     keys = [r["key"] for r in document["renditions"]]
     assert keys == [f"renditions/{document['video_id']}/audio-mp3.mp3"]
+
+
+def test_a_cancelled_conversion_removes_only_its_own_output(
+    fmt_settings: Settings, tmp_path: Path
+) -> None:
+    """The clean-up child of a conversion unit cancelled while publishing removes the output its
+    job wrote, and leaves one an earlier job wrote (keys are per video and profile)."""
+    client = make_client(fmt_settings.storage)
+    bucket, layout = fmt_settings.storage.bucket, ObjectLayout(fmt_settings.storage)
+    mine, earlier = (
+        layout.converted("vid", "webm-vp9", "webm"),
+        layout.converted("vid", "audio-mp3", "mp3"),
+    )
+    for key, job in ((mine, "job-cancelled"), (earlier, "job-earlier")):
+        client.put_object(bucket, key, io.BytesIO(b"x"), 1, metadata={JOB_METADATA: job})
+    for profile in ("webm-vp9", "audio-mp3"):
+        spec = CleanupSpec(video_id="vid", job_id="job-cancelled", bucket=bucket, labels=[90],
+                           profile=profile)  # fmt: skip
+        spec_path, result_path = tmp_path / f"{profile}.spec", tmp_path / f"{profile}.result"
+        spec_path.write_bytes(msgspec.json.encode(spec))
+        assert tasks_main([str(spec_path), str(result_path)]) == 0
+    left = [o.object_name for o in client.list_objects(bucket, "renditions/vid/", recursive=True)]
+    assert left == [earlier]
+    result = msgspec.json.decode(result_path.read_bytes(), type=CleanupResult)
+    assert result.removed == []  # the earlier job's output is not the cancelled job's
