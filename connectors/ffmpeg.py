@@ -1,4 +1,4 @@
-"""FFmpeg and ffprobe: finding the binaries and reading what a source is."""
+"""FFmpeg and ffprobe: finding the binaries, what encoders FFmpeg has, what a source is."""
 
 from __future__ import annotations
 
@@ -6,20 +6,27 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
+from functools import cache
 from typing import Any
 
 from core.errors import scrub
 from core.events import Probe
+from core.profiles import BUILTIN_PROFILES, Profile, missing_encoders
 
 __all__ = [
     "FFmpegMissing",
     "ProbeError",
+    "ProfileUnsupported",
+    "available_encoders",
     "ffmpeg_binary",
     "ffprobe_binary",
+    "parse_encoders",
     "parse_probe",
     "probe",
     "stderr_reason",
+    "usable_profiles",
 ]
 
 PROBE_TIMEOUT = 120.0
@@ -32,6 +39,10 @@ class FFmpegMissing(RuntimeError):
 
 class ProbeError(ValueError):
     """The input is not a video vidflow can transcode; the text is for people."""
+
+
+class ProfileUnsupported(ValueError):
+    """A configured profile needs an encoder the installed FFmpeg lacks."""
 
 
 def _binary(name: str) -> str:
@@ -143,3 +154,43 @@ def probe(source: str, timeout: float = PROBE_TIMEOUT) -> Probe:
     except json.JSONDecodeError as exc:
         raise ProbeError(f"ffprobe printed no report: {exc}") from None
     return parse_probe(report)
+
+
+_ENCODER_LINE = re.compile(r"^\s*[VAS][.A-Z]{5}\s+(\S+)\s")
+
+
+def parse_encoders(listing: str) -> frozenset[str]:
+    """Encoder names from ``ffmpeg -hide_banner -encoders`` (lines such as
+    `` V....D libx264  libx264 H.264 ...``; the legend above the ``------`` line is skipped)."""
+    _, _, table = listing.partition("------")
+    return frozenset(m.group(1) for line in table.splitlines() if (m := _ENCODER_LINE.match(line)))
+
+
+@cache
+def available_encoders() -> frozenset[str]:
+    """The installed FFmpeg's encoders, asked once per process."""
+    done = subprocess.run(
+        [ffmpeg_binary(), "-hide_banner", "-encoders"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return parse_encoders(done.stdout)
+
+
+def usable_profiles(
+    profiles: Mapping[str, Profile], have: Iterable[str] | None = None
+) -> dict[str, Profile]:
+    """``profiles`` the installed FFmpeg (or the encoders ``have``) can make.
+
+    A configured profile (``VIDFLOW_TRANSCODE_PROFILES_JSON``) it cannot make is refused: the
+    operator asked for it, so the process stops at load with the reason. A built-in one is left
+    out (it is not offered), so a build without, say, SVT-AV1 still runs everything else.
+    """
+    lacking = missing_encoders(profiles, available_encoders() if have is None else have)
+    configured = {n: e for n, e in lacking.items() if profiles[n] is not BUILTIN_PROFILES.get(n)}
+    if configured:
+        named = "; ".join(f"{n} needs {', '.join(e)}" for n, e in sorted(configured.items()))
+        raise ProfileUnsupported(
+            f"VIDFLOW_TRANSCODE_PROFILES_JSON: the installed FFmpeg cannot make {named} "
+            "(install an FFmpeg built with those encoders, or drop the profile)"
+        )
+    return {n: p for n, p in profiles.items() if n not in lacking}

@@ -223,7 +223,7 @@ class Rendition(msgspec.Struct, kw_only=True, frozen=True):
     height: NonNegInt
     width: NonNegInt
     key: Key
-    hls: Key
+    hls: OptKey  # "" for a conversion profile's one output (issue 12)
     bandwidth: Size = 0
     codecs: Label = ""
 

@@ -164,3 +164,16 @@ class ObjectLayout:
         another video's manifest still names: an identical file's, ``dataflows/transcode/purge``);
         its source may also be its upload (``incoming/``) or chunks of the earlier layout."""
         return (*self.playable_prefixes(video_id), f"{self._s.prefix_sources}/{video_id}/")
+
+    # a single conversion's or an audio-only profile's one output
+    def converted(self, video_id: str, profile: str, ext: str) -> str:
+        """The one output of a conversion profile (``profile`` is an event ``Id``: no slash)."""
+        return f"{self._s.prefix_renditions}/{video_id}/{profile}.{ext}"
+
+    def is_converted(self, video_id: str, key: str) -> bool:
+        """Whether ``key`` is a conversion output of this video (as :meth:`converted` makes)."""
+        name = key.removeprefix(f"{self._s.prefix_renditions}/{video_id}/")
+        return name != key and _CONVERTED.fullmatch(name) is not None
+
+
+_CONVERTED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@-]{0,63}\.(?:mp4|webm|mp3|m4a|ogg)")

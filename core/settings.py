@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 # Profiles are parsed here, at load; the module moves into the core package later.
-from core.profiles import Rung, load_profiles
+from core.profiles import Profile, load_profiles
 from core.secret import Secret
 from core.settings_env import SettingsError, environ_of, refuse_default_credentials, settings_from
 
@@ -237,13 +237,13 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
         _parsed_profiles(self.profiles_json)  # a bad ladder stops the process at load
 
     @property
-    def profiles(self) -> Mapping[str, tuple[Rung, ...]]:
-        """Every profile by name: the built-in ``default`` plus ``profiles_json``, parsed once."""
+    def profiles(self) -> Mapping[str, Profile]:
+        """Every profile by name: the built-in ones plus ``profiles_json``, parsed once."""
         return _parsed_profiles(self.profiles_json)
 
 
 @cache
-def _parsed_profiles(raw_json: str) -> Mapping[str, tuple[Rung, ...]]:
+def _parsed_profiles(raw_json: str) -> Mapping[str, Profile]:
     """``profiles_json`` parsed, once per distinct text, read-only so callers share it."""
     try:
         return MappingProxyType(load_profiles(raw_json))

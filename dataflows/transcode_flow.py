@@ -29,7 +29,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from minio import Minio
 
-from connectors.ffmpeg import ffmpeg_binary
+from connectors.ffmpeg import ffmpeg_binary, usable_profiles
 from connectors.metrics import start_metrics_server
 from connectors.storage import make_client, wait_for_storage
 from core.logs import configure_logging, get_logger
@@ -109,7 +109,7 @@ def build_flow(
     ctx = TranscodeContext(
         settings,
         client,
-        settings.transcode.profiles,
+        usable_profiles(settings.transcode.profiles),
         shape,
         mode,
     )

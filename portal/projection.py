@@ -85,6 +85,8 @@ def scrubbed(event: ev.AnyEvent) -> ev.AnyEvent:
 def _check_rendition(layout: ObjectLayout, video_id: str, r: ev.Rendition) -> None:
     """A rung's MP4 and playlist are the ones the layout derives for this video (the number in
     the name is the rung's label, its short side, which is not always ``height``)."""
+    if not r.hls and layout.is_converted(video_id, r.key):
+        return  # a conversion profile's one output, no HLS
     found = _RENDITION_LABEL.search(r.key)
     label = int(found.group(1)) if found else -1
     if (

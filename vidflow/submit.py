@@ -35,7 +35,7 @@ from core.logs import get_logger
 from core.progress import VideoStatus, VideoSummary, apply_event
 from core.settings import Settings, get_settings
 
-__all__ = ["announce", "follow", "submit_command", "upload"]
+__all__ = ["announce", "follow", "profiles_command", "submit_command", "upload"]
 
 console = Console(stderr=True)
 log = get_logger("vidflow.submit")
@@ -176,7 +176,10 @@ def _fail(as_json: bool, video_id: str | None, exc: Exception) -> NoReturn:
 
 @click.command("submit")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--profile", default=None, help="Transcoding profile (default: the setting).")
+@click.option(
+    "--profile", default=None,
+    help="Transcoding profile (default: the setting); `vidflow profiles` lists them.",
+)  # fmt: skip
 @click.option(
     "--owner", default="", callback=_owner,
     help="Owner recorded with the upload (at most 64 characters, no spaces).",
@@ -189,10 +192,14 @@ def submit_command(
 ) -> None:
     """Upload PATH and announce it to the pipeline."""
     settings = get_settings()
+    chosen = profile or settings.transcode.default_profile
+    if chosen not in settings.transcode.profiles:  # refused before any byte is sent
+        known = ", ".join(settings.transcode.profiles)
+        reason = f"unknown profile {chosen!r} (known: {known}; see `vidflow profiles`)"
+        raise click.BadParameter(reason, param_hint="--profile")
     try:
         wait_for_storage(settings.storage, timeout=30)
         wait_for_kafka(settings.kafka, timeout=30)
-        chosen = profile or settings.transcode.default_profile
         video_id, announced = upload(settings, path, chosen, owner, quiet=as_json)
     except click.ClickException:
         raise
@@ -218,3 +225,12 @@ def submit_command(
         )
     if summary.status is not VideoStatus.COMPLETED:
         sys.exit(1)
+
+
+@click.command("profiles")
+def profiles_command() -> None:
+    """List the transcoding profiles, each with its short description (default marked)."""
+    transcode = get_settings().transcode
+    for name, profile in transcode.profiles.items():
+        mark = " (default)" if name == transcode.default_profile else ""
+        click.echo(f"{name}{mark}: {profile.description or profile.kind}")

@@ -243,23 +243,20 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         if plan is None or not self.state.previewing:
             return []
         workdir = self._workdir(plan)
+        if self.child is None and set(self.state.renditions) == {0}:  # audio only: no previews
+            return self._complete(PreviewResult(poster="", sprite="", vtt="", master=""))
         if self.child is None:  # start it (again, after a resume)
             renditions = self.state.renditions
             top = max(renditions)
             planned = plan.planned_for(top)
             poster, sprite = preview_inputs({label: r.width for label, r in renditions.items()})
             spec = PreviewSpec(
-                video_id=plan.video_id,
-                job_id=plan.job_id,
-                bucket=self.ctx.settings.storage.bucket,
-                workdir=str(workdir),
-                poster_key=renditions[poster].key,
-                sprite_key=renditions[sprite].key,
-                duration=plan.request.probe.duration,
-                width=planned.width,
-                height=planned.height,
+                video_id=plan.video_id, job_id=plan.job_id, workdir=str(workdir),
+                bucket=self.ctx.settings.storage.bucket, poster_key=renditions[poster].key,
+                sprite_key=renditions[sprite].key, duration=plan.request.probe.duration,
+                width=planned.width, height=planned.height,
                 entries=list(self.state.entries.values()),
-            )
+            )  # fmt: skip
             shutil.rmtree(workdir, ignore_errors=True)
             self.child = start(spec, workdir, "previews", PreviewResult, self._child_deadline())
             self.previews_at = time.monotonic()

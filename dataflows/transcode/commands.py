@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.events import Probe
+from core.profiles import Profile
+from dataflows.transcode.codecs import video_codec_args
 from dataflows.transcode.ladder import PlannedRendition
 
 __all__ = [
@@ -86,6 +88,7 @@ def encode_command(
     preset: str = "veryfast",
     cascade: bool = True,
     audio_kbps: int = 0,
+    profile: Profile | None = None,
 ) -> list[str]:
     """Decode ``source`` once and encode every rendition to ``outdir/{label}p.mp4`` (video only,
     fragmented) and, when ``audio_kbps``, the source's first audio stream once to
@@ -93,7 +96,8 @@ def encode_command(
 
     Keyframes every ``SEGMENT_SECONDS`` (no scene-cut keyframes) so every rung cuts equal,
     aligned segments; a variable frame rate source is made constant at its average rate so audio
-    and video stay in sync. ``cascade``: see :func:`scaling_graph`.
+    and video stay in sync. ``cascade``: see :func:`scaling_graph`. ``profile``: the ladder's video
+    codec (:func:`dataflows.transcode.codecs.video_codec_args`); none is H.264.
     """
     rate = _frame_rate(probe)
     gop = str(round(rate * SEGMENT_SECONDS))
@@ -105,7 +109,9 @@ def encode_command(
         "-progress", "pipe:1", "-i", source, "-filter_complex", graph,
     ]  # fmt: skip
     for label, r in zip(labels, renditions, strict=True):
-        argv += ["-map", f"[{label}]", *_video_codec_args(r, preset, gop), "-an"]
+        # the ladder's video codec comes from its profile (H.264 when none is given)
+        video = video_codec_args(profile, r, int(gop), preset) if profile else None
+        argv += ["-map", f"[{label}]", *(video or _video_codec_args(r, preset, gop)), "-an"]
         argv += _cmaf_output(outdir, track_name(r.label))
     if audio_kbps:
         argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", f"{audio_kbps}k", "-ac", "2"]

@@ -11,7 +11,7 @@ from minio import Minio
 
 from core import events as ev
 from core.layout import ObjectLayout
-from core.profiles import Rung
+from core.profiles import Profile
 from core.settings import Settings
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
@@ -30,7 +30,7 @@ class TranscodeContext:
         self,
         settings: Settings,
         client: Minio,
-        profiles: Mapping[str, tuple[Rung, ...]],
+        profiles: Mapping[str, Profile],
         shape: ClusterShape,
         unit_mode: UnitMode,
     ) -> None:

@@ -21,14 +21,13 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from connectors.ffmpeg import ffmpeg_binary, stderr_reason
+from connectors.ffmpeg import stderr_reason
 from core import events as ev
 from core.errors import public_reason
 from core.logs import get_logger
 from dataflows.children import Failed, SpecTask
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
-from dataflows.transcode.commands import encode_command
 from dataflows.transcode.context import Sequenced, TranscodeContext
 from dataflows.transcode.live_unit import LiveFollower, unit_audio_kbps
 from dataflows.transcode.messages import (
@@ -49,6 +48,7 @@ from dataflows.transcode.tasks import (
     PublishSpec,
     start,
 )
+from dataflows.transcode.unit_command import unit_command
 
 __all__ = ["EncodeLogic", "EncodeOut"]
 
@@ -167,7 +167,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             spec = CleanupSpec(
                 video_id=plan.video_id, job_id=plan.job_id,
                 bucket=self.ctx.settings.storage.bucket, labels=list(state.task.labels),
-                audio=unit_audio_kbps(state.task) > 0,
+                audio=unit_audio_kbps(state.task) > 0, profile=plan.request.profile,
             )  # fmt: skip
             self.cleaning = start(
                 spec, self._workdir(), "cleanup", CleanupResult, self._child_deadline()
@@ -244,15 +244,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             # video's manifest says (an upload, or an identical file's source)
             key = self.ctx.sources.source_key(plan.video_id, plan.request.source.key)
             source = self.ctx.client.presigned_get_object(bucket, key, expires=timedelta(hours=12))
-            argv = encode_command(
-                ffmpeg_binary(),
-                source,
-                plan.request.probe,
-                [plan.planned_for(label) for label in task.labels],
-                workdir,
-                self.ctx.settings.transcode.preset,
-                audio_kbps=unit_audio_kbps(task),
-            )
+            profile = self.ctx.profiles[plan.request.profile]  # plan checked it is known
+            argv = unit_command(task, profile, source, workdir, self.ctx.settings.transcode.preset)
             nice = 0 if task.early else self.ctx.settings.transcode.bulk_nice
             self.ffmpeg = FFmpegRun(
                 argv, plan.request.probe.duration, workdir / "ffmpeg.log", nice=nice,
@@ -264,7 +257,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return self._failed("transient", public_reason("could not start FFmpeg", exc))
         state.status = UnitStatus.ENCODING
         state.phases = {"queued": round(time.time() - state.received, 3)}
-        if self.live.start(task, self.ctx.settings.storage.bucket, self._workdir()):
+        ladder = self.ctx.profiles[plan.request.profile].kind == "ladder"  # conversions: no live
+        if ladder and self.live.start(task, self.ctx.settings.storage.bucket, self._workdir()):
             state.published = True  # temporaries of this job may be in the bucket from now on
         self.throttle = ProgressThrottle(1.0)
         log.info(
@@ -329,6 +323,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             video_id=plan.video_id, job_id=plan.job_id, bucket=self.ctx.settings.storage.bucket,
             workdir=str(workdir), planned=[plan.planned_for(label) for label in state.task.labels],
             audio=unit_audio_kbps(state.task) > 0,
+            profile=plan.request.profile,  # a conversion publishes its one file (convert.py)
         )  # fmt: skip
         self.publishing = start(spec, workdir, "publish", PublishResult, self._child_deadline())
         self.published_at = time.monotonic()
@@ -347,10 +342,11 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return self._failed("transient", outcome.reason, outcome.detail)
         result = outcome.result
         task = state.task
+        # in the order of the unit's labels (a conversion's one output has no master entry)
         out: list[EncodeOut] = [
-            self._status(ev.RenditionCompleted, stable_id=f"rendition.completed:{r.entry.label}",
+            self._status(ev.RenditionCompleted, stable_id=f"rendition.completed:{label}",
                          rendition=r.rendition)
-            for r in result.rungs
+            for label, r in zip(task.labels, result.rungs, strict=True)
         ]  # fmt: skip
         out.append(unit_outcome(task, result))
         metrics.UNITS.labels(outcome="completed").inc()

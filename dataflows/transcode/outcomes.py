@@ -12,13 +12,15 @@ __all__ = ["unit_outcome"]
 def unit_outcome(task: UnitTask, result: PublishResult) -> UnitOutcome:
     """What ``collect`` is told of a published unit: its renditions, the master entries of its
     tracks (the audio one too, when it made it) and their durations."""
-    entries = {r.entry.label: r.entry for r in result.rungs}
+    # in the order of the unit's labels: a conversion's one output has no master entry
+    rungs = list(zip(task.labels, result.rungs, strict=True))
+    entries = {label: r.entry for label, r in rungs if r.entry is not None}
     if result.audio is not None:
         entries[result.audio.label] = result.audio
     return UnitOutcome(
         task.plan,
         task.unit_id,
-        renditions={r.entry.label: r.rendition for r in result.rungs},
+        renditions={label: r.rendition for label, r in rungs},
         entries=entries,
-        durations={r.entry.label: r.duration for r in result.rungs},
+        durations={label: r.duration for label, r in rungs},
     )

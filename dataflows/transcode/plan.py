@@ -19,10 +19,12 @@ from datetime import UTC, datetime
 from bytewax.operators import StatefulLogic
 
 from core import events as ev
+from core.errors import public_reason
 from core.logs import get_logger
 from dataflows.kafka_io import Inbound
 from dataflows.transcode.cluster import unit_routing_keys
 from dataflows.transcode.context import TranscodeContext
+from dataflows.transcode.convert import plan_conversion
 from dataflows.transcode.ladder import plan_ladder
 from dataflows.transcode.messages import (
     JobClosed,
@@ -50,7 +52,13 @@ def make_plan(
         known = ", ".join(ctx.profiles)
         error = f"unknown profile {request.profile!r} (known: {known})"
         return JobPlan(request, position, (), (), nonce, error), [], {}
-    planned = plan_ladder(request.probe, profile)
+    if profile.kind == "ladder":
+        planned = plan_ladder(request.probe, profile.rungs)
+    else:  # a conversion profile makes one output (dataflows.transcode.convert)
+        try:
+            planned = [plan_conversion(request.probe, profile)]
+        except ValueError as exc:
+            return JobPlan(request, position, (), (), nonce, public_reason(str(exc))), [], {}
     units = group_units(planned, ctx.unit_mode)
     plan = JobPlan(request, position, tuple(planned), tuple(u.unit_id for u in units), nonce)
     keys = unit_routing_keys(f"{request.video_id}/{request.job_id}", plan.units, ctx.shape.workers)

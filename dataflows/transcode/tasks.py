@@ -22,10 +22,11 @@ from core.events import Rendition
 from core.layout import ObjectLayout
 from core.settings import get_settings
 from dataflows.children import SpecTask, serve
+from dataflows.transcode.convert import publish_conversion, remove_if_written_by
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.live import LivePublisher
-from dataflows.transcode.outputs import RenditionStore
+from dataflows.transcode.outputs import JOB_METADATA, RenditionStore
 from dataflows.transcode.purge import purge_video
 
 __all__ = [
@@ -55,11 +56,12 @@ class PublishSpec(msgspec.Struct, kw_only=True, frozen=True, tag="publish"):
     workdir: str
     planned: list[PlannedRendition]
     audio: bool = False
+    profile: str = "default"  # a conversion profile's output is one file (convert.py)
 
 
 class PublishedRung(msgspec.Struct, kw_only=True, frozen=True):
     rendition: Rendition
-    entry: MasterEntry
+    entry: MasterEntry | None  # None: a conversion's output, in no master playlist
     duration: float = 0.0  # seconds, by ffprobe of the encoded MP4 (0: unknown)
 
 
@@ -101,6 +103,7 @@ class CleanupSpec(msgspec.Struct, kw_only=True, frozen=True, tag="cleanup"):
     bucket: str
     labels: list[int]
     audio: bool = False  # the unit made the job's audio track
+    profile: str = "default"  # a conversion's output is one file of its own (convert.py)
 
 
 class CleanupResult(msgspec.Struct, kw_only=True, frozen=True):
@@ -170,10 +173,17 @@ def _run(
         spec.job_id,
     )  # fmt: skip
     if isinstance(spec, CleanupSpec):
-        return CleanupResult(removed=store.remove_written_by(spec.job_id, spec.labels, spec.audio))
+        removed = store.remove_written_by(spec.job_id, spec.labels, spec.audio)
+        profile = settings.transcode.profiles.get(spec.profile)
+        if profile is not None and profile.kind != "ladder":  # a conversion's one output
+            key = store.layout.converted(spec.video_id, spec.profile, profile.extension)
+            removed += remove_if_written_by(store.client, spec.bucket, key, spec.job_id)
+        return CleanupResult(removed=removed)
     if isinstance(spec, MasterSpec):
         return MasterResult(master=store.write_master(spec.entries))
     workdir = Path(spec.workdir)
+    if isinstance(spec, PublishSpec) and settings.transcode.profiles[spec.profile].kind != "ladder":
+        return _publish_conversion(spec, store)
     if isinstance(spec, LiveSpec):
         live = LivePublisher(store, workdir, spec.names)
         labels = [int(n.removesuffix("p")) for n in spec.names if n.endswith("p")]
@@ -195,11 +205,22 @@ def _run(
     previews = store.previews(
         poster_from, sprite_from, spec.duration, spec.width, spec.height, workdir
     )
-    master = store.write_master(spec.entries)
+    master = store.write_master(spec.entries) if spec.entries else ""  # none for a conversion
     return PreviewResult(
         poster=previews.poster, sprite=previews.sprite, vtt=previews.vtt, master=master,
         warnings=previews.warnings,
     )  # fmt: skip
+
+
+def _publish_conversion(spec: PublishSpec, store: RenditionStore) -> PublishResult:
+    """Upload a conversion profile's one output (:mod:`dataflows.transcode.convert`)."""
+    profile = get_settings().transcode.profiles[spec.profile]
+    meta: dict[str, str | list[str] | tuple[str]] = {JOB_METADATA: spec.job_id}
+    rendition, duration = publish_conversion(
+        store.client, spec.bucket, store.layout, spec.video_id, spec.profile, profile,
+        spec.planned[0], Path(spec.workdir), meta,
+    )  # fmt: skip
+    return PublishResult(rungs=[PublishedRung(rendition=rendition, entry=None, duration=duration)])
 
 
 _WHAT: dict[type, str] = {  # what failed, in words users see

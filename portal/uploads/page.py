@@ -28,7 +28,8 @@ async def upload_page(request: Request[Any, Any, Any], db: Db, settings: Setting
         template_name="upload.html",
         context={
             "uploads": list(rows.scalars()),
-            "profiles": list(settings.transcode.profiles),
+            # each profile with its short description
+            "profiles": [(n, p.description) for n, p in settings.transcode.profiles.items()],
             "default_profile": settings.transcode.default_profile,
             "max_bytes": settings.portal.max_upload_bytes,
         },

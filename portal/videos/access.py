@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from litestar import Request
@@ -25,7 +25,10 @@ async def visible_video(db: AsyncSession, request: Request[Any, Any, Any], video
     return row
 
 
-def download_name(filename: str, height: int) -> str:
-    """``holiday-720p.mp4`` from ``holiday.mov``: plain ASCII, safe inside a quoted header."""
+def download_name(filename: str, height: int, key: str = "") -> str:
+    """``holiday-720p.mp4`` from ``holiday.mov``: plain ASCII, safe inside a quoted header
+    (the type is the object ``key``'s, a conversion's may be WebM or audio; audio alone, height
+    0, has no ``-0p``)."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).stem).strip("._") or "video"
-    return f"{stem[:80]}-{height}p.mp4"
+    extension = re.sub(r"[^a-z0-9]", "", PurePosixPath(key).suffix.lower())[:8] or "mp4"
+    return f"{stem[:80]}-{height}p.{extension}" if height else f"{stem[:80]}.{extension}"

@@ -90,7 +90,8 @@ class VideoPages(Controller):
                 expires=DOWNLOAD_TTL,
                 response_headers={
                     "response-content-disposition": (
-                        f'attachment; filename="{download_name(v.filename or v.id, r.height)}"'
+                        "attachment; filename="
+                        f'"{download_name(v.filename or v.id, r.height, r.key)}"'
                     )
                 },
             )  # signed locally (the region is configured): no request to the store
