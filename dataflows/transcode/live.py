@@ -27,9 +27,9 @@ from dataflows.transcode.hls import AUDIO_CODEC
 from dataflows.transcode.outputs import RenditionStore
 from dataflows.transcode.packaging import (
     Track,
-    avc1_from_init,
     live_playlist,
     parse_media_playlist,
+    video_codec_from_init,
 )
 
 __all__ = ["LIVE_FILE", "LivePublisher", "read_live"]
@@ -114,7 +114,7 @@ class LivePublisher:
                 self.store.put_bytes(
                     self.layout.live_segment(video_id, name, "init.mp4"), init, "video/mp4"
                 )
-                codec = AUDIO_CODEC if name == AUDIO_TRACK else avc1_from_init(init)
+                codec = AUDIO_CODEC if name == AUDIO_TRACK else video_codec_from_init(init)
                 self.codecs[name] = codec
                 done = 0
             if done >= len(track.segments):

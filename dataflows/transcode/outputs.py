@@ -31,10 +31,10 @@ from dataflows.transcode.hls import AUDIO_CODEC, MasterEntry, master_playlist, s
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.packaging import (
     Track,
-    avc1_from_init,
     byterange_playlist,
     parse_media_playlist,
     peak_bandwidth,
+    video_codec_from_init,
 )
 
 __all__ = ["JOB_METADATA", "Previews", "RenditionStore", "preview_inputs"]
@@ -141,7 +141,7 @@ class RenditionStore:
         mp4 = workdir / f"{name}.mp4"
         with mp4.open("rb") as f:
             init = f.read(track.init_length)
-        codec = AUDIO_CODEC if name == AUDIO_TRACK else avc1_from_init(init)
+        codec = AUDIO_CODEC if name == AUDIO_TRACK else video_codec_from_init(init)
         key, playlist = self.track_keys(name)
         self._put_file(key, mp4)
         self.put_text(

@@ -23,6 +23,7 @@ __all__ = [
     "live_playlist",
     "parse_media_playlist",
     "peak_bandwidth",
+    "video_codec_from_init",
 ]
 
 _BYTERANGE = re.compile(r"(\d+)@(\d+)")
@@ -124,3 +125,33 @@ def avc1_from_init(init: bytes) -> str:
     if at < 0 or len(init) < at + 8:
         return ""
     return "avc1." + init[at + 5 : at + 8].hex()
+
+
+def hvc1_from_init(init: bytes) -> str:
+    """RFC 6381 ``hvc1.…`` from the init's ``hvcC`` box (ISO/IEC 14496-15 annex E): profile
+    space and idc, the compatibility flags bit-reversed in hex, tier and level, then the
+    constraint bytes without trailing zeros; "" when the init has no HEVC track."""
+    at = init.find(b"hvcC")
+    if at < 0 or len(init) < at + 17:
+        return ""
+    box = init[at + 4 : at + 17]  # configurationVersion, then the general profile fields
+    space, tier, idc = box[1] >> 6, (box[1] >> 5) & 1, box[1] & 0x1F
+    flags = int.from_bytes(box[2:6], "big")
+    reversed_flags = int(f"{flags:032b}"[::-1], 2)
+    constraints = list(box[6:12])
+    while constraints and constraints[-1] == 0:
+        constraints.pop()
+    parts = [
+        "hvc1",
+        ("", "A", "B", "C")[space] + str(idc),
+        f"{reversed_flags:X}",
+        ("L", "H")[tier] + str(box[12]),
+        *(f"{c:X}" for c in constraints),
+    ]
+    return ".".join(parts)
+
+
+def video_codec_from_init(init: bytes) -> str:
+    """The master's ``CODECS`` entry of a video track, read from its init segment (H.264 or
+    HEVC, the codecs a CMAF ladder carries here); "" when neither is there."""
+    return avc1_from_init(init) or hvc1_from_init(init)

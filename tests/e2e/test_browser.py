@@ -316,7 +316,8 @@ def test_dash_manifest_plays_with_dash_js_and_the_page_switches_to_hls(
             settings.storage.bucket, f"{folder}/{path.name}", str(path),
             content_type=CONTENT_TYPES[path.suffix],
         )  # fmt: skip
-    produce(settings, life_of(video_id, "dash ladder.mp4"))  # the projector makes it a video
+    # the projector makes it a video whose master is the CMAF one
+    produce(settings, life_of(video_id, "dash ladder.mp4", master=layout.hls_master(video_id)))
     page_url = f"{base}/videos/{video_id}"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -405,7 +406,7 @@ def test_a_video_without_a_dash_manifest_plays_hls_even_when_dash_is_asked(
             settings.storage.bucket, f"{folder}/{path.name}", str(path),
             content_type=CONTENT_TYPES[path.suffix],
         )  # fmt: skip
-    produce(settings, life_of(video_id, "older.mp4"))
+    produce(settings, life_of(video_id, "older.mp4", master=layout.hls_master(video_id)))
     page_url = f"{base}/videos/{video_id}"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -37,7 +37,9 @@ pytestmark = pytest.mark.integration
 SHA = "ab" * 32
 
 
-def life_of(video_id: str, filename: str, fail: bool = False) -> list[ev.Event]:
+def life_of(video_id: str, filename: str, fail: bool = False, master: str = "") -> list[ev.Event]:
+    """A video's status events, ingest to ``job.completed`` (or ``job.failed``); ``master``: the
+    master playlist it names (default the TS layout's, as videos made before CMAF)."""
     run, job = f"ingest:{video_id}", f"job-{video_id}"
     chunk = ev.ChunkRef(index=0, offset=0, size=10, sha256=SHA)
     manifest = ev.Manifest(video_id=video_id, size=10, chunks=[chunk], composite_sha256=f"{SHA}-1",
@@ -64,7 +66,7 @@ def life_of(video_id: str, filename: str, fail: bool = False) -> list[ev.Event]:
             id=f"{job}:r240", run=job, seq=2, job_id=job, rendition=rendition, **s
         ),
         ev.JobCompleted(id=f"{job}:done", run=job, seq=3, job_id=job, renditions=[rendition],
-                        master=f"hls/{video_id}/master.m3u8", **s),
+                        master=master or f"hls/{video_id}/master.m3u8", **s),
     ]  # fmt: skip
 
 

@@ -33,7 +33,7 @@ def test_file_proxy_answers_range_requests_with_206(
     # one real fragmented MP4 of a rung, where the transcode flow puts a rung's media
     data = remux(clip, tmp_path / "240p.mp4", "-movflags", "frag_keyframe+empty_moov")
     size = len(data)
-    key = f"{layout.hls_dir(video_id, 240)}/240p.mp4"
+    key = layout.rendition(video_id, 240)
     make_client(storage).put_object(storage.bucket, key, io.BytesIO(data), size)
     produce(portal_settings, life_of(video_id, "ranges.mp4"))
     replay_to_end(Projector(portal_settings))

@@ -19,6 +19,7 @@ from dataflows.transcode.packaging import (
     live_playlist,
     parse_media_playlist,
     peak_bandwidth,
+    video_codec_from_init,
 )
 from tests.cmaf import boxes, check_fragment, check_init, parse_master, parse_media, parse_mpd
 from tests.media import h264_clip
@@ -117,3 +118,23 @@ def test_ffmpeg_writes_whole_fragments_and_the_codec_comes_from_the_sps(tmp_path
     assert boxes(init[: init.index(b"moov") - 4]) == ["ftyp"]
     assert avc1_from_init(init) == "avc1.64000c"  # High (medium preset), level 1.2
     assert avc1_from_init(b"\x00" * 40) == ""
+
+
+def test_a_hevc_rung_gets_its_hvc1_codec_string_from_its_hvcc_box(tmp_path: Path) -> None:
+    """An HEVC ladder's master must say ``hvc1.…`` (hls.js and Safari skip a variant whose
+    CODECS is wrong or missing); read from the init's ``hvcC`` as RFC 6381 / ISO 14496-15 say."""
+    clip = h264_clip(tmp_path / "c.mp4", seconds=2, size="320x180")
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(
+        [ffmpeg_binary(), "-v", "error", "-i", str(clip), "-an", "-c:v", "libx265",
+         "-preset", "ultrafast", "-tag:v", "hvc1", "-x265-params", "log-level=error",
+         "-f", "hls", "-hls_segment_type", "fmp4", "-hls_flags", "single_file",
+         "-hls_playlist_type", "vod", "-hls_segment_filename", str(out / "r.mp4"),
+         str(out / "r.m3u8")],
+        check=True,
+    )  # fmt: skip
+    init = (out / "r.mp4").read_bytes()[:4000]
+    # Main profile (1), compatibility flags 0x60000000 reversed = 6, Main tier, level 2 (60)
+    assert video_codec_from_init(init) == "hvc1.1.6.L60.90"
+    assert video_codec_from_init(b"\x00" * 40) == ""
