@@ -279,6 +279,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         warnings = ([short] if short else []) + [public_reason(w) for w in previews.warnings]
         if short:
             log.warning("renditions truncated", video=plan.video_id, durations=self.state.durations)
+        previewed = max(0.0, round(time.monotonic() - self.previews_at, 3))  # the bench reads it
         out = [
             self._status(
                 ev.JobCompleted,
@@ -290,11 +291,12 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
                 sprite=previews.sprite,
                 sprite_vtt=previews.vtt,
                 warnings=warnings,
+                phases={"previews": previewed},
             )
         ]
         metrics.JOBS.labels(status="completed").inc()
         log.info("job completed", video=plan.video_id, rungs=sorted(self.state.renditions),
-                 previews=round(time.monotonic() - self.previews_at, 3))  # fmt: skip
+                 previews=previewed)  # fmt: skip
         self._end()
         return out
 

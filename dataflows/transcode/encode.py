@@ -342,16 +342,17 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return self._failed("transient", outcome.reason, outcome.detail)
         result = outcome.result
         task = state.task
+        state.phases["publish"] = round(result.seconds, 3)
+        state.phases["publish_wall"] = round(time.monotonic() - self.published_at, 3)
+        timings = {name: max(0.0, seconds) for name, seconds in state.phases.items()}
         # in the order of the unit's labels (a conversion's one output has no master entry)
         out: list[EncodeOut] = [
             self._status(ev.RenditionCompleted, stable_id=f"rendition.completed:{label}",
-                         rendition=r.rendition)
+                         rendition=r.rendition, phases=timings)
             for label, r in zip(task.labels, result.rungs, strict=True)
         ]  # fmt: skip
         out.append(unit_outcome(task, result))
         metrics.UNITS.labels(outcome="completed").inc()
-        state.phases["publish"] = round(result.seconds, 3)
-        state.phases["publish_wall"] = round(time.monotonic() - self.published_at, 3)
         log.info(
             "unit completed", video=task.plan.video_id, job=task.plan.job_id, unit=task.unit_id,
             process=self.ctx.shape.process_id, attempt=state.attempt, phases=state.phases,
