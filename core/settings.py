@@ -222,6 +222,9 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     profiles_json: str = ""
     preset: str = "veryfast"
     poll_interval: float = 0.5
+    # While a step waits on what a viewer or the job's end waits on (a unit's first fragment,
+    # a publishing, master or previews child's result) it looks this often instead (issue 12).
+    urgent_poll_interval: float = 0.1
     # Renditions shorter than the probed source by more than max(1 s, 3 %) (a truncated
     # source): "warn" completes the job with a warning users see, "fail" fails it.
     truncated: Literal["warn", "fail"] = "warn"

@@ -92,10 +92,11 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         return [], self._retain()
 
     def notify_at(self) -> datetime | None:
-        state = self.state
+        state, t = self.state, self.ctx.settings.transcode
         if state.idle and not self.master.running:
             return datetime.fromtimestamp(state.ended_at + self._ttl(), UTC)
-        return datetime.now(UTC) + timedelta(seconds=self.ctx.settings.transcode.poll_interval)
+        period = t.urgent_poll_interval if self.master.child or self.child else t.poll_interval
+        return datetime.now(UTC) + timedelta(seconds=period)
 
     def snapshot(self) -> CollectState:
         return copy.deepcopy(self.state)

@@ -39,15 +39,10 @@ from dataflows.transcode.messages import (
 )
 from dataflows.transcode.outcomes import unit_outcome
 from dataflows.transcode.progress import ProgressThrottle
+from dataflows.transcode.publishing import UnitPublishing
 from dataflows.transcode.runner import FFmpegRun, classify_failure
 from dataflows.transcode.state import EncodeState, UnitStatus
-from dataflows.transcode.tasks import (
-    CleanupResult,
-    CleanupSpec,
-    PublishResult,
-    PublishSpec,
-    start,
-)
+from dataflows.transcode.tasks import CleanupResult, CleanupSpec, PublishSpec, start
 from dataflows.transcode.unit_command import unit_command
 
 __all__ = ["EncodeLogic", "EncodeOut"]
@@ -65,10 +60,9 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self.events = Sequenced(ctx)
         self.state = resumed
         self.ffmpeg: FFmpegRun | None = None
-        self.publishing: SpecTask[PublishResult] | None = None
+        self.publishing = UnitPublishing()  # warm while FFmpeg runs (publishing.py)
         self.cleaning: SpecTask[CleanupResult] | None = None
         self.live = LiveFollower()  # publishes fragments while FFmpeg runs
-        self.published_at = time.monotonic()
         self.throttle = ProgressThrottle(1.0)
         if resumed is not None and resumed.status in (UnitStatus.ENCODING, UnitStatus.PUBLISHING):
             resumed.status = UnitStatus.PENDING  # its children died with the old process
@@ -102,7 +96,14 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
     def notify_at(self) -> datetime | None:
         if self.state is None:
             return None
-        return datetime.now(UTC) + timedelta(seconds=self.ctx.settings.transcode.poll_interval)
+        t, status = self.ctx.settings.transcode, self.state.status
+        # waits whose every period lands on first playable or on the job's end (the first live
+        # fragment, a child's result) are urgent; FFmpeg's progress can wait
+        urgent = status in (UnitStatus.PUBLISHING, UnitStatus.CLEANING) or (
+            status == UnitStatus.ENCODING and self.live.task is not None and not self.live.first_at
+        )
+        period = t.urgent_poll_interval if urgent else t.poll_interval
+        return datetime.now(UTC) + timedelta(seconds=period)
 
     def snapshot(self) -> EncodeState:
         assert self.state is not None
@@ -196,10 +197,10 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             self.ctx.give_slot(self.state.task.early)
         if not keep_live:
             self.live.stop()
-        for task in (self.publishing, self.cleaning):
-            if task is not None:
-                task.cancel()
-        self.publishing = self.cleaning = None
+        self.publishing.cancel()
+        if self.cleaning is not None:
+            self.cleaning.cancel()
+        self.cleaning = None
 
     def _crashed(self, exc: Exception) -> list[EncodeOut]:
         log.exception("encode step failed", unit=self.state.run if self.state else "")
@@ -235,6 +236,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         state.attempt += 1
         if state.attempt > 1:
             metrics.RETRIES.inc()
+        self.publishing.cancel()  # a warm child of an earlier attempt
         try:
             workdir = self._workdir()
             shutil.rmtree(workdir, ignore_errors=True)
@@ -293,6 +295,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 )
         code = run.exit_code()
         if code is None:
+            self.publishing.prepare(self._workdir(), time.monotonic() - run.started,
+                                    self._child_deadline())  # fmt: skip
             if not run.stalled():
                 return out
             log.warning("encode stalled, killing it", unit=state.run)
@@ -325,25 +329,23 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             audio=unit_audio_kbps(state.task) > 0,
             profile=plan.request.profile,  # a conversion publishes its one file (convert.py)
         )  # fmt: skip
-        self.publishing = start(spec, workdir, "publish", PublishResult, self._child_deadline())
-        self.published_at = time.monotonic()
+        self.publishing.start(spec, workdir, self._child_deadline())
         state.status = UnitStatus.PUBLISHING
         state.published = True
         return []
 
     def _published(self) -> list[EncodeOut]:
-        state, publishing = self.state, self.publishing
-        assert state is not None and publishing is not None
-        outcome = publishing.poll()
+        state = self.state
+        assert state is not None
+        outcome = self.publishing.poll()
         if outcome is None:
             return []
-        self.publishing = None
         if isinstance(outcome, Failed):  # hung (killed) or failed: both worth a retry
             return self._failed("transient", outcome.reason, outcome.detail)
         result = outcome.result
         task = state.task
         state.phases["publish"] = round(result.seconds, 3)
-        state.phases["publish_wall"] = round(time.monotonic() - self.published_at, 3)
+        state.phases["publish_wall"] = round(time.monotonic() - self.publishing.started_at, 3)
         timings = {name: max(0.0, seconds) for name, seconds in state.phases.items()}
         # in the order of the unit's labels (a conversion's one output has no master entry)
         out: list[EncodeOut] = [
@@ -374,6 +376,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             attempt=state.attempt, final=final, kind=kind, reason=reason, detail=detail[-2000:],
         )  # fmt: skip
         error = public_reason(reason)
+        self.publishing.cancel()
         out: list[EncodeOut] = [
             self._status(ev.RenditionFailed, height=x, error=error, attempt=state.attempt,
                          final=final)
