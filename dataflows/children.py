@@ -106,6 +106,20 @@ class Child:
         """The exit code once finished, else None (never blocks)."""
         return self.process.poll()
 
+    def renice(self, nice: int) -> None:
+        """Lower its priority to ``nice`` now: every thread of it (Linux nices threads one by
+        one; FFmpeg's encoder threads were started at the old niceness). Best effort: a thread
+        that just ended is skipped."""
+        try:
+            threads = [int(t.name) for t in Path(f"/proc/{self.process.pid}/task").iterdir()]
+        except OSError:  # it has ended
+            return
+        for tid in threads:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+            except OSError:
+                continue
+
     def alive(self) -> None:
         """The child showed progress: its deadline counts from now."""
         self.alive_at = time.monotonic()

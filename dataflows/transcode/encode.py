@@ -28,6 +28,7 @@ from core.logs import get_logger
 from dataflows.children import Failed, SpecTask
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
+from dataflows.transcode.commands import AUDIO_TRACK
 from dataflows.transcode.context import Sequenced, TranscodeContext
 from dataflows.transcode.live_unit import LiveFollower, unit_audio_kbps
 from dataflows.transcode.messages import (
@@ -41,6 +42,7 @@ from dataflows.transcode.outcomes import unit_outcome
 from dataflows.transcode.progress import ProgressThrottle
 from dataflows.transcode.publishing import UnitPublishing
 from dataflows.transcode.runner import FFmpegRun, classify_failure
+from dataflows.transcode.slots import UnitSlot
 from dataflows.transcode.state import EncodeState, UnitStatus
 from dataflows.transcode.tasks import CleanupResult, CleanupSpec, PublishSpec, start
 from dataflows.transcode.unit_command import unit_command
@@ -63,6 +65,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self.publishing = UnitPublishing()  # warm while FFmpeg runs (publishing.py)
         self.cleaning: SpecTask[CleanupResult] | None = None
         self.live = LiveFollower()  # publishes fragments while FFmpeg runs
+        self.slot = UnitSlot(ctx)  # early until the job plays (slots.py)
         self.throttle = ProgressThrottle(1.0)
         if resumed is not None and resumed.status in (UnitStatus.ENCODING, UnitStatus.PUBLISHING):
             resumed.status = UnitStatus.PENDING  # its children died with the old process
@@ -193,8 +196,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         if self.ffmpeg is not None:
             self.ffmpeg.kill()
             self.ffmpeg = None
-            assert self.state is not None
-            self.ctx.give_slot(self.state.task.early)
+            self.slot.give()
         if not keep_live:
             self.live.stop()
         self.publishing.cancel()
@@ -217,7 +219,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return []
         match state.status:
             case UnitStatus.PENDING:
-                if state.not_before <= time.time() and self.ctx.take_slot(state.task.early):
+                if state.not_before <= time.time() and self.slot.take(state.task.early):
                     return self._start()
             case UnitStatus.ENCODING:
                 return self._follow()
@@ -248,13 +250,13 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             source = self.ctx.client.presigned_get_object(bucket, key, expires=timedelta(hours=12))
             profile = self.ctx.profiles[plan.request.profile]  # plan checked it is known
             argv = unit_command(task, profile, source, workdir, self.ctx.settings.transcode.preset)
-            nice = 0 if task.early else self.ctx.settings.transcode.bulk_nice
+            nice = self.slot.nice
             self.ffmpeg = FFmpegRun(
                 argv, plan.request.probe.duration, workdir / "ffmpeg.log", nice=nice,
                 stall_timeout=self.ctx.settings.transcode.stall_timeout,
             )  # fmt: skip
         except Exception as exc:  # a full disk, a missing binary, a failed fork
-            self.ctx.give_slot(state.task.early)
+            self.slot.give()
             log.exception("unit could not start", video=plan.video_id, unit=state.run)
             return self._failed("transient", public_reason("could not start FFmpeg", exc))
         state.status = UnitStatus.ENCODING
@@ -281,6 +283,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         state, run = self.state, self.ffmpeg
         assert state is not None and run is not None
         out: list[EncodeOut] = list(self.live.news(self._workdir(), state.task, state.phases))
+        if any(name != AUDIO_TRACK for name in self.live.announced):  # the job plays
+            self.slot.demote(run.child)
         for reading in run.readings():
             metrics.SPEED.set(reading.speed)
             if self.throttle.allow(reading, time.monotonic()):
@@ -310,7 +314,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         run.close()
         self.ffmpeg = None
         self.live.stop()  # the publishing child replaces what it put up
-        self.ctx.give_slot(state.task.early)
+        self.slot.give()
         if code != 0:
             kind = classify_failure(code, detail or f"exit code {code}", run.killed)
             return out + self._failed(kind, reason, detail)
