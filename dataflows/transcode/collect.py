@@ -12,9 +12,8 @@ and snapshot of the worker: the master playlist is (re)written by a small polled
 land (and by the previews child at the end, before ``job.completed``); a cancel is reported once
 every unit is stopped, each unit having removed its own partial uploads (``encode``).
 
-With no job running, a video's state is a tombstone (the last job ids), discarded ``state_ttl``
-after the job ended (a ``notify_at`` timer).
-"""
+With no job running, a video's state is a tombstone (the last job ids), dropped ``state_ttl``
+after the job ended (``notify_at``)."""
 
 from __future__ import annotations
 
@@ -89,6 +88,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         return out, self._retain()
 
     def on_eof(self) -> tuple[list[Outbound], bool]:
+        self.master.drop_warm()  # the input is over: no job's first write comes
         return [], self._retain()
 
     def notify_at(self) -> datetime | None:

@@ -46,6 +46,12 @@ class MasterWrites:
                 task.cancel()
         self.child = self.warm = None
 
+    def drop_warm(self) -> None:
+        """Kill the warm child, if any (idempotent): no first write will come for it."""
+        if self.warm is not None:
+            self.warm.cancel()
+            self.warm = None
+
     def tick(self, state: CollectState, workroot: Path, bucket: str, deadline: float) -> None:
         """Reap a finished write, then start one if rungs landed since the last."""
         if self.child is not None:
@@ -62,9 +68,7 @@ class MasterWrites:
             self.child = None
         plan = state.plan
         if plan is None or state.previewing:  # the job is over, or its end writes the master
-            if self.warm is not None:
-                self.warm.cancel()
-                self.warm = None
+            self.drop_warm()
             return
         workdir = workroot / plan.video_id / plan.job_id / "master"
         if not state.master_dirty:

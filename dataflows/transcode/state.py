@@ -36,8 +36,8 @@ class UnitStatus(StrEnum):
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """One FFmpeg run making one or several rungs; ``early``: the lowest rung, made alone so the
-    video is playable soon (it runs beside the bulk encodes instead of waiting for a slot)."""
+    """One FFmpeg run making one or several rungs; ``early``: it makes the lowest rung, so the
+    video is playable soon (it runs beside the bulk encodes until it plays, ``slots.py``)."""
 
     unit_id: str
     labels: tuple[int, ...]
