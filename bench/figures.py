@@ -4,9 +4,11 @@ Phases (seconds, from the events' own ``ts``, so Kafka delivery to the bench doe
 ``queue_and_start`` from the request to the first ``unit.started``; ``rung_<h>p`` from the
 ``unit.started`` of the unit that makes rung h to that rung's ``rendition.completed``;
 ``publish`` from the last ``rendition.completed`` to ``job.completed`` (master playlist, DASH
-manifest, poster, sprite); ``total`` from the request to ``job.completed``. When the flow
-reports phase timings of its own on ``job.completed`` (a ``phases`` mapping), they are
-returned too, prefixed ``flow_``.
+manifest, poster, sprite); ``total`` from the request to ``job.completed``. The flow's own
+timings ride on its status events (``phases``): each rung's ``rendition.completed`` carries its
+unit's (``flow_<h>p_<phase>``: queued, first_segment, encode, publish, publish_wall, and
+``child_startup`` = publish_wall - publish, the publishing child's start-up and polling), and
+``job.completed`` the job's (``flow_previews``).
 
 Bytes stored per byte of encoded output: every object under the video's rendition prefixes
 (``renditions/{video}/`` and ``hls/{video}/``), summed, divided by one copy of each rung's
@@ -81,9 +83,17 @@ def phases(events: Iterable[ev.AnyEvent], requested_at: float) -> dict[str, floa
     if rungs:
         figures["publish"] = done.ts - max(r.ts for r in rungs)
     figures["total"] = done.ts - requested_at
-    reported = getattr(done, "phases", None)
-    if isinstance(reported, Mapping):
-        figures.update({f"flow_{name}": float(value) for name, value in reported.items()})
+    for rung in rungs:
+        figures.update(_unit_phases(f"flow_{rung.rendition.height}p", rung.phases))
+    figures.update({f"flow_{name}": value for name, value in done.phases.items()})
+    return figures
+
+
+def _unit_phases(prefix: str, reported: Mapping[str, float]) -> dict[str, float]:
+    """One unit's phases, and its publishing child's start-up when both walls are there."""
+    figures = {f"{prefix}_{name}": value for name, value in reported.items()}
+    if "publish_wall" in reported and "publish" in reported:
+        figures[f"{prefix}_child_startup"] = reported["publish_wall"] - reported["publish"]
     return figures
 
 

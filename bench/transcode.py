@@ -7,7 +7,8 @@ it), through the default profile. One JSON line per figure (issue 12's targets i
 - ``reference_single_decode_seconds``: one ``ffmpeg`` making every rung from one decode, each
   scaled from the source, as a hand-written ladder command does (the reference);
   ``naive_one_ffmpeg_per_rung_seconds``: one ``ffmpeg`` per rung in sequence;
-  ``flow_command_bare_seconds``: the flow's own command run bare, outside the flow.
+  ``flow_command_bare_seconds``: the flow's own command run bare, outside the flow. Each
+  encodes the job's one audio track too (once), as the flow does: the same work.
 - ``flow_requested_to_completed_seconds`` and its ratios to the three above
   (``flow_vs_reference`` ≤ 1.10, ``flow_vs_its_bare_command`` ≤ 1.10).
 - ``first_playable_seconds`` for each clip (≤ 5): from producing ``transcode.requested`` until
@@ -18,7 +19,9 @@ it), through the default profile. One JSON line per figure (issue 12's targets i
 - ``stored_per_encoded_byte`` (≤ 1.02): every byte under the video's ``renditions/`` and
   ``hls/`` prefixes per byte of one copy of each rung's encoded media (``bench/figures.py``).
 - ``phase_<name>_seconds``: request → first ``unit.started``, each rung's encode, last rung →
-  ``job.completed``, and any phase timings the flow reports itself (``bench/figures.py``).
+  ``job.completed``, and the flow's own timings from its status events (``bench/figures.py``):
+  ``phase_flow_<h>p_<phase>_seconds`` per rung (its unit's queued, first_segment, encode,
+  publish, publish_wall, and child_startup = publish_wall - publish), ``phase_flow_previews``.
 
 The long clip is measured to first playable only: then the bench sends ``transcode.cancel``
 for it and waits for ``job.cancelled``, since the rest of its encode would hold the machine
@@ -221,15 +224,27 @@ class Bench:
 
 
 def references(clip: Path, found: ev.Probe, preset: str, work: Path) -> tuple[float, float, float]:
-    """The single-decode reference, the naive ladder and the flow's own command, bare."""
+    """The single-decode reference, the naive ladder and the flow's own command, bare: each
+    does the flow's work, every rung and the job's one audio track (encoded once, as the flow's
+    unit of the lowest rung does), so the ratios compare the same work."""
     planned = plan_ladder(found, DEFAULT_LADDER)
+    lowest = min(planned, key=lambda p: p.label)
+    kbps = lowest.audio_kbps if lowest.audio else 0
     ffmpeg = ffmpeg_binary()
-    by_hand = encode_command(ffmpeg, str(clip), found, planned, work, preset, cascade=False)
+    by_hand = encode_command(ffmpeg, str(clip), found, planned, work, preset, cascade=False,
+                             audio_kbps=kbps)  # fmt: skip
     reference = timed(by_hand)
     emit("reference_single_decode_seconds", reference, "s", rungs=[p.label for p in planned])
-    naive = sum(timed(encode_command(ffmpeg, str(clip), found, [p], work, preset)) for p in planned)
+    naive = sum(
+        timed(
+            encode_command(
+                ffmpeg, str(clip), found, [p], work, preset, audio_kbps=kbps if p is lowest else 0
+            )
+        )
+        for p in planned
+    )
     emit("naive_one_ffmpeg_per_rung_seconds", naive, "s")
-    bare = timed(encode_command(ffmpeg, str(clip), found, planned, work, preset))
+    bare = timed(encode_command(ffmpeg, str(clip), found, planned, work, preset, audio_kbps=kbps))
     emit("flow_command_bare_seconds", bare, "s", note="the flow's cascaded command, no flow")
     return reference, naive, bare
 

@@ -119,6 +119,9 @@ KafkaOffset = Annotated[int, msgspec.Meta(ge=0, le=OFFSET_MAX)]
 Timestamp = Annotated[float, msgspec.Meta(ge=0, le=TS_MAX)]
 Mtime = Annotated[float, msgspec.Meta(ge=-TS_MAX, le=TS_MAX)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0, le=1e9)]  # durations, fps, speed: finite
+PhaseName = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"\A[a-z0-9_]+\Z")]
+# where a unit's or a job's time went, seconds by phase (the transcode bench reads them)
+Phases = Annotated[dict[PhaseName, NonNegFloat], msgspec.Meta(max_length=16)]
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"\A[0-9a-f]{64}\Z")]
 CompositeSha256 = Annotated[
     str, msgspec.Meta(max_length=80, pattern=r"\A[0-9a-f]{64}-[0-9]{1,15}\Z")
@@ -392,6 +395,8 @@ class RenditionCompleted(StatusBase, frozen=True, kw_only=True, tag="rendition.c
 
     job_id: Id
     rendition: Rendition
+    # the unit's phases (queued, first_segment, encode, publish, publish_wall); {} before them
+    phases: Phases = msgspec.field(default_factory=dict)
 
 
 class RenditionFailed(StatusBase, frozen=True, kw_only=True, tag="rendition.failed"):
@@ -417,6 +422,7 @@ class JobCompleted(StatusBase, frozen=True, kw_only=True, tag="job.completed"):
     warnings: Annotated[list[Text], msgspec.Meta(max_length=LIST_MAX)] = msgspec.field(
         default_factory=list
     )
+    phases: Phases = msgspec.field(default_factory=dict)  # the job's own (previews)
 
 
 class JobFailed(StatusBase, frozen=True, kw_only=True, tag="job.failed"):

@@ -203,9 +203,10 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     """How jobs become renditions."""
 
     max_encodes_per_worker: int = 1
-    # A video's first-playable unit (its lowest rung, made alone) runs beside the bulk encodes,
-    # in slots of its own; the bulk encodes run at this niceness so it gets the CPU first (and
-    # the portal, Kafka and MinIO stay responsive under a long ladder).
+    # A video's first-playable unit (the one making its lowest rung) runs beside the bulk
+    # encodes, in slots of its own, until a video track of it is live; the bulk encodes (and it,
+    # from then on) run at this niceness so it gets the CPU first (and the portal, Kafka and
+    # MinIO stay responsive under a long ladder).
     early_encodes_per_worker: int = 1
     bulk_nice: int = 10
     retries: int = 3
@@ -222,6 +223,9 @@ class TranscodeSettings(msgspec.Struct, kw_only=True, frozen=True):
     profiles_json: str = ""
     preset: str = "veryfast"
     poll_interval: float = 0.5
+    # While a step waits on what a viewer or the job's end waits on (a unit's first fragment,
+    # a publishing, master or previews child's result) it looks this often instead (issue 12).
+    urgent_poll_interval: float = 0.1
     # Renditions shorter than the probed source by more than max(1 s, 3 %) (a truncated
     # source): "warn" completes the job with a warning users see, "fail" fails it.
     truncated: Literal["warn", "fail"] = "warn"

@@ -41,6 +41,8 @@ R = TypeVar("R")
 _PR_SET_PDEATHSIG = 1
 _SIGKILL = int(signal.SIGKILL)
 KILL_WAIT = 5.0  # seconds to reap a SIGKILLed child (it cannot ignore the signal)
+SPEC_WAIT = 3600.0  # a warm child given no spec within this ends (its parent kills it sooner)
+SPEC_POLL = 0.01  # how often a warm child looks for its spec
 
 # Loaded once at import: the function a forked child calls before exec must not load a library
 # (dlopen takes locks another thread of the multi-threaded parent may hold at the fork).
@@ -103,6 +105,20 @@ class Child:
     def exit_code(self) -> int | None:
         """The exit code once finished, else None (never blocks)."""
         return self.process.poll()
+
+    def renice(self, nice: int) -> None:
+        """Lower its priority to ``nice`` now: every thread of it (Linux nices threads one by
+        one; FFmpeg's encoder threads were started at the old niceness). Best effort: a thread
+        that just ended is skipped."""
+        try:
+            threads = [int(t.name) for t in Path(f"/proc/{self.process.pid}/task").iterdir()]
+        except OSError:  # it has ended
+            return
+        for tid in threads:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+            except OSError:
+                continue
 
     def alive(self) -> None:
         """The child showed progress: its deadline counts from now."""
@@ -174,7 +190,7 @@ class SpecTask(Generic[R]):
     def __init__(
         self,
         module: str,
-        spec: msgspec.Struct,
+        spec: msgspec.Struct | None,
         workdir: Path,
         name: str,
         result_type: type[R],
@@ -189,15 +205,30 @@ class SpecTask(Generic[R]):
         self.spec_path = workdir / f"{name}.json"
         self.result_path = workdir / f"{name}.result"
         workdir.mkdir(parents=True, exist_ok=True)
-        for stale in (self.result_path, _failure_path(self.result_path)):
+        for stale in (self.result_path, _failure_path(self.result_path), self.spec_path):
             stale.unlink(missing_ok=True)
-        self.spec_path.write_bytes(msgspec.json.encode(spec))
+        self.submitted = spec is not None  # None: a warm child, waiting for :meth:`submit`
+        if spec is not None:
+            self.spec_path.write_bytes(msgspec.json.encode(spec))
         argv = [sys.executable, "-m", module, str(self.spec_path), str(self.result_path)]
         self.child = Child(argv, workdir / f"{name}.log", deadline=deadline, nice=nice, env=env)
 
+    def submit(self, spec: msgspec.Struct) -> bool:
+        """Hand a warm child (started with no spec: Python up, its imports loaded) its spec, so
+        the work starts without a child's start-up; False when it is gone (start another)."""
+        if self.submitted or self.child.exit_code() is not None:
+            return False
+        _write_atomically(self.spec_path, msgspec.json.encode(spec))
+        self.submitted = True
+        self.child.alive()  # its deadline counts from its work, not from its wait
+        return True
+
     def poll(self) -> Finished[R] | Failed | None:
-        """None while it runs; then its result, or why it failed (a hung child is killed)."""
+        """None while it runs (or waits for its spec); then its result, or why it failed (a hung
+        child is killed)."""
         child = self.child
+        if not self.submitted:
+            return None
         code = child.exit_code()
         if code is None:
             if not child.overdue():
@@ -227,6 +258,17 @@ class SpecTask(Generic[R]):
         self.child.cancel()
 
 
+def _wait_for(path: Path, seconds: float) -> bool:
+    """Whether ``path`` exists, or comes within ``seconds`` (a warm child's spec: written
+    atomically, so once it is there it is whole)."""
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(SPEC_POLL)
+    return True
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     partial_path = path.with_suffix(path.suffix + ".partial")
     partial_path.write_bytes(data)
@@ -245,6 +287,8 @@ def serve(
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     failure = _failure_path(result_path)
     failure.unlink(missing_ok=True)
+    if not _wait_for(spec_path, SPEC_WAIT):  # a warm child nobody handed work: nothing to do
+        return 0
     spec = msgspec.json.decode(spec_path.read_bytes(), type=spec_type)
     try:
         result = run(spec)

@@ -45,15 +45,16 @@ class TranscodeContext:
         self._slots: dict[tuple[int, bool], int] = {}
         self._lock = threading.Lock()
 
-    def take_slot(self, early: bool = False) -> bool:
+    def take_slot(self, early: bool = False, force: bool = False) -> bool:
         """One of this worker's encode slots, if free (a worker is a thread, and every key of a
         step on a worker runs on that thread). ``early`` units have slots of their own, so a new
-        video's first rung never waits behind another video's long ladder."""
+        video's first rung never waits behind another video's long ladder. ``force``: counted
+        even past the limit (an encode moving from an early slot, ``slots.UnitSlot.demote``)."""
         limits = self.settings.transcode
         limit = limits.early_encodes_per_worker if early else limits.max_encodes_per_worker
         with self._lock:
             slot = (threading.get_ident(), early)
-            if self._slots.get(slot, 0) >= limit:
+            if self._slots.get(slot, 0) >= limit and not force:
                 return False
             self._slots[slot] = self._slots.get(slot, 0) + 1
             metrics.RUNNING.inc()

@@ -28,6 +28,7 @@ from core.logs import get_logger
 from dataflows.children import Failed, SpecTask
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
+from dataflows.transcode.commands import AUDIO_TRACK
 from dataflows.transcode.context import Sequenced, TranscodeContext
 from dataflows.transcode.live_unit import LiveFollower, unit_audio_kbps
 from dataflows.transcode.messages import (
@@ -39,15 +40,11 @@ from dataflows.transcode.messages import (
 )
 from dataflows.transcode.outcomes import unit_outcome
 from dataflows.transcode.progress import ProgressThrottle
+from dataflows.transcode.publishing import UnitPublishing
 from dataflows.transcode.runner import FFmpegRun, classify_failure
+from dataflows.transcode.slots import UnitSlot
 from dataflows.transcode.state import EncodeState, UnitStatus
-from dataflows.transcode.tasks import (
-    CleanupResult,
-    CleanupSpec,
-    PublishResult,
-    PublishSpec,
-    start,
-)
+from dataflows.transcode.tasks import CleanupResult, CleanupSpec, PublishSpec, start
 from dataflows.transcode.unit_command import unit_command
 
 __all__ = ["EncodeLogic", "EncodeOut"]
@@ -65,10 +62,10 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         self.events = Sequenced(ctx)
         self.state = resumed
         self.ffmpeg: FFmpegRun | None = None
-        self.publishing: SpecTask[PublishResult] | None = None
+        self.publishing = UnitPublishing()  # warm while FFmpeg runs (publishing.py)
         self.cleaning: SpecTask[CleanupResult] | None = None
         self.live = LiveFollower()  # publishes fragments while FFmpeg runs
-        self.published_at = time.monotonic()
+        self.slot = UnitSlot(ctx)  # early until the job plays (slots.py)
         self.throttle = ProgressThrottle(1.0)
         if resumed is not None and resumed.status in (UnitStatus.ENCODING, UnitStatus.PUBLISHING):
             resumed.status = UnitStatus.PENDING  # its children died with the old process
@@ -102,7 +99,14 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
     def notify_at(self) -> datetime | None:
         if self.state is None:
             return None
-        return datetime.now(UTC) + timedelta(seconds=self.ctx.settings.transcode.poll_interval)
+        t, status = self.ctx.settings.transcode, self.state.status
+        # waits whose every period lands on first playable or on the job's end (the first live
+        # fragment, a child's result) are urgent; FFmpeg's progress can wait
+        urgent = status in (UnitStatus.PUBLISHING, UnitStatus.CLEANING) or (
+            status == UnitStatus.ENCODING and self.live.task is not None and not self.live.first_at
+        )
+        period = t.urgent_poll_interval if urgent else t.poll_interval
+        return datetime.now(UTC) + timedelta(seconds=period)
 
     def snapshot(self) -> EncodeState:
         assert self.state is not None
@@ -192,14 +196,13 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         if self.ffmpeg is not None:
             self.ffmpeg.kill()
             self.ffmpeg = None
-            assert self.state is not None
-            self.ctx.give_slot(self.state.task.early)
+            self.slot.give()
         if not keep_live:
             self.live.stop()
-        for task in (self.publishing, self.cleaning):
-            if task is not None:
-                task.cancel()
-        self.publishing = self.cleaning = None
+        self.publishing.cancel()
+        if self.cleaning is not None:
+            self.cleaning.cancel()
+        self.cleaning = None
 
     def _crashed(self, exc: Exception) -> list[EncodeOut]:
         log.exception("encode step failed", unit=self.state.run if self.state else "")
@@ -216,7 +219,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return []
         match state.status:
             case UnitStatus.PENDING:
-                if state.not_before <= time.time() and self.ctx.take_slot(state.task.early):
+                if state.not_before <= time.time() and self.slot.take(state.task.early):
                     return self._start()
             case UnitStatus.ENCODING:
                 return self._follow()
@@ -235,6 +238,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         state.attempt += 1
         if state.attempt > 1:
             metrics.RETRIES.inc()
+        self.publishing.cancel()  # a warm child of an earlier attempt
         try:
             workdir = self._workdir()
             shutil.rmtree(workdir, ignore_errors=True)
@@ -246,13 +250,13 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             source = self.ctx.client.presigned_get_object(bucket, key, expires=timedelta(hours=12))
             profile = self.ctx.profiles[plan.request.profile]  # plan checked it is known
             argv = unit_command(task, profile, source, workdir, self.ctx.settings.transcode.preset)
-            nice = 0 if task.early else self.ctx.settings.transcode.bulk_nice
+            nice = self.slot.nice
             self.ffmpeg = FFmpegRun(
                 argv, plan.request.probe.duration, workdir / "ffmpeg.log", nice=nice,
                 stall_timeout=self.ctx.settings.transcode.stall_timeout,
             )  # fmt: skip
         except Exception as exc:  # a full disk, a missing binary, a failed fork
-            self.ctx.give_slot(state.task.early)
+            self.slot.give()
             log.exception("unit could not start", video=plan.video_id, unit=state.run)
             return self._failed("transient", public_reason("could not start FFmpeg", exc))
         state.status = UnitStatus.ENCODING
@@ -279,6 +283,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         state, run = self.state, self.ffmpeg
         assert state is not None and run is not None
         out: list[EncodeOut] = list(self.live.news(self._workdir(), state.task, state.phases))
+        if any(name != AUDIO_TRACK for name in self.live.announced):  # the job plays
+            self.slot.demote(run.child)
         for reading in run.readings():
             metrics.SPEED.set(reading.speed)
             if self.throttle.allow(reading, time.monotonic()):
@@ -293,6 +299,8 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
                 )
         code = run.exit_code()
         if code is None:
+            self.publishing.prepare(self._workdir(), time.monotonic() - run.started,
+                                    self._child_deadline())  # fmt: skip
             if not run.stalled():
                 return out
             log.warning("encode stalled, killing it", unit=state.run)
@@ -306,7 +314,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
         run.close()
         self.ffmpeg = None
         self.live.stop()  # the publishing child replaces what it put up
-        self.ctx.give_slot(state.task.early)
+        self.slot.give()
         if code != 0:
             kind = classify_failure(code, detail or f"exit code {code}", run.killed)
             return out + self._failed(kind, reason, detail)
@@ -325,33 +333,32 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             audio=unit_audio_kbps(state.task) > 0,
             profile=plan.request.profile,  # a conversion publishes its one file (convert.py)
         )  # fmt: skip
-        self.publishing = start(spec, workdir, "publish", PublishResult, self._child_deadline())
-        self.published_at = time.monotonic()
+        self.publishing.start(spec, workdir, self._child_deadline())
         state.status = UnitStatus.PUBLISHING
         state.published = True
         return []
 
     def _published(self) -> list[EncodeOut]:
-        state, publishing = self.state, self.publishing
-        assert state is not None and publishing is not None
-        outcome = publishing.poll()
+        state = self.state
+        assert state is not None
+        outcome = self.publishing.poll()
         if outcome is None:
             return []
-        self.publishing = None
         if isinstance(outcome, Failed):  # hung (killed) or failed: both worth a retry
             return self._failed("transient", outcome.reason, outcome.detail)
         result = outcome.result
         task = state.task
+        state.phases["publish"] = round(result.seconds, 3)
+        state.phases["publish_wall"] = round(time.monotonic() - self.publishing.started_at, 3)
+        timings = {name: max(0.0, seconds) for name, seconds in state.phases.items()}
         # in the order of the unit's labels (a conversion's one output has no master entry)
         out: list[EncodeOut] = [
             self._status(ev.RenditionCompleted, stable_id=f"rendition.completed:{label}",
-                         rendition=r.rendition)
+                         rendition=r.rendition, phases=timings)
             for label, r in zip(task.labels, result.rungs, strict=True)
         ]  # fmt: skip
         out.append(unit_outcome(task, result))
         metrics.UNITS.labels(outcome="completed").inc()
-        state.phases["publish"] = round(result.seconds, 3)
-        state.phases["publish_wall"] = round(time.monotonic() - self.published_at, 3)
         log.info(
             "unit completed", video=task.plan.video_id, job=task.plan.job_id, unit=task.unit_id,
             process=self.ctx.shape.process_id, attempt=state.attempt, phases=state.phases,
@@ -373,6 +380,7 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             attempt=state.attempt, final=final, kind=kind, reason=reason, detail=detail[-2000:],
         )  # fmt: skip
         error = public_reason(reason)
+        self.publishing.cancel()
         out: list[EncodeOut] = [
             self._status(ev.RenditionFailed, height=x, error=error, attempt=state.attempt,
                          final=final)

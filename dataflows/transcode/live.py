@@ -37,7 +37,7 @@ __all__ = ["LIVE_FILE", "LivePublisher", "read_live"]
 log = get_logger("vidflow.transcode")
 
 LIVE_FILE = "live-tracks.json"  # track -> {"codec": ..., "at": seconds after the child began}
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1  # a fragment waits at most this long for its upload (first playable)
 
 
 def read_live(workdir: Path) -> dict[str, dict[str, float | str]]:

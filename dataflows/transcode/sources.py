@@ -49,7 +49,9 @@ class SourceLocator:
                 self._known.move_to_end(video_id)
                 return self._known[video_id]
         manifest = self._manifest(video_id)
-        key = requested if manifest is None else self.layout.source_of(manifest, video_id)
+        if manifest is None:  # not remembered: a reprocess may name a source key of its own
+            return requested
+        key = self.layout.source_of(manifest, video_id)
         with self._lock:
             self._known[video_id] = key
             while len(self._known) > REMEMBERED:

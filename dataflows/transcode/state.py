@@ -36,8 +36,8 @@ class UnitStatus(StrEnum):
 
 @dataclass(frozen=True)
 class UnitSpec:
-    """One FFmpeg run making one or several rungs; ``early``: the lowest rung, made alone so the
-    video is playable soon (it runs beside the bulk encodes instead of waiting for a slot)."""
+    """One FFmpeg run making one or several rungs; ``early``: it makes the lowest rung, so the
+    video is playable soon (it runs beside the bulk encodes until it plays, ``slots.py``)."""
 
     unit_id: str
     labels: tuple[int, ...]
@@ -47,19 +47,19 @@ class UnitSpec:
 def group_units(planned: list[PlannedRendition], mode: str) -> list[UnitSpec]:
     """The units of a ladder, lowest rung first.
 
-    ``rung``: one run per rung (most parallel across a cluster). ``ladder``: one run decodes the
-    source once for every rung (least CPU); with three rungs or more the lowest rung runs alone,
-    so the video is playable within seconds, at the price of one more decode, which is cheap
-    next to the encodes. Either way, with more than one unit the lowest rung is ``early``.
+    ``rung``: one run per rung (most parallel across a cluster); the lowest rung's is ``early``.
+    ``ladder``: one run decodes the source once for every rung (least CPU), ``early`` since it
+    makes the lowest rung, whose first fragment is the job's first playable moment. (A unit of
+    its own for the lowest rung decoded the source a second time: the flow's largest cost over
+    its FFmpeg work, issue 12; the early slot's niceness, given up once the job plays,
+    ``slots.py``, keeps the first fragment within seconds instead.)
     """
     labels = tuple(p.label for p in sorted(planned, key=lambda p: p.label))
     if mode == "rung":
         units = [UnitSpec(f"{label}p", (label,)) for label in labels]
-    elif len(labels) >= 3:
-        units = [UnitSpec(f"{labels[0]}p", labels[:1]), UnitSpec("ladder", labels[1:])]
     else:
         units = [UnitSpec("ladder", labels)] if labels else []
-    if len(units) > 1:
+    if units and (len(units) > 1 or len(labels) >= 3):
         units[0] = replace(units[0], early=True)
     return units
 

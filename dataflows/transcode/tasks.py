@@ -43,6 +43,7 @@ __all__ = [
     "PurgeResult",
     "PurgeSpec",
     "Spec",
+    "prestart",
     "start",
 ]
 
@@ -159,6 +160,15 @@ def start(spec: Spec, workdir: Path, name: str, result: type[T], deadline: float
     """Start ``spec`` in a child (files ``workdir/name.*``), killed if it runs past
     ``deadline`` seconds; poll it with :meth:`SpecTask.poll`."""
     return SpecTask(MODULE, spec, workdir, name, result, what=_WHAT[type(spec)], deadline=deadline)
+
+
+def prestart(
+    kind: type[Spec], workdir: Path, name: str, result: type[T], deadline: float, nice: int = 0
+) -> SpecTask[T]:
+    """Start a warm child for a spec of ``kind`` known later: Python and this module's imports
+    (about a second) load meanwhile; :meth:`SpecTask.submit` hands it the spec."""
+    return SpecTask(MODULE, None, workdir, name, result, what=_WHAT[kind], deadline=deadline,
+                    nice=nice)  # fmt: skip
 
 
 def _run(

@@ -215,3 +215,35 @@ def test_playable_on_ffmpegs_own_cmaf_ladder(tmp_path: Path) -> None:
     assert encoded_bytes(stored) == sum(
         len(p.read_bytes()[:700]) for p in ladder.iterdir() if p.suffix == ".mp4"
     )
+
+
+def test_phases_the_flow_reports_itself() -> None:
+    """The flow's own timings ride on its status events: one figure per phase per rung, the
+    publishing child's start-up (its wall time less its own work) and the previews."""
+    common = {"video_id": "v", "run": "job-v", "job_id": "job-v"}
+    low = ev.Rendition(height=240, width=426, key="r/v/240p.mp4", hls="h/v/240p.m3u8")
+    high = ev.Rendition(height=720, width=1280, key="r/v/720p.mp4", hls="h/v/720p.m3u8")
+    unit = {"queued": 0.1, "first_segment": 1.25, "encode": 3.0, "publish": 0.5,
+            "publish_wall": 0.75}  # fmt: skip
+    events: list[ev.AnyEvent] = [
+        ev.UnitStarted(id="1", seq=1, ts=101.0, unit="u", heights=[720, 240], **common),
+        ev.RenditionCompleted(id="2", seq=2, ts=104.5, rendition=high, phases=unit, **common),
+        ev.RenditionCompleted(id="3", seq=3, ts=104.5, rendition=low, phases=unit, **common),
+        ev.JobCompleted(
+            id="4",
+            seq=4,
+            ts=106.0,
+            renditions=[high, low],
+            master="m",
+            phases={"previews": 1.25},
+            **common,
+        ),
+    ]
+    figures = phases(events, requested_at=100.0)
+    for rung in ("240p", "720p"):
+        assert figures[f"flow_{rung}_first_segment"] == pytest.approx(1.25)
+        assert figures[f"flow_{rung}_encode"] == pytest.approx(3.0)
+        assert figures[f"flow_{rung}_publish_wall"] == pytest.approx(0.75)
+        assert figures[f"flow_{rung}_child_startup"] == pytest.approx(0.25)
+    assert figures["flow_previews"] == pytest.approx(1.25)
+    assert figures["total"] == pytest.approx(6.0)

@@ -174,3 +174,23 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_a_warm_child_waits_for_its_spec_and_then_works_at_once(tmp_path: Path) -> None:
+    """Issue 12: a child started before its work is known (Python up, imports loaded) does it
+    without a child's start-up once handed its spec; one that is gone is refused the spec."""
+    warm: SpecTask[Echo] = SpecTask(
+        CHILD_MODULE, None, tmp_path / "work", "job", Echo, what="echo failed", deadline=0.5
+    )
+    time.sleep(1.5)  # it waits past its deadline: the deadline counts from its work
+    assert warm.poll() is None and warm.child.exit_code() is None
+    handed = time.monotonic()
+    assert warm.submit(Job(text="warm"))
+    assert wait(warm) == Finished(Echo("warm"))
+    assert time.monotonic() - handed < 0.5  # no interpreter start-up, no imports
+    assert not warm.submit(Job(text="again"))  # one spec per child
+    gone: SpecTask[Echo] = SpecTask(
+        CHILD_MODULE, None, tmp_path / "gone", "job", Echo, what="echo failed", deadline=30.0
+    )
+    gone.cancel()
+    assert not gone.submit(Job(text="late"))

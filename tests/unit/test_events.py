@@ -279,3 +279,21 @@ def test_a_dead_letter_of_anything_can_be_written() -> None:
                                 offset=-1, error="bad", ts=ts)  # fmt: skip
         assert ev.decode(ev.encode(letter)) == letter
         assert len(letter.raw) == ev.RAW_MAX and "bytes kept" in letter.error
+
+
+def test_status_events_carry_bounded_phase_timings() -> None:
+    """The transcode flow reports where a unit's and a job's time went (issue 12's bench reads
+    it); events written before the field decode with none, and it is bounded like every field."""
+    timed = ev.RenditionCompleted(id="p", job_id="j", rendition=RENDITION, **STATUS,
+                                  phases={"queued": 0.25, "encode": 3.5})  # fmt: skip
+    assert ev.decode(ev.encode(timed)) == timed
+    decoded = ev.decode(_rendition())
+    assert isinstance(decoded, ev.RenditionCompleted) and decoded.phases == {}
+    done = ev.JobCompleted(id="d", job_id="j", renditions=[RENDITION], master="m", **STATUS,
+                           phases={"previews": 1.5})  # fmt: skip
+    assert ev.decode(ev.encode(done)) == done
+    for bad in ({"encode": -1.0}, {"x" * 33: 1.0}, {"a b": 1.0},
+                {f"p{i}": 1.0 for i in range(17)}):  # fmt: skip
+        raw = msgspec.json.encode({**msgspec.to_builtins(timed), "phases": bad})
+        with pytest.raises(ev.DecodeError, match="phases"):
+            ev.decode(raw)

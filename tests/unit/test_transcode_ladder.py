@@ -77,12 +77,9 @@ def test_profiles_from_json() -> None:
 
 def test_units_ladder_or_one_per_rung() -> None:
     planned = plan_ladder(probe(1280, 720), DEFAULT_LADDER)
-    ladder = group_units(planned, "ladder")  # lowest rung alone first: playable soonest
-    assert [(u.unit_id, u.labels) for u in ladder] == [
-        ("144p", (144,)),
-        ("ladder", (240, 360, 480, 720)),
-    ]
-    assert [u.early for u in ladder] == [True, False]  # 144p runs beside the bulk encodes
+    ladder = group_units(planned, "ladder")  # one decode for every rung (issue 12)
+    assert [(u.unit_id, u.labels) for u in ladder] == [("ladder", (144, 240, 360, 480, 720))]
+    assert [u.early for u in ladder] == [True]  # it makes the first playable rung
     rungs = group_units(planned, "rung")
     assert [u.early for u in rungs] == [True, False, False, False, False]
     assert [u.labels for u in rungs] == [(144,), (240,), (360,), (480,), (720,)]

@@ -1,8 +1,10 @@
 """The transcode flow's stateful steps driven by hand (real objects, no services touched):
-an encode that cannot start gives its slot back, and finished videos leave no state."""
+an encode that cannot start gives its slot back, an early unit gives its own up once the job
+plays, and finished videos leave no state."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from connectors.storage import make_client
 from core import events as ev
 from core.profiles import load_profiles
 from core.settings import Settings
+from dataflows.children import Child
 from dataflows.kafka_io import Inbound, Outbound
 from dataflows.transcode.cluster import ClusterShape
 from dataflows.transcode.collect import CollectLogic
@@ -21,6 +24,7 @@ from dataflows.transcode.context import TranscodeContext
 from dataflows.transcode.encode import EncodeLogic
 from dataflows.transcode.messages import JobClosed, JobOpened, UnitCancel, UnitStopped, UnitTask
 from dataflows.transcode.plan import PlanLogic
+from dataflows.transcode.slots import UnitSlot
 
 PROFILES = '{"test": [{"height": 240, "video_kbps": 500}, {"height": 144, "video_kbps": 200}]}'
 
@@ -117,3 +121,25 @@ def test_collect_keeps_a_tombstone_then_discards_it(tmp_path: Path) -> None:
     time.sleep(0.35)
     out, retain = logic.on_notify()
     assert out == [] and retain == StatefulLogic.DISCARD
+
+
+def test_an_early_unit_gives_its_slot_and_priority_up_once_the_job_plays(tmp_path: Path) -> None:
+    """Issue 12: the one ladder unit of a job runs at niceness 0 in an early slot until its
+    first video fragment is live, then at the bulk niceness in a bulk slot, so the next video's
+    early unit starts at once and gets the CPU first; with no early slot free it starts bulk."""
+    ctx = context(tmp_path, bulk_nice=7)
+    first, second, third = UnitSlot(ctx), UnitSlot(ctx), UnitSlot(ctx)
+    assert first.take(early=True) and first.held is True and first.nice == 0
+    assert second.take(early=True) and second.held is False and second.nice == 7  # bulk slot
+    assert not third.take(early=True)  # both kinds taken
+    sleeper = Child(["sleep", "30"], tmp_path / "sleep.log")
+    try:
+        first.demote(sleeper)
+        assert os.getpriority(os.PRIO_PROCESS, sleeper.process.pid) == 7
+    finally:
+        sleeper.cancel()
+    assert first.held is False and first.nice == 7
+    assert third.take(early=True) and third.held is True  # the early slot is free again
+    for slot in (first, second, third):
+        slot.give()
+    assert ctx.take_slot() and ctx.take_slot(early=True)  # every slot given back
