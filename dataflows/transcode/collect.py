@@ -246,6 +246,8 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         workdir = self._workdir(plan)
         if self.child is None and set(self.state.renditions) == {0}:  # audio only: no previews
             return self._complete(PreviewResult(poster="", sprite="", vtt="", master=""))
+        if self.child is None and self.master.child is not None:
+            return []  # a rung's master write still in flight would land after the final one
         if self.child is None:  # start it (again, after a resume)
             renditions = self.state.renditions
             top = max(renditions)
@@ -283,18 +285,12 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         previewed = max(0.0, round(time.monotonic() - self.previews_at, 3))  # the bench reads it
         out = [
             self._status(
-                ev.JobCompleted,
-                stable_id="job.completed",
-                job_id=plan.job_id,
-                renditions=renditions,
-                master=master,
-                poster=previews.poster,
-                sprite=previews.sprite,
-                sprite_vtt=previews.vtt,
-                warnings=warnings,
+                ev.JobCompleted, stable_id="job.completed", job_id=plan.job_id,
+                renditions=renditions, master=master, poster=previews.poster,
+                sprite=previews.sprite, sprite_vtt=previews.vtt, warnings=warnings,
                 phases={"previews": previewed},
             )
-        ]
+        ]  # fmt: skip
         metrics.JOBS.labels(status="completed").inc()
         log.info("job completed", video=plan.video_id, rungs=sorted(self.state.renditions),
                  previews=previewed)  # fmt: skip

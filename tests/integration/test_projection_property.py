@@ -77,6 +77,9 @@ def strategy(t: mi.Type) -> st.SearchStrategy[Any]:
             return st.binary(max_size=64).map(lambda b: msgspec.json.decode(msgspec.json.encode(b)))
         case mi.ListType():
             return st.lists(strategy(t.item_type), max_size=min(t.max_length or 4, 4))
+        case mi.DictType():
+            keys, values = strategy(t.key_type), strategy(t.value_type)
+            return st.dictionaries(keys, values, max_size=min(t.max_length or 4, 4))
         case mi.UnionType():
             return st.one_of(*(strategy(member) for member in t.types))
         case mi.StructType():
