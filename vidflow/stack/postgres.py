@@ -16,6 +16,9 @@ from vidflow.stack.service import Launch, Service, StackPaths
 __all__ = ["Postgres"]
 
 
+SETUP_LOCK = 0x76696466  # pg_advisory_lock key of the role and database set-up ("vidf")
+
+
 class Postgres(Service):
     """A PostgreSQL cluster of our own (not the system one), owned by the ``postgres`` user."""
 
@@ -119,6 +122,9 @@ class Postgres(Service):
             dbname="postgres",
             autocommit=True,
         ) as conn:
+            # several processes bring the stack up at once (a test run's workers): one at a
+            # time looks for the role and database and makes them, or two both make them
+            conn.execute("select pg_advisory_lock(%s)", (SETUP_LOCK,))
             exists = conn.execute(
                 "select 1 from pg_roles where rolname = %s", (pg.user,)
             ).fetchone()
