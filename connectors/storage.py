@@ -20,6 +20,7 @@ from core.settings import StorageSettings
 __all__ = [
     "INCOMING_RULE_ID",
     "INCOMPLETE_UPLOAD_DAYS",
+    "MISSING_CODES",
     "STORAGE_OUTAGE",
     "TRANSIENT_S3_CODES",
     "close_client",
@@ -29,6 +30,7 @@ __all__ = [
     "is_transient",
     "make_client",
     "object_exists",
+    "read_object",
     "retry_storage",
     "wait_for_storage",
 ]
@@ -126,15 +128,36 @@ def ensure_incoming_lifecycle(client: Minio, storage: StorageSettings) -> bool:
     return True
 
 
+# What S3 servers answer for a key that is not there (MinIO, AWS and others differ).
+MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
+
+
 def object_exists(client: Minio, bucket: str, key: str) -> bool:
     """Whether ``key`` exists; other errors (access, network) propagate."""
     try:
         client.stat_object(bucket, key)
     except S3Error as exc:
-        if exc.code in {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}:
+        if exc.code in MISSING_CODES:
             return False
         raise
     return True
+
+
+def read_object(client: Minio, bucket: str, key: str, limit: int | None = None) -> bytes | None:
+    """The bytes of a small object (a manifest, a playlist, an index entry), at most ``limit``
+    of them when given; None when there is no such object, other errors propagate. The
+    connection goes back to the pool whatever happens."""
+    try:
+        response = client.get_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in MISSING_CODES:
+            return None
+        raise
+    try:
+        return response.read() if limit is None else response.read(limit)
+    finally:
+        response.close()
+        response.release_conn()
 
 
 def wait_for_storage(s: StorageSettings, timeout: float = 60.0) -> None:

@@ -14,11 +14,11 @@ import io
 from minio import Minio
 from minio.error import S3Error
 
+from connectors.storage import MISSING_CODES, read_object
 from core.layout import ObjectLayout
 
 __all__ = ["SourceIndex"]
 
-_MISSING = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
 _ENTRY_MAX = 2048  # an entry is one key; a larger body is not ours
 
 
@@ -40,7 +40,7 @@ class SourceIndex:
         try:
             stat = self.client.stat_object(self.bucket, key)
         except S3Error as exc:
-            if exc.code in _MISSING:
+            if exc.code in MISSING_CODES:
                 return None
             raise
         if size is not None and stat.size != size:
@@ -66,18 +66,8 @@ class SourceIndex:
 
     def entry(self, sha256: str) -> str | None:
         """The key the entry of ``sha256`` names, unchecked (None when there is none)."""
-        try:
-            response = self.client.get_object(self.bucket, self.layout.by_sha256(sha256))
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                return None
-            raise
-        try:
-            body = response.read(_ENTRY_MAX + 1)
-        finally:
-            response.close()
-            response.release_conn()
-        if len(body) > _ENTRY_MAX:
+        body = read_object(self.client, self.bucket, self.layout.by_sha256(sha256), _ENTRY_MAX + 1)
+        if body is None or len(body) > _ENTRY_MAX:
             return None
         try:
             return body.decode()

@@ -17,6 +17,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from connectors import multipart
+from connectors.storage import MISSING_CODES
 from core.events import ChunkRef, Manifest
 from core.layout import ObjectLayout
 from dataflows.ingest.chunking import composite_matches, composite_sha256
@@ -24,7 +25,6 @@ from dataflows.ingest.chunking import composite_matches, composite_sha256
 __all__ = ["ChunkStore", "UploadLost", "VerificationError"]
 
 READ_BLOCK = 4 * 1024 * 1024
-GONE = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
 
 
 class VerificationError(RuntimeError):
@@ -112,7 +112,7 @@ class ChunkStore:
         try:
             size = self.client.stat_object(self.bucket, key).size
         except S3Error as exc:
-            if exc.code not in GONE:
+            if exc.code not in MISSING_CODES:
                 raise
             size = None
         if size != sum(c.size for c in chunks):

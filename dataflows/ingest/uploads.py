@@ -26,6 +26,7 @@ import msgspec
 from minio.error import S3Error
 
 from connectors.ffmpeg import ProbeError, probe
+from connectors.storage import MISSING_CODES, read_object
 from core import events as ev
 from core.layout import ForeignSource
 from core.logs import get_logger
@@ -42,7 +43,6 @@ __all__ = ["UploadFinishing", "finish_upload", "index_batch"]
 
 log = get_logger("vidflow.ingest")
 T = TypeVar("T")
-_MISSING = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
 
 
 class Retry(Protocol):
@@ -137,17 +137,9 @@ def finish_upload(
 
 def _sourced(store: ChunkStore, video_id: str) -> ev.Manifest | None:
     """The video's manifest if it has one whose bytes are still there, else None."""
-    try:
-        response = store.client.get_object(store.bucket, store.layout.manifest(video_id))
-    except S3Error as exc:
-        if exc.code in _MISSING:
-            return None
-        raise
-    try:
-        body = response.read()
-    finally:
-        response.close()
-        response.release_conn()
+    body = read_object(store.client, store.bucket, store.layout.manifest(video_id))
+    if body is None:
+        return None
     try:
         manifest = msgspec.json.decode(body, type=ev.Manifest)
         key = store.layout.source_of(manifest, video_id)
@@ -155,7 +147,7 @@ def _sourced(store: ChunkStore, video_id: str) -> ev.Manifest | None:
     except (msgspec.MsgspecError, ForeignSource):
         return None
     except S3Error as exc:
-        if exc.code in _MISSING:
+        if exc.code in MISSING_CODES:
             return None
         raise
     return manifest if stat.size == manifest.size else None

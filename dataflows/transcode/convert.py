@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 from minio import Minio
-from minio.error import S3Error
 
 from connectors.ffmpeg import ffprobe_binary
 from core.events import Probe, Rendition
@@ -22,7 +21,6 @@ from core.layout import ObjectLayout
 from core.profiles import Profile
 from dataflows.transcode.codecs import audio_codec_args, video_codec_args
 from dataflows.transcode.ladder import PlannedRendition, display_size, even
-from dataflows.transcode.outputs import JOB_METADATA
 
 __all__ = [
     "CONTENT_TYPES",
@@ -30,7 +28,6 @@ __all__ = [
     "output_file",
     "plan_conversion",
     "publish_conversion",
-    "remove_if_written_by",
 ]
 
 CONTENT_TYPES = {
@@ -136,18 +133,3 @@ def publish_conversion(
         codecs=codecs,
     )  # fmt: skip
     return rendition, duration
-
-
-def remove_if_written_by(client: Minio, bucket: str, key: str, job_id: str) -> list[str]:
-    """Remove ``key`` if job ``job_id`` wrote it (its metadata says so): a cancelled reprocess
-    takes its output away, never the one an earlier job left. The removed keys."""
-    try:
-        meta = client.stat_object(bucket, key).metadata
-    except S3Error as exc:
-        if exc.code in ("NoSuchKey", "NoSuchObject"):
-            return []
-        raise
-    if meta is None or meta.get(f"x-amz-meta-{JOB_METADATA}") != job_id:
-        return []
-    client.remove_object(bucket, key)
-    return [key]

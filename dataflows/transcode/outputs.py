@@ -18,6 +18,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from connectors.ffmpeg import ffmpeg_binary, stderr_reason
+from connectors.storage import read_object
 from core.events import Rendition
 from core.layout import ObjectLayout
 from dataflows.transcode.commands import (
@@ -200,18 +201,10 @@ class RenditionStore:
     def _stored_track(self, entry: MasterEntry) -> Track | None:
         """A whole track as its stored playlist lists it (None: still live, or not there)."""
         key = f"{self.layout.hls_master(self.video_id).rsplit('/', 1)[0]}/{entry.uri}"
-        try:
-            response = self.client.get_object(self.bucket, key)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject"):
-                return None
-            raise
-        try:
-            text = response.read().decode("utf-8", "replace")
-        finally:
-            response.close()
-            response.release_conn()
-        track = parse_media_playlist(text)
+        data = read_object(self.client, self.bucket, key)
+        if data is None:
+            return None
+        track = parse_media_playlist(data.decode("utf-8", "replace"))
         return track if track is not None and track.ended else None
 
     def write_master(self, entries: list[MasterEntry]) -> str:
@@ -300,6 +293,11 @@ class RenditionStore:
                     o.object_name or ""
                     for o in self.client.list_objects(self.bucket, prefix, recursive=True)
                 ]
+        return self.remove_if_written_by(keys, job_id)
+
+    def remove_if_written_by(self, keys: list[str], job_id: str) -> list[str]:
+        """Delete each of ``keys`` whose metadata names job ``job_id`` as its writer (never one
+        an earlier job left); the removed keys."""
         removed = []
         for key in dict.fromkeys(keys):
             if self.written_by(key) == job_id:

@@ -16,6 +16,7 @@ import msgspec
 from minio import Minio
 from minio.error import S3Error
 
+from connectors.storage import read_object
 from core.events import Manifest
 from core.ids import upload_video_id
 from core.layout import ForeignSource, ObjectLayout
@@ -28,17 +29,9 @@ log = get_logger("vidflow.transcode")
 
 
 def _manifest(client: Minio, bucket: str, key: str) -> Manifest | None:
-    try:
-        response = client.get_object(bucket, key)
-    except S3Error as exc:
-        if exc.code in ("NoSuchKey", "NoSuchObject"):
-            return None
-        raise
-    try:
-        data = response.read()
-    finally:
-        response.close()
-        response.release_conn()
+    data = read_object(client, bucket, key)
+    if data is None:
+        return None
     try:
         return msgspec.json.decode(data, type=Manifest)
     except msgspec.MsgspecError:

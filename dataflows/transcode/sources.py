@@ -19,14 +19,13 @@ from collections import OrderedDict
 
 import msgspec
 from minio import Minio
-from minio.error import S3Error
 
+from connectors.storage import read_object
 from core.events import Manifest
 from core.layout import ObjectLayout
 
 __all__ = ["SourceLocator"]
 
-_MISSING = frozenset({"NoSuchKey", "NoSuchObject", "ResourceNotFound"})
 REMEMBERED = 1024  # videos whose source key is kept
 
 
@@ -59,15 +58,5 @@ class SourceLocator:
         return key
 
     def _manifest(self, video_id: str) -> Manifest | None:
-        try:
-            response = self.client.get_object(self.bucket, self.layout.manifest(video_id))
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                return None
-            raise
-        try:
-            body = response.read()
-        finally:
-            response.close()
-            response.release_conn()
-        return msgspec.json.decode(body, type=Manifest)
+        body = read_object(self.client, self.bucket, self.layout.manifest(video_id))
+        return None if body is None else msgspec.json.decode(body, type=Manifest)

@@ -22,7 +22,7 @@ from core.events import Rendition
 from core.layout import ObjectLayout
 from core.settings import get_settings
 from dataflows.children import SpecTask, serve
-from dataflows.transcode.convert import publish_conversion, remove_if_written_by
+from dataflows.transcode.convert import publish_conversion
 from dataflows.transcode.hls import MasterEntry
 from dataflows.transcode.ladder import PlannedRendition
 from dataflows.transcode.live import LivePublisher
@@ -187,7 +187,7 @@ def _run(
         profile = settings.transcode.profiles.get(spec.profile)
         if profile is not None and profile.kind != "ladder":  # a conversion's one output
             key = store.layout.converted(spec.video_id, spec.profile, profile.extension)
-            removed += remove_if_written_by(store.client, spec.bucket, key, spec.job_id)
+            removed += store.remove_if_written_by([key], spec.job_id)
         return CleanupResult(removed=removed)
     if isinstance(spec, MasterSpec):
         return MasterResult(master=store.write_master(spec.entries))
