@@ -66,9 +66,16 @@ class LivePublisher:
         self.began = time.monotonic()
 
     def step(self) -> bool:
-        """Publish what is new of every track; whether anything was."""
+        """Publish what is new of every track; whether anything was. The lowest video rung goes
+        live first (one FFmpeg run writes every rung, and which first fragment completes first
+        is a race): it is the cheapest to start on, and a larger rung waits for it, unless it
+        cannot go live (an earlier job's track is there)."""
         changed = False
+        videos = sorted((n for n in self.names if n != AUDIO_TRACK), key=lambda n: int(n[:-1]))
+        lowest = videos[0] if videos else ""
         for name in self.names:
+            if name not in (AUDIO_TRACK, lowest) and lowest not in self.up and self._ours(lowest):
+                continue
             changed |= self._track(name)
         return changed
 
