@@ -117,16 +117,30 @@ def flush_or_raise(producer: Producer, timeout: float = 30.0) -> None:
         raise KafkaDeliveryError(f"{remaining} message(s) not acknowledged within {timeout:.0f}s")
 
 
-def ensure_topics(k: KafkaSettings, topics: list[str] | None = None, timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet (partitions and replication from settings)."""
-    admin = make_admin(k)
+def ensure_topics(
+    k: KafkaSettings,
+    topics: list[str] | None = None,
+    timeout: float = 30.0,
+    *,
+    admin: AdminClient | None = None,
+) -> None:
+    """Create the topics that do not exist yet (partitions and replication from settings).
+    ``admin``: a client kept by the caller (each new one pays a connection and a login)."""
+    admin = admin or make_admin(k)
     wanted = topics if topics is not None else k.topics()
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [t for t in wanted if t not in existing]
-    if not missing:
-        return
+    if missing:
+        create_topics(k, missing, timeout, admin=admin)
+
+
+def create_topics(
+    k: KafkaSettings, topics: list[str], timeout: float = 30.0, *, admin: AdminClient
+) -> None:
+    """Create ``topics`` (one that exists already is fine) and wait until each is usable;
+    for names known to be new, this skips listing every topic of the cluster."""
     new = [
-        NewTopic(t, num_partitions=k.partitions, replication_factor=k.replication) for t in missing
+        NewTopic(t, num_partitions=k.partitions, replication_factor=k.replication) for t in topics
     ]
     for future in admin.create_topics(new, operation_timeout=timeout).values():
         try:
@@ -134,13 +148,21 @@ def ensure_topics(k: KafkaSettings, topics: list[str] | None = None, timeout: fl
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
-    wait_for_topics(k, missing, timeout)
+    wait_for_topics(k, topics, timeout, admin=admin, first_delay=0.02)
 
 
-def wait_for_topics(k: KafkaSettings, topics: list[str], timeout: float = 60.0) -> None:
+def wait_for_topics(
+    k: KafkaSettings,
+    topics: list[str],
+    timeout: float = 60.0,
+    *,
+    admin: AdminClient | None = None,
+    first_delay: float = 0.2,
+) -> None:
     """Block until every topic's partitions show in the metadata: a topic just created (or a
-    broker just restarted) is briefly "unknown", and a reader built then fails at start-up."""
-    admin = make_admin(k, quiet=True)
+    broker just restarted) is briefly "unknown", and a reader built then fails at start-up.
+    ``first_delay``: the first pause between looks (short where the topics were just made)."""
+    admin = admin or make_admin(k, quiet=True)
 
     def probe() -> None:
         for topic in topics:
@@ -149,29 +171,34 @@ def wait_for_topics(k: KafkaSettings, topics: list[str], timeout: float = 60.0) 
                 why = metadata.error if metadata is not None else "absent"
                 raise LookupError(f"topic {topic} is not ready ({why})")
 
-    wait_until(f"Kafka topics {', '.join(topics)} at {k.bootstrap}", probe, timeout)
+    what = f"Kafka topics {', '.join(topics)} at {k.bootstrap}"
+    wait_until(what, probe, timeout, first_delay=first_delay)
 
 
 def end_offsets(
-    k: KafkaSettings, topics: list[str], timeout: float = 10.0
+    k: KafkaSettings, topics: list[str], timeout: float = 10.0, *, consumer: Consumer | None = None
 ) -> dict[str, dict[int, int]]:
     """The next offset to be written, per partition of each of ``topics`` that exists (one
-    short-lived consumer): the end a reader's lag is measured to."""
-    consumer = make_consumer(k, group_id="vidflow-watermarks")
+    short-lived consumer, or ``consumer`` kept by the caller): the end a reader's lag is
+    measured to."""
+    own = consumer is None
+    consumer = consumer or make_consumer(k, group_id="vidflow-watermarks")
     try:
-        metadata = consumer.list_topics(timeout=timeout).topics
+        # one topic per metadata request: a cluster's full listing can be thousands of topics
+        listed = {t: consumer.list_topics(t, timeout=timeout).topics.get(t) for t in topics}
         return {
             topic: {
                 partition: consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=timeout
                 )[1]
-                for partition in sorted(metadata[topic].partitions)
+                for partition in sorted(found.partitions)
             }
-            for topic in topics
-            if topic in metadata and metadata[topic].error is None
+            for topic, found in listed.items()
+            if found is not None and found.error is None
         }
     finally:
-        consumer.close()
+        if own:
+            consumer.close()
 
 
 def high_watermarks(k: KafkaSettings, topic: str, timeout: float = 10.0) -> dict[int, int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+from bytewax.recovery import init_db_dir
 from confluent_kafka import Consumer
 
 from connectors.kafka import make_consumer
@@ -73,10 +74,7 @@ class FlowProcess:
     def start(self) -> FlowProcess:
         if not self.recovery.exists():
             self.recovery.mkdir(parents=True)
-            subprocess.run(
-                [sys.executable, "-m", "bytewax.recovery", str(self.recovery), "1"],
-                check=True, capture_output=True,
-            )  # fmt: skip
+            init_db_dir(self.recovery, 1)  # what `python -m bytewax.recovery DIR 1` does
         argv = [
             sys.executable, "-m", "bytewax.run", f"{self.module}:flow",
             "-w", str(self.workers), "-r", str(self.recovery),
@@ -133,10 +131,7 @@ def flow_cluster(
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
     made = workdir / "partitions"
     made.mkdir(parents=True)
-    subprocess.run(
-        [sys.executable, "-m", "bytewax.recovery", str(made), str(processes)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    init_db_dir(made, processes)
     flows = []
     for i in range(processes):
         flow = FlowProcess(

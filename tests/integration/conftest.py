@@ -27,6 +27,7 @@ from core.errors import is_public
 from core.settings import Settings
 from portal.migrate import upgrade
 from tests.databases import drop_database
+from tests.isolation import kept_consumer
 
 
 def failure_texts(event: ev.AnyEvent) -> list[str]:
@@ -44,11 +45,16 @@ def failure_texts(event: ev.AnyEvent) -> list[str]:
             return []
 
 
-def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[bytes]:
-    """Every message value of ``topic`` from the beginning to its end now. Batches are asked
-    for with a short wait (``consume`` waits its whole timeout for a batch it cannot fill), and
-    the read stops as soon as every partition reached its end offset."""
-    ends = end_offsets(settings.kafka, [topic]).get(topic, {})
+def read_topic(
+    settings: Settings, topic: str, timeout: float = 30.0, ends: dict[int, int] | None = None
+) -> list[bytes]:
+    """Every message value of ``topic`` from the beginning to its end now (or to ``ends``,
+    its end offsets by partition, when the caller has them). Batches are asked for with a
+    short wait (``consume`` waits its whole timeout for a batch it cannot fill), and the read
+    stops as soon as every partition reached its end offset."""
+    if ends is None:
+        ends = end_offsets(settings.kafka, [topic], consumer=kept_consumer(settings.kafka))
+        ends = ends.get(topic, {})
     wanted = {p: end for p, end in ends.items() if end > 0}
     if not wanted:
         return []
@@ -75,11 +81,10 @@ def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[by
 
 def assert_public_failures_on_topics(settings: Settings) -> None:
     """Every failure text on the status topic and every dead letter's error is public."""
-    for topic, family in (
-        (settings.kafka.topic_status, "status"),
-        (settings.kafka.topic_dlq, "dlq"),
-    ):
-        for raw in read_topic(settings, topic):
+    families = {settings.kafka.topic_status: "status", settings.kafka.topic_dlq: "dlq"}
+    ends = end_offsets(settings.kafka, list(families), consumer=kept_consumer(settings.kafka))
+    for topic, family in families.items():
+        for raw in read_topic(settings, topic, ends=ends.get(topic, {})):
             event = ev.try_decode(raw, family)
             if isinstance(event, ev.DecodeError):
                 continue  # a test's deliberate poison: its dead letter is checked instead
