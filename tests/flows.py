@@ -22,6 +22,9 @@ from core import events as ev
 from core.settings import Settings, settings_environ
 
 ROOT = Path(__file__).resolve().parents[1]
+# a test's reader asks the broker to answer a fetch within 50 ms: with the default 500 ms a
+# fresh consumer's first fetch waits that long before the first message shows
+QUICK_FETCH = {"fetch.wait.max.ms": 50}
 
 
 def free_port() -> int:
@@ -148,7 +151,9 @@ class TopicReader:
     """Reads a topic from the beginning and keeps every decoded event."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
-        self.consumer: Consumer = make_consumer(settings.kafka, f"test-{uuid.uuid4().hex}")
+        self.consumer: Consumer = make_consumer(
+            settings.kafka, f"test-{uuid.uuid4().hex}", **QUICK_FETCH
+        )
         self.consumer.subscribe([topic])
         self.events: list[ev.AnyEvent] = []
         self.raw: list[bytes] = []

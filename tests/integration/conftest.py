@@ -27,6 +27,7 @@ from core.errors import is_public
 from core.settings import Settings
 from portal.migrate import upgrade
 from tests.databases import drop_database
+from tests.flows import QUICK_FETCH
 from tests.isolation import kept_consumer
 
 
@@ -58,7 +59,9 @@ def read_topic(
     wanted = {p: end for p, end in ends.items() if end > 0}
     if not wanted:
         return []
-    consumer = make_consumer(settings.kafka, group_id=f"vidflow-test-{uuid.uuid4().hex}")
+    consumer = make_consumer(
+        settings.kafka, group_id=f"vidflow-test-{uuid.uuid4().hex}", **QUICK_FETCH
+    )
     values: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
