@@ -36,7 +36,10 @@ def _admin(connection: KafkaSettings) -> AdminClient:
 
 @functools.cache
 def _consumer(connection: KafkaSettings) -> Consumer:
-    return make_consumer(connection, group_id=f"vidflow-test-offsets-{uuid.uuid4().hex}")
+    # warnings only: it is asked about every test's topics, and notes each deletion
+    return make_consumer(
+        connection, group_id=f"vidflow-test-offsets-{uuid.uuid4().hex}", log_level=4
+    )
 
 
 def kept_admin(k: KafkaSettings) -> AdminClient:
