@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -42,6 +43,7 @@ from core.logs import get_logger
 from core.settings import Settings
 from portal.models import PROJECTION_TABLES, ConsumerOffset
 from portal.projection import Rejected, apply
+from portal.projector_lag import measure_lag, publish_lag
 
 __all__ = ["Projector", "drop_projection"]
 
@@ -50,6 +52,7 @@ SESSION_TIMEOUT_MS = 10_000  # a projector that died is replaced within seconds,
 STAGE = "project"
 T = TypeVar("T")
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0  # seconds between attempts while the database is away
+LAG_EVERY = 5.0  # seconds between measures of the projection's lag (Prometheus scrapes at 5 s)
 
 
 def is_outage(exc: BaseException) -> bool:
@@ -108,18 +111,33 @@ class Projector:
         self.stop = threading.Event()
         self._producer: Producer | None = None  # made for the first dead letter
 
-    def _stored_offsets(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+    def _stored(self) -> dict[tuple[str, int], int]:
+        """The next offset of each partition the projection recorded with its rows."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(ConsumerOffset.topic, ConsumerOffset.partition, ConsumerOffset.next_offset)
             )
-            stored = {(topic, part): offset for topic, part, offset in rows}
+            return {(topic, part): offset for topic, part, offset in rows}
+
+    def _stored_offsets(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        stored = self._stored()
         return [
             TopicPartition(
                 p.topic, p.partition, stored.get((p.topic, p.partition), OFFSET_BEGINNING)
             )
             for p in partitions
         ]
+
+    def report_lag(self) -> dict[tuple[str, int], int]:
+        """Measure and publish how far the projection is behind (``portal/projector_lag.py``);
+        a failure to measure is logged and skipped: a metric never stops the projector."""
+        try:
+            lag = measure_lag(self.consumer, self.topics, self._stored())
+        except Exception as exc:  # noqa: BLE001 - the database or Kafka away: try next time
+            log.info("projector lag not measured", error=repr(exc))
+            return {}
+        publish_lag(lag)
+        return lag
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         stored = self._retrying(lambda: self._stored_offsets(partitions), None)
@@ -246,9 +264,13 @@ class Projector:
                 signal.signal(signum, lambda *_: stop.set())
         self.consumer.subscribe(self.topics, on_assign=self.on_assign)
         log.info("projecting", topics=self.topics)
+        next_report = 0.0
         try:
             while not stop.is_set():
                 self.poll_once()
+                if time.monotonic() >= next_report:
+                    self.report_lag()
+                    next_report = time.monotonic() + LAG_EVERY
         finally:
             self.consumer.close()
 

@@ -55,7 +55,7 @@ def query(settings: Settings, expr: str) -> dict[str, Any]:
 @pytest.fixture
 def pipeline(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Path]]:
     m = isolated_settings.metrics
-    for port in (m.ingest_port, m.transcode_port, m.watcher_port):
+    for port in (m.ingest_port, m.transcode_port, m.watcher_port, m.projector_port):
         assert not port_in_use("127.0.0.1", port), (
             f"port {port} is in use (is `make up` running?): "
             "stop it with `vidflow down --keep-services`"
@@ -86,11 +86,16 @@ def pipeline(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Sett
         [sys.executable, "-m", "vidflow", "watch", str(drop)], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    projector = subprocess.Popen(
+        [sys.executable, "-m", "vidflow", "portal", "project"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         yield settings, drop
     finally:
-        watcher.terminate()
-        watcher.wait(10)
+        for process in (watcher, projector):
+            process.terminate()
+            process.wait(10)
         flow.stop()
         transcoder.stop()
 
