@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     any_,
     delete,
+    func,
     select,
     text,
     update,
@@ -63,6 +64,7 @@ __all__ = [
     "matching",
     "new_secret",
     "owner_of",
+    "prune_finished",
     "record_attempt",
     "remember_owner",
     "send_again",
@@ -318,3 +320,19 @@ def send_again(
         .values(state="pending", next_attempt_at=now, expires_at=now + max_age)
     )
     return bool(result.rowcount)
+
+
+def prune_finished(conn: Connection, before: datetime) -> int:
+    """Delete the deliveries that ended (delivered, or failed for good) before ``before``,
+    with their attempts: the log would otherwise grow with every status event forever.
+
+    A pending delivery is never pruned. An event replayed after its delivery was pruned is
+    queued and sent again: receivers keep the ``webhook-id`` (the same for the same event and
+    subscription) to see it is one they had."""
+    ended = func.coalesce(deliveries_table.c.delivered_at, deliveries_table.c.next_attempt_at)
+    result = conn.execute(
+        delete(deliveries_table).where(
+            and_(deliveries_table.c.state.in_(("delivered", "failed")), ended < before)
+        )
+    )
+    return int(result.rowcount or 0)

@@ -286,6 +286,8 @@ class WebhookSettings(msgspec.Struct, kw_only=True, frozen=True):
     allow_private: bool = False
     timeout: float = 10.0
     max_age_hours: float = 24.0
+    # days a delivery that ended (delivered or failed) stays in the log before it is pruned
+    keep_days: float = 30.0
     backoff_first: float = 10.0
     backoff_factor: float = 3.0
     # due deliveries are looked for this often, between Kafka polls
@@ -299,9 +301,10 @@ class WebhookSettings(msgspec.Struct, kw_only=True, frozen=True):
                 "VIDFLOW_WEBHOOKS_TIMEOUT and _BACKOFF_FIRST must be positive and "
                 "VIDFLOW_WEBHOOKS_BACKOFF_FACTOR at least 1."
             )
-        if self.max_age_hours <= 0 or self.concurrency < 1:
+        if self.max_age_hours <= 0 or self.concurrency < 1 or self.keep_days <= 0:
             raise SettingsError(
-                "VIDFLOW_WEBHOOKS_MAX_AGE_HOURS must be positive and _CONCURRENCY at least 1."
+                "VIDFLOW_WEBHOOKS_MAX_AGE_HOURS and _KEEP_DAYS must be positive and "
+                "_CONCURRENCY at least 1."
             )
 
 

@@ -43,6 +43,7 @@ log = get_logger("vidflow.webhooks")
 SESSION_TIMEOUT_MS = 10_000
 # the longest pause between two tries: a day-long window still gets several late ones
 MAX_PAUSE = 6 * 3600.0
+PRUNE_EVERY = 3600.0  # seconds between prunes of the deliveries that ended long ago
 LEASE_MARGIN = timedelta(seconds=30)  # a claimed delivery is not due again before its POST ends
 _MSG_NAMESPACE = uuid.UUID("0b7e3f0a-6a52-4a5e-9d0b-2f4c7d1e8a31")
 OUTCOMES = Counter(
@@ -249,6 +250,20 @@ class Sender:
             return response.status_code
         raise httpx.ConnectError("no address to connect to")
 
+    def prune(self) -> int:
+        """Drop deliveries that ended more than ``keep_days`` ago (their attempts too); a
+        database away is tried again at the next prune, never stopping the sender."""
+        before = datetime.now(UTC) - timedelta(days=self.w.keep_days)
+        try:
+            with self.engine.begin() as conn:
+                pruned = store.prune_finished(conn, before)
+        except Exception as exc:  # noqa: BLE001 - the database away: next time
+            log.warning("old deliveries not pruned", error=repr(exc))
+            return 0
+        if pruned:
+            log.info("old deliveries pruned", count=pruned, before=before.isoformat())
+        return pruned
+
     # ------------------------------------------------------------ the loop
 
     def run(self, stop: threading.Event | None = None) -> None:
@@ -260,8 +275,12 @@ class Sender:
                 signal.signal(signum, lambda *_: stop.set())
         self.consumer.subscribe([self.settings.kafka.topic_status])
         log.info("sending webhooks", topic=self.settings.kafka.topic_status)
+        next_prune = 0.0
         try:
             while not stop.is_set():
+                if time.monotonic() >= next_prune:
+                    self.prune()
+                    next_prune = time.monotonic() + PRUNE_EVERY
                 self.poll_once(self.w.poll_interval)
                 try:
                     self.send_due()
