@@ -30,16 +30,16 @@ from minio.error import S3Error
 from connectors.ffmpeg import FFmpegMissing, ffmpeg_binary
 from connectors.storage import MISSING_CODES, object_exists
 from core.errors import public_reason
-from core.layout import ObjectLayout
 from core.logs import get_logger
 from portal.deps import Db, Layout, SettingsDep, Storage
 from portal.errors import NotFound, Unavailable
 from portal.files.remux import RemuxChild, RemuxFailed, RemuxSlots, remux_command
+from portal.files.rungs import is_cmaf_rung
 from portal.models import Rendition
 from portal.projection import is_served_object
 from portal.videos.access import download_name, visible_video
 
-__all__ = ["REMUX_DEADLINE", "DownloadController", "download_path", "is_cmaf_rung"]
+__all__ = ["REMUX_DEADLINE", "DownloadController", "provide_remux_slots"]
 
 log = get_logger("vidflow.portal.download")
 
@@ -49,19 +49,6 @@ REMUX_DEADLINE = timedelta(hours=1)
 _URL_SLACK = timedelta(minutes=5)
 RETRY_AFTER_SECONDS = 15
 _SLOTS_STATE = "remux_slots"
-
-
-def download_path(video_id: str, height: int) -> str:
-    """The portal's address of a rung's download."""
-    return f"/videos/{video_id}/download/{height}"
-
-
-def is_cmaf_rung(layout: ObjectLayout, video_id: str, rung: Rendition) -> bool:
-    """Whether ``rung`` is stored as the CMAF layout stores one: its video alone in
-    ``renditions/{video}/{h}p.mp4``, played through its byte-range playlist beside it."""
-    return rung.key == layout.rendition(video_id, rung.height) and rung.hls == (
-        layout.hls_playlist(video_id, rung.height)
-    )
 
 
 def provide_remux_slots(state: State, settings: SettingsDep) -> RemuxSlots:
@@ -77,9 +64,11 @@ class DownloadController(Controller):
     """A video's rungs as files to keep."""
 
     include_in_schema = False
-    dependencies = {"remux_slots": Provide(provide_remux_slots, sync_to_thread=False)}
 
-    @get("/videos/{video_id:str}/download/{height:int}")
+    @get(
+        "/videos/{video_id:str}/download/{height:int}",
+        dependencies={"remux_slots": Provide(provide_remux_slots, sync_to_thread=False)},
+    )
     async def download(
         self,
         request: Request[Any, Any, Any],
@@ -128,7 +117,9 @@ async def _remuxed(
         )
     lifetime = REMUX_DEADLINE + _URL_SLACK
     try:  # signed locally: no request to the store; the URLs go to FFmpeg only
-        urls = [storage.presigned_get_object(bucket, key, expires=lifetime) for key in (video, audio)]
+        urls = [
+            storage.presigned_get_object(bucket, key, expires=lifetime) for key in (video, audio)
+        ]
         argv = remux_command(ffmpeg_binary(), *urls)
         # started here, not in a thread: a request cancelled meanwhile would orphan it
         child = RemuxChild(argv, REMUX_DEADLINE.total_seconds(), release)

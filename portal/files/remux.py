@@ -13,6 +13,7 @@ and a bounded number run at once (:class:`RemuxSlots`).
 from __future__ import annotations
 
 import asyncio
+import io
 import subprocess
 import tempfile
 import threading
@@ -83,10 +84,15 @@ class RemuxChild:
     def __init__(self, argv: list[str], deadline: float, on_end: Callable[[], None]) -> None:
         """Start ``argv``; ``deadline`` seconds from now it is killed; ``on_end`` runs once when
         the child is gone (the slot given back)."""
-        self._stderr = tempfile.TemporaryFile()  # never a full pipe stalling the child
-        self._proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
-        )
+        # a file, not a pipe (a full pipe would stall the child), closed with the child in stop()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr
+            )
+        except BaseException:
+            self._stderr.close()
+            raise
         self._ends_at = time.monotonic() + deadline
         self._on_end = on_end
         self._lock = threading.Lock()
@@ -105,7 +111,7 @@ class RemuxChild:
             self.stop()
             raise RemuxFailed("the download took too long and was stopped")
         stdout = self._proc.stdout
-        assert stdout is not None  # noqa: S101 - made with stdout=PIPE
+        assert isinstance(stdout, io.BufferedReader)  # made with stdout=PIPE, buffered
         try:
             chunk = await asyncio.wait_for(asyncio.to_thread(stdout.read1, CHUNK), remaining)
         except TimeoutError:

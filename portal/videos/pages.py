@@ -25,7 +25,7 @@ from portal import queries
 from portal.auth import requires_uploader, viewer_of
 from portal.deps import Db, KafkaProducer, Layout, SettingsDep, Storage
 from portal.errors import NotFound
-from portal.files.download import download_path, is_cmaf_rung
+from portal.files.rungs import download_path, is_cmaf_rung
 from portal.jobs import request_job
 from portal.templating import action_result
 from portal.videos.access import download_name, visible_video

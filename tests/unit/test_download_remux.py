@@ -3,13 +3,12 @@ fragmented MP4 on a pipe), the bound on remuxes at once, which rungs are joined,
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from core.layout import ObjectLayout
-from core.settings import PortalSettings, SettingsError, StorageSettings
-from portal.files.download import download_path, is_cmaf_rung
+from core.settings import SettingsError, StorageSettings, load_settings
 from portal.files.remux import RemuxSlots, remux_command
+from portal.files.rungs import download_path, is_cmaf_rung
 from portal.models import Rendition
 
 
@@ -54,6 +53,7 @@ def test_only_a_cmaf_rung_is_joined() -> None:
 
 
 def test_the_remux_limit_is_a_setting_of_at_least_one() -> None:
-    assert PortalSettings().download_remuxes == 4
-    with pytest.raises(SettingsError, match="DOWNLOAD_REMUXES"):
-        msgspec.structs.replace(PortalSettings(), download_remuxes=0)
+    assert load_settings({}).portal.download_remuxes == 4
+    assert load_settings({"VIDFLOW_PORTAL_DOWNLOAD_REMUXES": "2"}).portal.download_remuxes == 2
+    with pytest.raises(SettingsError, match="download_remuxes"):
+        load_settings({"VIDFLOW_PORTAL_DOWNLOAD_REMUXES": "0"})
