@@ -19,8 +19,6 @@ from datetime import timedelta
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ServiceUnavailableException
 from litestar.params import FromPath
 from litestar.response import Stream
@@ -31,7 +29,7 @@ from connectors.ffmpeg import FFmpegMissing, ffmpeg_binary
 from connectors.storage import MISSING_CODES, object_exists
 from core.errors import public_reason
 from core.logs import get_logger
-from portal.deps import Db, Layout, SettingsDep, Storage
+from portal.deps import Db, Layout, RemuxSlotsDep, SettingsDep, Storage
 from portal.errors import NotFound, Unavailable
 from portal.files.remux import RemuxChild, RemuxFailed, RemuxSlots, remux_command
 from portal.files.rungs import is_cmaf_rung
@@ -39,7 +37,7 @@ from portal.models import Rendition
 from portal.projection import is_served_object
 from portal.videos.access import download_name, visible_video
 
-__all__ = ["REMUX_DEADLINE", "DownloadController", "provide_remux_slots"]
+__all__ = ["REMUX_DEADLINE", "DownloadController"]
 
 log = get_logger("vidflow.portal.download")
 
@@ -48,16 +46,6 @@ log = get_logger("vidflow.portal.download")
 REMUX_DEADLINE = timedelta(hours=1)
 _URL_SLACK = timedelta(minutes=5)
 RETRY_AFTER_SECONDS = 15
-_SLOTS_STATE = "remux_slots"
-
-
-def provide_remux_slots(state: State, settings: SettingsDep) -> RemuxSlots:
-    """The app's one :class:`RemuxSlots`, made on first use (the limit is a setting)."""
-    slots: RemuxSlots | None = state.get(_SLOTS_STATE)
-    if slots is None:
-        slots = RemuxSlots(settings.portal.download_remuxes)
-        state[_SLOTS_STATE] = slots
-    return slots
 
 
 class DownloadController(Controller):
@@ -65,10 +53,7 @@ class DownloadController(Controller):
 
     include_in_schema = False
 
-    @get(
-        "/videos/{video_id:str}/download/{height:int}",
-        dependencies={"remux_slots": Provide(provide_remux_slots, sync_to_thread=False)},
-    )
+    @get("/videos/{video_id:str}/download/{height:int}")
     async def download(
         self,
         request: Request[Any, Any, Any],
@@ -76,7 +61,7 @@ class DownloadController(Controller):
         settings: SettingsDep,
         storage: Storage,
         layout: Layout,
-        remux_slots: NamedDependency[RemuxSlots],
+        remux_slots: RemuxSlotsDep,
         video_id: FromPath[str],
         height: FromPath[int],
     ) -> Stream:

@@ -195,7 +195,7 @@ def test_a_missing_height_and_someone_elses_video_are_not_found(
 def test_beyond_the_remux_limit_the_answer_is_503_with_retry_after(
     portal_settings: Settings, tmp_path: Path
 ) -> None:
-    from portal.files.download import provide_remux_slots  # here: the rest runs without it
+    from portal.deps import provide_remux_slots  # here: the rest runs without it
 
     settings = msgspec.structs.replace(
         portal_settings, portal=msgspec.structs.replace(portal_settings.portal, download_remuxes=1)
