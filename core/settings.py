@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
@@ -271,6 +271,8 @@ class PortalSettings(msgspec.Struct, kw_only=True, frozen=True):
     # Addresses or networks (comma-separated: "10.0.0.5,10.1.0.0/16") of reverse proxies whose
     # X-Forwarded-For / Forwarded headers are believed. Empty: nobody's, the peer is the client.
     trusted_proxies: tuple[str, ...] = ()
+    # Downloads joined with their audio by FFmpeg at once; one more is a 503 with Retry-After
+    download_remuxes: Annotated[int, msgspec.Meta(ge=1)] = 4
 
 
 class WebhookSettings(msgspec.Struct, kw_only=True, frozen=True):

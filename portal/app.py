@@ -41,6 +41,7 @@ from portal.dead_letters import dead_letter_page
 from portal.deletion import HANDLERS as DELETION_HANDLERS
 from portal.deps import DEPENDENCIES
 from portal.error_pages import exception_handlers
+from portal.files.download import DownloadController
 from portal.files.proxy import video_file
 from portal.health import healthz, metrics, readyz
 from portal.jobs import api_create_job
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             VideoPages,
             VideosApi,
             video_file,
+            DownloadController,
             all_events,
             video_events,
             api_create_job,

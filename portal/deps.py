@@ -22,6 +22,7 @@ from core.layout import ObjectLayout
 from core.settings import Settings
 from portal.auth.throttle import LoginThrottle
 from portal.fanout import SharedRenders
+from portal.files.remux import RemuxSlots
 from portal.live.hub import NotifyHub
 from portal.templating import TemplateRenderer
 
@@ -32,6 +33,7 @@ __all__ = [
     "KafkaAdmin",
     "KafkaProducer",
     "Layout",
+    "RemuxSlotsDep",
     "Renders",
     "Sessions",
     "SettingsDep",
@@ -52,6 +54,7 @@ Layout: TypeAlias = NamedDependency[ObjectLayout]
 Hub: TypeAlias = NamedDependency[NotifyHub]
 Renders: TypeAlias = NamedDependency[SharedRenders]
 Throttle: TypeAlias = NamedDependency[LoginThrottle]
+RemuxSlotsDep: TypeAlias = NamedDependency[RemuxSlots]
 
 
 def provide_settings(state: State) -> Settings:
@@ -111,6 +114,14 @@ def provide_login_throttle(state: State) -> LoginThrottle:
     return throttle
 
 
+def provide_remux_slots(state: State, settings: SettingsDep) -> RemuxSlots:
+    """The app's one bound on download remuxes, made on first use (its limit is a setting)."""
+    slots: RemuxSlots | None = state.get("remux_slots")
+    if slots is None:
+        slots = state["remux_slots"] = RemuxSlots(settings.portal.download_remuxes)
+    return slots
+
+
 DEPENDENCIES: dict[str, Provide] = {
     "settings": Provide(provide_settings, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),
@@ -123,4 +134,5 @@ DEPENDENCIES: dict[str, Provide] = {
     "hub": Provide(provide_hub, sync_to_thread=False),
     "renders": Provide(provide_renders, sync_to_thread=False),
     "login_throttle": Provide(provide_login_throttle, sync_to_thread=False),
+    "remux_slots": Provide(provide_remux_slots, sync_to_thread=False),
 }

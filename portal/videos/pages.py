@@ -25,6 +25,7 @@ from portal import queries
 from portal.auth import requires_uploader, viewer_of
 from portal.deps import Db, KafkaProducer, Layout, SettingsDep, Storage
 from portal.errors import NotFound
+from portal.files.rungs import download_path, is_cmaf_rung
 from portal.jobs import request_job
 from portal.templating import action_result
 from portal.videos.access import download_name, visible_video
@@ -84,7 +85,9 @@ class VideoPages(Controller):
             raise NotFound(f"no video {video_id}")
         v = detail.video
         downloads = {
-            r.height: storage.presigned_get_object(
+            r.height: download_path(v.id, r.height)
+            if is_cmaf_rung(layout, v.id, r)  # video only: the portal joins its audio in
+            else storage.presigned_get_object(
                 settings.storage.bucket,
                 r.key,
                 expires=DOWNLOAD_TTL,
