@@ -1,5 +1,6 @@
 """``/videos/{id}/files/{key}``: a video's playable objects streamed from the store, for the
-player; MP4 downloads are short-lived presigned links instead (see the video page).
+player. Downloads are elsewhere: a CMAF rung's joins its audio track on the fly
+(:mod:`portal.files.download`); an earlier layout's MP4 is a short-lived presigned link.
 
 A ``Range`` request gets the piece it asks for (206, see :mod:`portal.files.ranges`): the players
 read byte-range segments of one fragmented MP4 per rung."""
