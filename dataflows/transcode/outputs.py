@@ -12,6 +12,7 @@ import math
 import mimetypes
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from minio import Minio
@@ -250,18 +251,21 @@ class RenditionStore:
         """
         poster, sprite = workdir / "poster.jpg", workdir / "sprite.jpg"
         at = min(duration * 0.1, max(duration - 0.1, 0))
-        made_poster = _made(poster_command(ffmpeg_binary(), poster_from, at, poster), poster)
-        if not made_poster and at > 0:
-            made_poster = _made(poster_command(ffmpeg_binary(), poster_from, 0.0, poster), poster)
         interval = max(1.0, duration / 100)
         count = max(1, math.ceil(duration / interval))
         rows = math.ceil(count / SPRITE_COLUMNS)
-        made_sprite = _made(
-            sprite_command(
-                ffmpeg_binary(), sprite_from, interval, SPRITE_COLUMNS, rows, SPRITE_WIDTH, sprite
-            ),
-            sprite,
+        sprite_argv = sprite_command(
+            ffmpeg_binary(), sprite_from, interval, SPRITE_COLUMNS, rows, SPRITE_WIDTH, sprite
         )
+        # side by side: the job's encodes are done, and both are on the way to job.completed
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            sprite_made = pool.submit(_made, sprite_argv, sprite)
+            made_poster = _made(poster_command(ffmpeg_binary(), poster_from, at, poster), poster)
+            if not made_poster and at > 0:
+                made_poster = _made(
+                    poster_command(ffmpeg_binary(), poster_from, 0.0, poster), poster
+                )
+            made_sprite = sprite_made.result()
         keys = Previews("", "", "")
         if made_poster:
             keys.poster = self.layout.poster(self.video_id)

@@ -1,6 +1,7 @@
 """Issue 12, live side without services: the live publisher puts up each finished fragment whole
 and a growing EVENT playlist of them (an in-memory store stands in for the bucket), skips a
-track an earlier job holds, and ``collect`` lists a live track in the master only beside video."""
+track an earlier job holds, and ``collect`` lists a live track in the master only beside video
+and starts the previews child warm once the job plays."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from connectors.ffmpeg import ffmpeg_binary, probe
+from core.events import Rendition
 from core.layout import ObjectLayout
 from core.settings import StorageSettings
 from dataflows.transcode.collect import CollectLogic
@@ -109,3 +111,38 @@ def test_collect_lists_a_live_track_in_the_master_only_beside_a_video_one(tmp_pa
     assert not logic.state.master_dirty  # a master of the audio alone would play nothing
     logic._on_item(UnitLive(opened.plan, "ladder", {144: video}))
     assert logic.state.master_dirty and logic.state.entries == {0: audio, 144: video}
+
+
+def test_the_previews_child_waits_warm_once_the_job_plays(tmp_path: Path) -> None:
+    """Issue 12: the previews child is the last hop to job.completed; started only when every
+    unit had landed, its start-up (Python and its imports) was on that path. It starts once the
+    job plays (not before: the first fragment needs the CPU) and is handed its spec when the
+    units are in: the same process does the work."""
+    ctx = context(tmp_path)
+    planned, _ = PlanLogic(ctx, None).on_item(request())
+    opened = next(item for item in planned if isinstance(item, JobOpened))
+    logic = CollectLogic(ctx, None)
+    logic._on_item(opened)
+    audio = MasterEntry(0, 0, 0, 64_000, "mp4a.40.2", "audio.m3u8", kind="audio", live=True)
+    logic._on_item(UnitLive(opened.plan, "ladder", {0: audio}))
+    logic._previews_tick()
+    assert logic.previews.warm is None  # nothing plays yet
+    video = MasterEntry(144, 256, 144, 214_000, "avc1.42c00c", "144p.m3u8", live=True)
+    logic._on_item(UnitLive(opened.plan, "ladder", {144: video}))
+    logic._previews_tick()
+    warm = logic.previews.warm
+    try:
+        assert warm is not None and warm.child.exit_code() is None and not warm.submitted
+        logic._previews_tick()
+        assert logic.previews.warm is warm  # one per job
+        logic.state.previewing = True  # every unit landed
+        logic.state.renditions = {
+            144: Rendition(height=144, width=256, key="renditions/v1/144p.mp4",
+                           hls="renditions/v1/144p.m3u8"),
+        }  # fmt: skip
+        logic._previews_tick()
+        assert logic.previews.task is warm and warm.submitted
+        assert warm.spec_path.is_file()
+    finally:
+        logic.previews.cancel()
+    assert warm.child.exit_code() is not None
