@@ -91,6 +91,9 @@ class CpuSampler:
             key = (s.pid, s.start)
             self._first.setdefault(key, 0.0 if self._thread is not None else s.cpu)
             group = group_of(s, samples, self.flow_pid)
+            known = self._last.get(key)
+            if known is not None and not known[0].startswith("other_"):
+                group = known[0]  # a zombie (an ended child not reaped yet) has no command line
             self._last[key] = (group, s.cpu)
             self.seen.setdefault(group, " ".join(s.cmdline)[:160])
 
