@@ -33,12 +33,14 @@ class MemoryStore:
         self.layout, self.video_id, self.job_id = LAYOUT, "v1", "j1"
         self.objects: dict[str, bytes] = {}
         self.earlier = earlier or {}  # key -> job that wrote it before
+        self.puts: list[str] = []  # every key written, in order (one request each)
 
     def put_bytes(self, key: str, body: bytes, content_type: str) -> None:
         self.objects[key] = body
+        self.puts.append(key)
 
     def put_text(self, key: str, text: str, content_type: str) -> None:
-        self.objects[key] = text.encode()
+        self.put_bytes(key, text.encode(), content_type)
 
     def track_keys(self, name: str) -> tuple[str, str]:
         if name == "audio":
@@ -86,10 +88,38 @@ def test_each_finished_fragment_goes_up_whole_with_a_growing_playlist(tmp_path: 
     (work / "144p.m3u8").write_text(_cut(full, 3))
     assert live.step()
     playlist = parse_media(store.objects[LAYOUT.hls_playlist("v1", 144)].decode())
-    assert [s[0] for s in playlist.segments] == [f"144p.live/{n}.m4s" for n in range(3)]
+    assert [s[0] for s in playlist.segments] == ["144p.live/0.m4s", *["144p.live/1.m4s"] * 2]
     check_init(store.objects[LAYOUT.live_segment("v1", "144p", "init.mp4")])
-    for n in range(3):
-        check_fragment(store.objects[LAYOUT.live_segment("v1", "144p", f"{n}.m4s")])
+    for uri, offset, length in playlist.segments:
+        body = store.objects[f"{LAYOUT.live_dir('v1', '144p').rsplit('/', 1)[0]}/{uri}"]
+        check_fragment(body if length < 0 else body[offset : offset + length])
+
+
+def test_once_the_job_plays_new_fragments_go_up_in_one_request(tmp_path: Path) -> None:
+    """Issue 12: each request to the store takes CPU from FFmpeg (the store's and the
+    publisher's), and a fragment of each track every two seconds, with its playlist, made
+    hundreds of them per minute of video. Until the job plays each fragment goes up at once
+    (first playable); then a track's new fragments go up as one object, byte ranges in it."""
+    work = _encoded(tmp_path)
+    full = (work / "144p.m3u8").read_text()
+    store = MemoryStore()
+    live = LivePublisher(store, work, ["144p"])  # type: ignore[arg-type]
+    (work / "144p.m3u8").write_text(_cut(full, 1))
+    assert not live.playing
+    assert live.step() and live.playing  # its lowest rung is up
+    store.puts.clear()
+    (work / "144p.m3u8").write_text(_cut(full, 3))
+    assert live.step()
+    fragments = [k for k in store.puts if k.endswith(".m4s")]
+    assert fragments == [LAYOUT.live_segment("v1", "144p", "1.m4s")]
+    assert store.puts.count(LAYOUT.hls_playlist("v1", 144)) == 1
+    playlist = parse_media(store.objects[LAYOUT.hls_playlist("v1", 144)].decode())
+    (_, _, whole), (_, at1, len1), (_, at2, len2) = playlist.segments
+    assert whole == -1 and at1 == 0 and at2 == len1
+    body = store.objects[fragments[0]]
+    assert len(body) == len1 + len2
+    check_fragment(body[:len1])
+    check_fragment(body[len1:])
 
 
 def test_a_track_an_earlier_job_holds_is_not_published_live(tmp_path: Path) -> None:
