@@ -29,7 +29,7 @@ from bytewax.operators import StatefulLogic
 from core import events as ev
 from core.errors import public_reason
 from core.logs import get_logger
-from dataflows.children import Failed, SpecTask
+from dataflows.children import Failed
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.context import Sequenced, TranscodeContext
@@ -45,9 +45,10 @@ from dataflows.transcode.messages import (
     VideoPurge,
 )
 from dataflows.transcode.outputs import preview_inputs
+from dataflows.transcode.previews import JobPreviews
 from dataflows.transcode.removal import Removal
 from dataflows.transcode.state import Cancelling, CollectState
-from dataflows.transcode.tasks import PreviewResult, PreviewSpec, start
+from dataflows.transcode.tasks import PreviewResult, PreviewSpec
 from dataflows.transcode.truncation import truncation_reason
 
 __all__ = ["CollectLogic"]
@@ -64,10 +65,9 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         self.ctx = ctx
         self.events = Sequenced(ctx)
         self.state = resumed or CollectState()
-        self.child: SpecTask[PreviewResult] | None = None
+        self.previews = JobPreviews()  # warm once the job plays (previews.py)
         self.master = MasterWrites()  # the playlist rewritten as rungs land
         self.removal = Removal()  # of a deleted video's objects
-        self.previews_at = time.monotonic()  # the previews child's start ("job completed" log)
         # previews that were being made when the old process died are made again (on_notify)
         if self.state.plan is not None and self.state.entries and not self.state.previewing:
             self.state.master_dirty = True  # its writer may have died with the old process
@@ -89,13 +89,15 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
 
     def on_eof(self) -> tuple[list[Outbound], bool]:
         self.master.drop_warm()  # the input is over: no job's first write comes
+        self.previews.drop_warm()
         return [], self._retain()
 
     def notify_at(self) -> datetime | None:
         state, t = self.state, self.ctx.settings.transcode
         if state.idle and not self.master.running:
             return datetime.fromtimestamp(state.ended_at + self._ttl(), UTC)
-        period = t.urgent_poll_interval if self.master.child or self.child else t.poll_interval
+        urgent = self.master.child or self.previews.running
+        period = t.urgent_poll_interval if urgent else t.poll_interval
         return datetime.now(UTC) + timedelta(seconds=period)
 
     def snapshot(self) -> CollectState:
@@ -149,9 +151,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         return self.ctx.workroot / plan.video_id / plan.job_id / "collect"
 
     def _end(self) -> None:
-        if self.child is not None:
-            self.child.cancel()
-            self.child = None
+        self.previews.cancel()
         if self.state.plan is not None:
             metrics.job_ended(self.state.plan.job_id)
             shutil.rmtree(self._workdir(self.state.plan), ignore_errors=True)
@@ -241,14 +241,19 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
 
     def _previews_tick(self) -> list[Outbound]:
         plan = self.state.plan
-        if plan is None or not self.state.previewing:
+        if plan is None:
             return []
         workdir = self._workdir(plan)
-        if self.child is None and set(self.state.renditions) == {0}:  # audio only: no previews
+        if not self.state.previewing:
+            if any(e.kind != "audio" for e in self.state.entries.values()):  # the job plays
+                self.previews.prepare(plan.job_id, workdir, self._child_deadline())
+            return []
+        running = self.previews.running
+        if not running and set(self.state.renditions) == {0}:  # audio only: no previews
             return self._complete(PreviewResult(poster="", sprite="", vtt="", master=""))
-        if self.child is None and self.master.child is not None:
+        if not running and self.master.child is not None:
             return []  # a rung's master write still in flight would land after the final one
-        if self.child is None:  # start it (again, after a resume)
+        if not running:  # start it (again, after a resume)
             renditions = self.state.renditions
             top = max(renditions)
             planned = plan.planned_for(top)
@@ -260,14 +265,11 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
                 width=planned.width, height=planned.height,
                 entries=list(self.state.entries.values()),
             )  # fmt: skip
-            shutil.rmtree(workdir, ignore_errors=True)
-            self.child = start(spec, workdir, "previews", PreviewResult, self._child_deadline())
-            self.previews_at = time.monotonic()
+            self.previews.start(spec, workdir, self._child_deadline())
             return []
-        outcome = self.child.poll()
+        outcome = self.previews.poll()
         if outcome is None:
             return []
-        self.child = None
         if isinstance(outcome, Failed):
             log.warning("previews failed", video=plan.video_id, output=outcome.detail)
             return self._fail(outcome.reason)
@@ -282,7 +284,7 @@ class CollectLogic(StatefulLogic[CollectMessage, Outbound, CollectState]):
         warnings = ([short] if short else []) + [public_reason(w) for w in previews.warnings]
         if short:
             log.warning("renditions truncated", video=plan.video_id, durations=self.state.durations)
-        previewed = max(0.0, round(time.monotonic() - self.previews_at, 3))  # the bench reads it
+        previewed = max(0.0, round(time.monotonic() - self.previews.started_at, 3))  # the bench
         out = [
             self._status(
                 ev.JobCompleted, stable_id="job.completed", job_id=plan.job_id,

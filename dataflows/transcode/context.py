@@ -13,6 +13,7 @@ from core import events as ev
 from core.layout import ObjectLayout
 from core.profiles import Profile
 from core.settings import Settings
+from dataflows.children import Child
 from dataflows.kafka_io import Outbound
 from dataflows.transcode import metrics
 from dataflows.transcode.cluster import ClusterShape, UnitMode
@@ -43,6 +44,7 @@ class TranscodeContext:
         self.sources = SourceLocator(client, settings.storage.bucket, self.layout)
         self.workroot = Path(settings.home).resolve() / "work" / "transcode"
         self._slots: dict[tuple[int, bool], int] = {}
+        self._waiving: dict[int, Child] = {}  # pid -> demoted FFmpeg still at niceness 0
         self._lock = threading.Lock()
 
     def take_slot(self, early: bool = False, force: bool = False) -> bool:
@@ -59,6 +61,24 @@ class TranscodeContext:
             self._slots[slot] = self._slots.get(slot, 0) + 1
             metrics.RUNNING.inc()
             return True
+
+    def waive_later(self, ffmpeg: Child) -> None:
+        """``ffmpeg`` gives its priority up (``bulk_nice``) when another unit starts an encode
+        (:meth:`waive_now`); until then it keeps the CPU nobody else here asks for."""
+        with self._lock:
+            self._waiving[ffmpeg.process.pid] = ffmpeg
+
+    def waive_now(self) -> None:
+        """A unit starts an encode: every demoted FFmpeg of this process gives way to it."""
+        with self._lock:
+            waiving, self._waiving = list(self._waiving.values()), {}
+        for ffmpeg in waiving:
+            ffmpeg.renice(self.settings.transcode.bulk_nice)  # one that ended is skipped
+
+    def forget(self, ffmpeg: Child) -> None:
+        """``ffmpeg`` has ended (or was reniced): nothing to waive for it."""
+        with self._lock:
+            self._waiving.pop(ffmpeg.process.pid, None)
 
     def give_slot(self, early: bool = False) -> None:
         with self._lock:

@@ -101,9 +101,11 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             return None
         t, status = self.ctx.settings.transcode, self.state.status
         # waits whose every period lands on first playable or on the job's end (the first live
-        # fragment, a child's result) are urgent; FFmpeg's progress can wait
+        # fragment, FFmpeg's exit, a child's result) are urgent; FFmpeg's progress can wait
+        ffmpeg = self.ffmpeg
         urgent = status in (UnitStatus.PUBLISHING, UnitStatus.CLEANING) or (
-            status == UnitStatus.ENCODING and self.live.task is not None and not self.live.first_at
+            status == UnitStatus.ENCODING
+            and (self.live.awaited() or (ffmpeg is not None and ffmpeg.near_end()))
         )
         period = t.urgent_poll_interval if urgent else t.poll_interval
         return datetime.now(UTC) + timedelta(seconds=period)
@@ -266,13 +268,9 @@ class EncodeLogic(StatefulLogic[EncodeMessage, EncodeOut, EncodeState]):
             state.published = True  # temporaries of this job may be in the bucket from now on
         self.throttle = ProgressThrottle(1.0)
         log.info(
-            "unit started",
-            video=plan.video_id,
-            job=plan.job_id,
-            unit=task.unit_id,
-            attempt=state.attempt,
-            process=self.ctx.shape.process_id,
-        )
+            "unit started", video=plan.video_id, job=plan.job_id, unit=task.unit_id,
+            attempt=state.attempt, process=self.ctx.shape.process_id,
+        )  # fmt: skip
         return [
             self._status(
                 ev.UnitStarted, unit=task.unit_id, heights=list(task.labels), attempt=state.attempt

@@ -77,6 +77,10 @@ class LiveFollower:
             return False
         return True
 
+    def awaited(self) -> bool:
+        """The child runs and no track of it is up yet: the job's first playable moment."""
+        return self.task is not None and not self.first_at
+
     def news(self, workdir: Path, task: UnitTask, phases: dict[str, float]) -> list[UnitLive]:
         """Tracks whose first fragments are up since the last call (read from a local file),
         for ``collect``; the first one's time goes to ``phases["first_segment"]``."""

@@ -103,12 +103,22 @@ def byterange_playlist(track: Track, uri: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def live_playlist(track: Track, init_uri: str, segment_uri: Callable[[int], str]) -> str:
-    """The growing EVENT playlist of a track still encoding: each fragment a temporary object
-    (``segment_uri(n)``), never closed (the final playlist replaces it)."""
+def live_playlist(
+    track: Track,
+    init_uri: str,
+    segment_uri: Callable[[int], str],
+    offset_in: Callable[[int], int | None] = lambda n: None,
+) -> str:
+    """The growing EVENT playlist of a track still encoding, never closed (the final playlist
+    replaces it): fragment ``n`` is in the temporary object ``segment_uri(n)``, the whole of it,
+    or at ``offset_in(n)`` (an ``EXT-X-BYTERANGE``) when that object holds several fragments."""
     lines = [*_head(track), f'#EXT-X-MAP:URI="{init_uri}"']
     for n, s in enumerate(track.segments):
-        lines += [f"#EXTINF:{s.duration:.6f},", segment_uri(n)]
+        lines.append(f"#EXTINF:{s.duration:.6f},")
+        offset = offset_in(n)
+        if offset is not None:
+            lines.append(f"#EXT-X-BYTERANGE:{s.length}@{offset}")
+        lines.append(segment_uri(n))
     return "\n".join(lines) + "\n"
 
 

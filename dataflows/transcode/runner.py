@@ -12,7 +12,9 @@ from pathlib import Path
 from dataflows.children import Child
 from dataflows.transcode.progress import ProgressParser, ProgressReading
 
-__all__ = ["FFmpegRun", "classify_failure"]
+__all__ = ["NEAR_END_SECONDS", "FFmpegRun", "classify_failure"]
+
+NEAR_END_SECONDS = 3.0  # of the source left: the step looks for FFmpeg's exit urgently
 
 # The input itself is the problem: retrying cannot help.
 _DETERMINISTIC = (
@@ -94,6 +96,11 @@ class FFmpegRun:
                 self.last_out_seconds = reading.out_seconds
                 self.child.alive()
         return readings
+
+    def near_end(self) -> bool:
+        """Whether FFmpeg reported at most ``NEAR_END_SECONDS`` of the source left to encode:
+        its exit, which starts the publishing on the way to the job's end, is near."""
+        return self.parser.duration - self.last_out_seconds <= NEAR_END_SECONDS
 
     def stalled_for(self) -> float:
         """Seconds since the output last moved forward."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -24,7 +25,9 @@ from dataflows.transcode.context import TranscodeContext
 from dataflows.transcode.encode import EncodeLogic
 from dataflows.transcode.messages import JobClosed, JobOpened, UnitCancel, UnitStopped, UnitTask
 from dataflows.transcode.plan import PlanLogic
+from dataflows.transcode.runner import NEAR_END_SECONDS, FFmpegRun
 from dataflows.transcode.slots import UnitSlot
+from dataflows.transcode.state import EncodeState, UnitStatus
 
 PROFILES = '{"test": [{"height": 240, "video_kbps": 500}, {"height": 144, "video_kbps": 200}]}'
 
@@ -124,22 +127,62 @@ def test_collect_keeps_a_tombstone_then_discards_it(tmp_path: Path) -> None:
 
 
 def test_an_early_unit_gives_its_slot_and_priority_up_once_the_job_plays(tmp_path: Path) -> None:
-    """Issue 12: the one ladder unit of a job runs at niceness 0 in an early slot until its
-    first video fragment is live, then at the bulk niceness in a bulk slot, so the next video's
-    early unit starts at once and gets the CPU first; with no early slot free it starts bulk."""
+    """Issue 12: the one ladder unit of a job runs in an early slot until its first video
+    fragment is live, then in a bulk slot, so the next video's early unit starts at once; it
+    gives its priority up (the bulk niceness) when another unit starts an encode, not before:
+    alone on the machine a niced encode only lost the CPU to whatever else ran. With no early
+    slot free an early unit starts bulk."""
     ctx = context(tmp_path, bulk_nice=7)
     first, second, third = UnitSlot(ctx), UnitSlot(ctx), UnitSlot(ctx)
     assert first.take(early=True) and first.held is True and first.nice == 0
-    assert second.take(early=True) and second.held is False and second.nice == 7  # bulk slot
-    assert not third.take(early=True)  # both kinds taken
     sleeper = Child(["sleep", "30"], tmp_path / "sleep.log")
     try:
         first.demote(sleeper)
-        assert os.getpriority(os.PRIO_PROCESS, sleeper.process.pid) == 7
+        assert first.held is False and first.nice == 7
+        assert os.getpriority(os.PRIO_PROCESS, sleeper.process.pid) == 0  # nobody waits
+        assert second.take(early=True) and second.held is True  # the early slot is free again
+        assert os.getpriority(os.PRIO_PROCESS, sleeper.process.pid) == 7  # it gives way now
     finally:
         sleeper.cancel()
-    assert first.held is False and first.nice == 7
-    assert third.take(early=True) and third.held is True  # the early slot is free again
-    for slot in (first, second, third):
+    assert not third.take(early=True)  # both kinds taken
+    first.give()
+    assert third.take(early=True) and third.held is False and third.nice == 7  # bulk slot
+    for slot in (second, third):
         slot.give()
     assert ctx.take_slot() and ctx.take_slot(early=True)  # every slot given back
+
+
+def _encoding(tmp_path: Path, out_seconds: float, duration: float) -> EncodeLogic:
+    """An encode step in the middle of an encode whose FFmpeg (a stand-in printing FFmpeg's
+    progress block) has reported ``out_seconds`` of ``duration``."""
+    ctx = context(tmp_path)
+    planned, _ = PlanLogic(ctx, None).on_item(request())
+    logic = EncodeLogic(ctx, None)
+    logic.state = EncodeState(next(item for item in planned if isinstance(item, UnitTask)))
+    logic.state.status = UnitStatus.ENCODING
+    block = f"out_time_us={int(out_seconds * 1e6)}\\nprogress=continue\\n"
+    logic.ffmpeg = FFmpegRun(["sh", "-c", f"printf '{block}'; sleep 30"], duration,
+                             tmp_path / f"ffmpeg-{out_seconds}.log")  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not logic.ffmpeg.readings():
+        assert time.monotonic() < deadline, "the stand-in printed no progress"
+        time.sleep(0.01)
+    return logic
+
+
+def test_the_end_of_an_encode_is_looked_for_urgently(tmp_path: Path) -> None:
+    """Issue 12: FFmpeg's exit starts the publishing on the way to job.completed; polled every
+    ``poll_interval`` (0.5 s) it was found 0.25 s late on average. Once at most
+    ``NEAR_END_SECONDS`` of the source are left the step looks every ``urgent_poll_interval``."""
+    middle, end = _encoding(tmp_path, 10.0, 60.0), _encoding(tmp_path, 58.5, 60.0)
+    try:
+        now = datetime.now(UTC)
+        middle_at, end_at = middle.notify_at(), end.notify_at()
+        assert middle_at is not None and end_at is not None
+        assert (middle_at - now).total_seconds() >= 0.45  # FFmpeg's progress can wait
+        assert (end_at - now).total_seconds() <= 0.15
+        assert NEAR_END_SECONDS >= 60.0 - 58.5
+    finally:
+        for logic in (middle, end):
+            assert logic.ffmpeg is not None
+            logic.ffmpeg.kill()
