@@ -60,7 +60,8 @@ def test_a_failed_child_task_reports_one_public_line(tmp_path: Path) -> None:
     while (outcome := task.poll()) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert isinstance(outcome, Failed) and not outcome.hung
-    assert "Traceback" in outcome.detail  # the detail, for the log
+    # the detail, for the log: the traceback's end (its frames and the error)
+    assert 'File "' in outcome.detail and "FileNotFoundError" in outcome.detail
     reason = outcome.reason
     assert reason.startswith("publishing failed") and "No such file" in reason, reason
     assert is_public(reason) and "\n" not in reason and str(tmp_path) not in reason
