@@ -228,7 +228,7 @@ def test_parts_sent_after_the_last_snapshot_are_sent_again_and_overwrite_themsel
         assert drive([(resumed, out)], completed, 90)
     finally:
         for ctx in (before_kill, after_resume):
-            for pool in (ctx.io, ctx.file_hashing, ctx.completing):
+            for pool in (ctx.io, ctx.completing):
                 pool.shutdown(wait=False, cancel_futures=True)
     [done] = [o.event for o in out if isinstance(o.event, ev.IngestCompleted)]
     assert [(c.offset, c.size) for c in done.manifest.chunks] == [
