@@ -2,7 +2,8 @@
 
 Prints one JSON line per figure:
 - ``sha256sum`` of the file and a plain MinIO put of the same bytes (the references);
-- the flow's throughput from the file event to ``ingest.completed`` (bytes per second);
+- the flow's throughput from the file event to ``ingest.completed`` (bytes per second), and
+  its tail: seconds from the last ``chunk.stored`` to ``ingest.completed`` (the completion);
 - the flow's peak RSS for each file size (it must not grow with the file);
 - the watch path's storage amplification (bytes added to the bucket per byte of the file).
 - the upload path's storage amplification (bytes added to the bucket per byte of the file).
@@ -70,6 +71,29 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+class ChunkTimes:
+    """When the flow's chunk events arrived (the predicate of ``TopicReader.wait_for`` is asked
+    after every message): where the flow's time goes, the chunks or the completion after them."""
+
+    def __init__(self) -> None:
+        self.first = self.last = self.end = 0.0
+        self._count = 0
+
+    def ended(self, events: list[ev.AnyEvent]) -> bool:
+        now = time.perf_counter()
+        count = sum(1 for e in events if isinstance(e, ev.ChunkStored))
+        if count > self._count:
+            self.first, self.last, self._count = self.first or now, now, count
+        if any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in events):
+            self.end = self.end or now
+            return True
+        return False
+
+    def tail(self) -> float:
+        """Seconds from the last chunk stored to the stream's end (its completion)."""
+        return self.end - self.last
+
+
 def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]:
     """Seconds from the file event to ingest.completed, and the flow's peak RSS in KiB; prints
     the watch path's storage amplification (bytes the bucket gained per byte of the file)."""
@@ -97,10 +121,13 @@ def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]
         started = time.perf_counter()
         produce_event(producer, settings.kafka.topic_file_events, event)
         flush_or_raise(producer)
-        status.wait_for(
-            lambda es: any(isinstance(e, ev.IngestCompleted | ev.JobFailed) for e in es), 1800, flow
-        )
+        seen = ChunkTimes()
+        status.wait_for(seen.ended, 1800, flow)
         elapsed = time.perf_counter() - started
+        emit(
+            "flow_tail_seconds", seen.tail(), "s", size=stat.st_size,
+            first_chunk=round(seen.first - started, 3),
+        )  # fmt: skip
         assert flow.process is not None
         peak = peak_rss_kib(flow.process.pid)
         added, size = bucket_bytes() - before, path.stat().st_size

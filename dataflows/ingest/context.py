@@ -34,10 +34,9 @@ class IngestContext:
         self.jobs_topic = settings.kafka.topic_jobs
         # a stream's file is opened as untrusted input on every read: under these, regular
         self.roots = resolve_roots(settings.ingest.roots(settings.home))
-        # reads, hashes (hashlib releases the GIL) and puts of several chunks overlap
+        # reads, hashes (hashlib releases the GIL) and puts of several chunks overlap; a
+        # stream keeps up to ``parts.PARTS_IN_FLIGHT`` of them busy
         self.io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="ingest-io")
-        # one thread feeds each stream's whole-file SHA-256 in chunk order, beside the puts
-        self.file_hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-sha")
         # a stream's completion, off the worker thread (its read-back uses ``io`` beside it)
         self.completing = ThreadPoolExecutor(
             max_workers=COMPLETION_THREADS, thread_name_prefix="ingest-complete"

@@ -32,13 +32,13 @@ from core.ids import upload_video_id, video_id_for
 from core.logs import get_logger
 from core.names import display_filename
 from dataflows.ingest import metrics
-from dataflows.ingest.batch import record_chunk, store_batch
 from dataflows.ingest.chunking import plan_chunks
 from dataflows.ingest.closing import CloseGrace, ends_as_a_video
 from dataflows.ingest.completion import Finished, Finishing, finish
 from dataflows.ingest.context import IngestContext, StorageUnavailable
 from dataflows.ingest.digest import FileDigest
 from dataflows.ingest.files import RefusedFile, open_regular
+from dataflows.ingest.parts import PartPipeline, store_parts
 from dataflows.ingest.requests import transcode_request
 from dataflows.ingest.sources import SourceVanished
 from dataflows.ingest.state import StreamState
@@ -52,7 +52,7 @@ log = get_logger("vidflow.ingest")
 T = TypeVar("T")
 S = TypeVar("S", bound=ev.StatusBase)
 CHUNKS_PER_ACTIVATION = 8
-COMPLETION_POLL = 0.1  # seconds between two looks at a completing stream
+COMPLETION_POLL = 0.02  # seconds between two looks at a completing stream (its end is waited for)
 
 
 class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
@@ -65,7 +65,8 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         self.done = False
         self.close = CloseGrace(ctx.settings.ingest.close_grace)
         fresh = resumed is None or resumed.next_offset == 0
-        self.file_sha = FileDigest(ctx.file_hashing, known=fresh)
+        self.file_sha = FileDigest(known=fresh)
+        self.parts = PartPipeline(ctx)  # not state either: what a snapshot names is recorded
         # Not state (a future): a stream resumed while completing completes again from its facts.
         self.completion: Future[Finished] | None = None
 
@@ -112,7 +113,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         if self.completion is not None:
             return datetime.now(UTC) + timedelta(seconds=COMPLETION_POLL)
         chunk_size = self.ctx.settings.ingest.chunk_size
-        if self.state.backlog(chunk_size) or self.state.final:
+        if self.parts or self.state.backlog(chunk_size) or self.state.final:
             return datetime.now(UTC)  # more work now: come back right after other keys ran
         wake = min(self.deadline, self.close.wake_at(time.time()) or self.deadline)
         return datetime.fromtimestamp(wake, UTC)
@@ -152,7 +153,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
             if self.done:
                 self.state, self.done, self.completion = None, False, None
                 self.deadline = time.time() + self.ctx.settings.ingest.stream_timeout
-                self.file_sha = FileDigest(self.ctx.file_hashing)
+                self.file_sha, self.parts = FileDigest(), PartPipeline(self.ctx)
             items, _ = self.on_item(value)
             out += items
         return out
@@ -169,7 +170,9 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         return Outbound(self.ctx.status_topic, event)
 
     def _abandon_source(self, state: StreamState) -> None:
-        """Best effort: an unfinished multipart source of a restarted or failed stream."""
+        """Best effort: an unfinished multipart source of a restarted or failed stream (once
+        none of its parts is in flight any more)."""
+        self.parts.discard()
         if not state.source_upload:
             return
         try:
@@ -207,7 +210,7 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
                 reason = f"{why}; its ingest starts over as video {successor}"
                 out.append(self._status(ev.IngestRestarted, reason=reason))
                 self._abandon_source(state)
-                self.file_sha = FileDigest(self.ctx.file_hashing)
+                self.file_sha = FileDigest()
                 self.close.forget()
                 state = None
         if state is None:
@@ -292,15 +295,16 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         if state is None or self.done:
             return []
         chunk_size = self.ctx.settings.ingest.chunk_size
-        ranges = plan_chunks(state.next_offset, state.known_size, chunk_size, final=state.final)
+        start = self.parts.frontier(state)  # chunks in flight are planned already
+        ranges = plan_chunks(start, state.known_size, chunk_size, final=state.final)
         out: list[Outbound] = []
         try:
             # a snapshot of an older layout (uploads have no parts: their object is the source)
             if state.origin == "watch" and len(state.part_etags) != len(state.chunks):
                 self._send_again(state, "its parts are not all known")
                 return out
-            if ranges:
-                out += self._read_batch(state, ranges[:CHUNKS_PER_ACTIVATION])
+            if ranges or self.parts:
+                out += self._read_batch(state, ranges)
             if state.final and state.next_offset >= state.known_size:
                 out += self._complete()
         except StorageUnavailable:
@@ -324,28 +328,23 @@ class IngestLogic(StatefulLogic[Inbound, Outbound, StreamState]):
         self._abandon_source(state)
         state.chunks, state.part_etags, state.next_offset = [], [], 0
         self.completion = None
-        self.file_sha = FileDigest(self.ctx.file_hashing)
+        self.file_sha = FileDigest()
 
-    def _read_batch(self, state: StreamState, batch: list[tuple[int, int]]) -> list[Outbound]:
-        """Read, store and record one batch of chunks (``dataflows/ingest/batch.py``); the
-        status events of the chunks stored. An upload's chunks are only read and hashed: the
-        uploaded object is the source (``dataflows/ingest/uploads.py``)."""
+    def _read_batch(self, state: StreamState, ranges: list[tuple[int, int]]) -> list[Outbound]:
+        """Send the next chunks as parts and record those stored (``dataflows/ingest/parts.py``),
+        at most ``CHUNKS_PER_ACTIVATION``; their status events. An upload's chunks are only read
+        and hashed: the uploaded object is the source (``dataflows/ingest/uploads.py``)."""
         if state.origin == "upload":
+            batch = ranges[:CHUNKS_PER_ACTIVATION]
             indexed = index_batch(self.ctx, state, batch, self.file_sha)
             return [
                 self._status(ev.ChunkStored, chunk=c, bytes_so_far=c.offset + c.size)
                 for c in indexed
             ]
-        out = []
-        for stored in store_batch(self.ctx, state, batch, self.file_sha):
-            chunk = record_chunk(state, stored)
-            out.append(
-                self._status(
-                    ev.ChunkStored, chunk=chunk, deduplicated=False,
-                    bytes_so_far=state.next_offset,
-                )
-            )  # fmt: skip
-        return out
+        stored = store_parts(self.parts, state, ranges, self.file_sha, CHUNKS_PER_ACTIVATION)
+        return [
+            self._status(ev.ChunkStored, chunk=c, bytes_so_far=c.offset + c.size) for c in stored
+        ]
 
     def _complete(self) -> list[Outbound]:
         """Start the stream's completion on a completion thread, or see whether it ended (it

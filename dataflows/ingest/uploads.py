@@ -69,7 +69,6 @@ def index_batch(
     An upload gone before its first byte was read, of a video whose manifest already exists (a
     replayed announcement after the upload was removed as a duplicate), takes its chunks from
     that manifest instead, and ``file_sha`` is forgotten so completion reuses the manifest."""
-    file_sha.wait()
     try:
         read = list(ctx.io.map(lambda job: _read_and_hash(ctx, state, *job), batch))
     except SourceVanished:

@@ -103,7 +103,6 @@ class Stream:
 
     def close(self) -> None:
         self.ctx.io.shutdown()
-        self.ctx.file_hashing.shutdown()
 
     def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.out if isinstance(e, kind)]

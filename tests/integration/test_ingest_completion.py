@@ -58,7 +58,7 @@ def make_context(settings: Settings) -> IngestContext:
 def ctx(settings: Settings) -> Iterator[IngestContext]:
     context = make_context(settings)
     yield context
-    for pool in (context.io, context.file_hashing, context.completing):
+    for pool in (context.io, context.completing):
         pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -230,7 +230,7 @@ def test_an_event_during_completion_waits_and_a_killed_completion_resumes(
 
         assert drive([(resumed, after)], second_ended, 90)
     finally:
-        for pool in (resumed_ctx.io, resumed_ctx.file_hashing, resumed_ctx.completing):
+        for pool in (resumed_ctx.io, resumed_ctx.completing):
             pool.shutdown(wait=False, cancel_futures=True)
     completed = [e for e in events(after) if isinstance(e, ev.IngestCompleted)]
     assert len(completed) == 2 and completed[0].video_id == first_video

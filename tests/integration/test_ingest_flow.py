@@ -15,7 +15,6 @@ import io
 import os
 import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,17 +25,13 @@ import pytest
 
 from connectors import multipart
 from connectors.kafka import flush_or_raise, make_producer, produce_event
-from connectors.storage import ensure_bucket, make_client
+from connectors.storage import make_client
 from core import events as ev
 from core.errors import is_public
 from core.ids import upload_video_id
 from core.layout import OWNER_METADATA, ObjectLayout
 from core.names import display_filename
 from core.settings import MiB, Settings
-from dataflows.ingest import logic as ingest_logic
-from dataflows.ingest.logic import IngestContext, IngestLogic
-from dataflows.ingest.store import ChunkStore
-from dataflows.kafka_io import Inbound, Outbound
 from tests.flows import FlowProcess, TopicReader, flow_cluster
 from tests.media import raw_clip, write_in_pieces
 
@@ -448,56 +443,6 @@ def test_a_multipart_source_lost_while_the_flow_was_down_is_sent_again(
     assert completed
     assert_source_matches(ingest_settings, completed[-1], original)
     assert_stored_once(ingest_settings, completed[-1].manifest, len(original))
-
-
-def test_whole_file_hashing_holds_back_the_next_batch(
-    ingest_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Backpressure: a batch's bytes are not read while the previous batch waits to be hashed,
-    so a slow whole-file SHA-256 cannot let buffered bytes (RSS) grow with the file."""
-    settings = with_ingest(ingest_settings, close_is_final=True)
-    monkeypatch.setattr(ingest_logic, "CHUNKS_PER_ACTIVATION", 1)
-    client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage)
-    store = ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage))
-    ctx = IngestContext(settings, store)
-    data = raw_clip(tmp_path / "held.mkv", seconds=4).read_bytes()  # 3 chunks of 5 MiB
-    path = tmp_path / "held-back.mkv"
-    path.write_bytes(data)
-    stat = path.stat()
-    closed = ev.FileClosed(
-        id=uuid.uuid4().hex, stream_id=f"{HOST}:{path}", host=HOST, path=str(path),
-        size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
-    )  # fmt: skip
-    logic = IngestLogic(ctx, None)
-    gate = threading.Event()
-    ctx.file_hashing.submit(gate.wait, 60)  # the hashing thread is busy (a slow disk, say)
-    out: list[Outbound] = []
-
-    def drive() -> None:
-        items, _ = logic.on_item(Inbound(closed, settings.kafka.topic_file_events, 0, 0))
-        out.extend(items)
-        while not logic.done:
-            items, _ = logic.on_notify()
-            out.extend(items)
-
-    driver = threading.Thread(target=drive, daemon=True)
-    try:
-        driver.start()
-        time.sleep(3.0)
-        assert driver.is_alive()
-        assert logic.state is not None
-        assert logic.state.next_offset == 5 * MiB  # one batch read, the next one held back
-        gate.set()
-        driver.join(60)
-        assert not driver.is_alive()
-    finally:
-        gate.set()
-        ctx.io.shutdown()
-        ctx.file_hashing.shutdown()
-    completed = [o.event for o in out if isinstance(o.event, ev.IngestCompleted)]
-    assert len(completed) == 1
-    assert_source_matches(settings, completed[0], data)
 
 
 def retained_streams(recovery: Path) -> set[str]:

@@ -27,6 +27,7 @@ from core import events as ev
 from core.layout import ObjectLayout
 from core.settings import MiB, Settings
 from dataflows.ingest import logic as ingest_logic
+from dataflows.ingest import parts as ingest_parts
 from dataflows.ingest.chunking import composite_matches, composite_sha256
 from dataflows.ingest.logic import IngestLogic
 from dataflows.ingest.state import StreamState
@@ -192,6 +193,7 @@ def test_parts_sent_after_the_last_snapshot_are_sent_again_and_overwrite_themsel
     stream (from the snapshot naming the upload and part 1) sends them again under the same
     part numbers, in the same upload, and ends with a clean run's manifest and source."""
     monkeypatch.setattr(ingest_logic, "CHUNKS_PER_ACTIVATION", 1)
+    monkeypatch.setattr(ingest_parts, "HEAD_WAIT", 60.0)  # each activation records its part
     settings = msgspec.structs.replace(
         watch_settings,
         ingest=msgspec.structs.replace(
@@ -228,7 +230,7 @@ def test_parts_sent_after_the_last_snapshot_are_sent_again_and_overwrite_themsel
         assert drive([(resumed, out)], completed, 90)
     finally:
         for ctx in (before_kill, after_resume):
-            for pool in (ctx.io, ctx.file_hashing, ctx.completing):
+            for pool in (ctx.io, ctx.completing):
                 pool.shutdown(wait=False, cancel_futures=True)
     [done] = [o.event for o in out if isinstance(o.event, ev.IngestCompleted)]
     assert [(c.offset, c.size) for c in done.manifest.chunks] == [

@@ -64,7 +64,6 @@ def ingest() -> Iterator[IngestContext]:
     ctx = IngestContext(settings, ChunkStore(client, "b", ObjectLayout(settings.storage)))
     yield ctx
     ctx.io.shutdown()
-    ctx.file_hashing.shutdown()
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
