@@ -179,7 +179,8 @@ def test_no_more_than_the_parts_in_flight_are_read_ahead(
         assert held.entered.wait(30)
         assert eventually(lambda: len(held.started) == parts.PARTS_IN_FLIGHT)
         time.sleep(1.5)  # time enough for any further read to show
-        assert held.started == list(range(parts.PARTS_IN_FLIGHT))
+        # the first parts, whichever I/O thread started each first
+        assert sorted(held.started) == list(range(parts.PARTS_IN_FLIGHT))
         assert worker.logic.state is not None and worker.logic.state.chunks == []
     finally:
         held.release.set()
