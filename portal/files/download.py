@@ -13,7 +13,6 @@ file route); failures are exceptions, answered in one place (:mod:`portal.error_
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -33,6 +32,7 @@ from portal.deps import Db, Layout, RemuxSlotsDep, SettingsDep, Storage
 from portal.errors import NotFound, Unavailable
 from portal.files.remux import RemuxChild, RemuxFailed, RemuxSlots, remux_command
 from portal.files.rungs import is_cmaf_rung
+from portal.files.streaming import object_stream
 from portal.models import Rendition
 from portal.projection import is_served_object
 from portal.videos.access import download_name, visible_video
@@ -150,23 +150,7 @@ async def _stored(
     except Exception as exc:
         log.warning("download: store not answering", video_id=video_id, error=repr(exc))
         raise Unavailable(public_reason("the object store did not answer")) from exc
-    released: list[bool] = []
-
-    def release() -> None:
-        if not released:
-            released.append(True)
-            response.close()
-            response.release_conn()
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            while chunk := await asyncio.to_thread(response.read, 256 * 1024):
-                yield chunk
-        finally:
-            release()
-
-    stream = body()
-    weakref.finalize(stream, release)  # a client gone before the first byte
+    stream = object_stream(response)
     sent = dict(headers)
     if length := response.headers.get("Content-Length"):
         sent["Content-Length"] = length

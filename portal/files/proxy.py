@@ -8,8 +8,6 @@ read byte-range segments of one fragmented MP4 per rung."""
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from litestar import Request, Response, get
@@ -21,6 +19,7 @@ from urllib3 import BaseHTTPResponse
 from portal.deps import Db, Layout, SettingsDep, Storage
 from portal.errors import NotFound
 from portal.files.ranges import store_range
+from portal.files.streaming import object_stream
 from portal.projection import is_served_object
 from portal.videos.access import visible_video
 
@@ -56,19 +55,7 @@ async def video_file(
         return Response(b"", status_code=416, headers={"Content-Range": f"bytes */{size}"})
     except Exception as exc:
         raise NotFound("no such file") from exc
-    release = _releaser(response)
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            while chunk := await asyncio.to_thread(response.read, 256 * 1024):
-                yield chunk
-        finally:
-            release()
-
-    stream = body()
-    # A client gone before the first byte means the generator never runs (nor its finally):
-    # the object response is released when the generator is dropped.
-    weakref.finalize(stream, release)
+    stream = object_stream(response)
     media = response.headers.get("Content-Type", "application/octet-stream")
     return Stream(
         stream, media_type=media, status_code=response.status, headers=_passed_on(response)
@@ -82,16 +69,3 @@ def _passed_on(response: BaseHTTPResponse) -> dict[str, str]:
         if value := response.headers.get(name):
             headers[name] = value
     return headers
-
-
-def _releaser(response: BaseHTTPResponse) -> Callable[[], None]:
-    """Close ``response`` and give its connection back to the pool, once."""
-    done: list[bool] = []
-
-    def release() -> None:
-        if not done:
-            done.append(True)
-            response.close()
-            response.release_conn()
-
-    return release
