@@ -23,7 +23,7 @@ import msgspec
 import pytest
 
 from connectors import multipart
-from connectors.storage import ensure_bucket, make_client
+from connectors.storage import make_client
 from core import events as ev
 from core.layout import ObjectLayout
 from core.settings import MiB, Settings
@@ -31,8 +31,8 @@ from dataflows.ingest import logic as ingest_logic
 from dataflows.ingest import parts
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.state import StreamState
-from dataflows.ingest.store import ChunkStore
 from dataflows.kafka_io import Inbound, Outbound
+from tests.integration.test_ingest_completion import make_context
 from tests.integration.test_ingest_flow import assert_source_matches
 from tests.media import raw_clip
 
@@ -52,10 +52,7 @@ def settings(isolated_settings: Settings, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def ctx(settings: Settings) -> Iterator[IngestContext]:
-    client = make_client(settings.storage)
-    ensure_bucket(client, settings.storage)
-    store = ChunkStore(client, settings.storage.bucket, ObjectLayout(settings.storage))
-    context = IngestContext(settings, store)
+    context = make_context(settings)
     yield context
     for pool in (context.io, context.completing):
         pool.shutdown(wait=False, cancel_futures=True)
@@ -134,6 +131,14 @@ def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     return True
 
 
+def assert_completes_with(settings: Settings, worker: Worker, data: bytes) -> None:
+    """The stream ends in ``ingest.completed`` and its source holds exactly ``data``."""
+    assert eventually(lambda: bool(worker.events(ev.IngestCompleted)), 90)
+    [done] = worker.events(ev.IngestCompleted)
+    assert isinstance(done, ev.IngestCompleted)
+    assert_source_matches(settings, done, data)
+
+
 def test_the_next_parts_go_out_while_an_earlier_part_is_in_flight(
     settings: Settings, ctx: IngestContext, worker: Worker, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -159,10 +164,7 @@ def test_the_next_parts_go_out_while_an_earlier_part_is_in_flight(
         assert len(resumed.part_etags) == 1 and resumed.next_offset == 5 * MiB
     finally:
         held.release.set()
-    assert eventually(lambda: bool(worker.events(ev.IngestCompleted)), 90)
-    [done] = worker.events(ev.IngestCompleted)
-    assert isinstance(done, ev.IngestCompleted)
-    assert_source_matches(settings, done, data)
+    assert_completes_with(settings, worker, data)
 
 
 def test_no_more_than_the_parts_in_flight_are_read_ahead(
@@ -184,10 +186,7 @@ def test_no_more_than_the_parts_in_flight_are_read_ahead(
         assert worker.logic.state is not None and worker.logic.state.chunks == []
     finally:
         held.release.set()
-    assert eventually(lambda: bool(worker.events(ev.IngestCompleted)), 90)
-    [done] = worker.events(ev.IngestCompleted)
-    assert isinstance(done, ev.IngestCompleted)
-    assert_source_matches(settings, done, data)
+    assert_completes_with(settings, worker, data)
 
 
 def test_a_restart_aborts_the_old_upload_only_after_its_parts_in_flight(
