@@ -56,11 +56,16 @@ def argv(portal_settings: Settings, tmp_path: Path) -> list[str]:
     return _argv(portal_settings, lay_out(portal_settings, tmp_path, "dan").video_id)
 
 
-def test_a_reader_that_stops_early_kills_the_child(argv: list[str]) -> None:
+def _holding_a_slot(argv: list[str], deadline: float) -> tuple[RemuxChild, RemuxSlots]:
+    """A remux child started in the one slot of its bound, which its end gives back."""
     slots = RemuxSlots(1)
     release = slots.take()
     assert release is not None
-    child = RemuxChild(argv, deadline=60, on_end=release)
+    return RemuxChild(argv, deadline=deadline, on_end=release), slots
+
+
+def test_a_reader_that_stops_early_kills_the_child(argv: list[str]) -> None:
+    child, slots = _holding_a_slot(argv, deadline=60)
 
     async def client_gone_after_one_piece() -> int:
         body = child.stream()
@@ -76,10 +81,7 @@ def test_a_reader_that_stops_early_kills_the_child(argv: list[str]) -> None:
 
 
 def test_a_reader_dropped_before_the_first_piece_kills_the_child(argv: list[str]) -> None:
-    slots = RemuxSlots(1)
-    release = slots.take()
-    assert release is not None
-    child = RemuxChild(argv, deadline=60, on_end=release)
+    child, slots = _holding_a_slot(argv, deadline=60)
     pid, body = child.pid, child.stream()
     time.sleep(0.5)
     assert not _gone(pid)
@@ -90,10 +92,7 @@ def test_a_reader_dropped_before_the_first_piece_kills_the_child(argv: list[str]
 
 
 def test_a_remux_past_its_deadline_is_stopped_and_fails(argv: list[str]) -> None:
-    slots = RemuxSlots(1)
-    release = slots.take()
-    assert release is not None
-    child = RemuxChild(argv, deadline=1.0, on_end=release)
+    child, slots = _holding_a_slot(argv, deadline=1.0)
 
     async def slow_reader() -> None:
         async for _ in child.stream():
@@ -106,10 +105,7 @@ def test_a_remux_past_its_deadline_is_stopped_and_fails(argv: list[str]) -> None
 
 
 def test_a_whole_read_ends_the_child_normally(argv: list[str]) -> None:
-    slots = RemuxSlots(1)
-    release = slots.take()
-    assert release is not None
-    child = RemuxChild(argv, deadline=60, on_end=release)
+    child, slots = _holding_a_slot(argv, deadline=60)
 
     async def read_all() -> bytes:
         return b"".join([chunk async for chunk in child.stream()])
