@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from connectors.retry import wait_until
+from connectors.retry import RetryPolicy, retry_call, wait_until
 from core.events import Event, encode
 from core.settings import KafkaSettings
 
@@ -19,6 +19,7 @@ __all__ = [
     "end_offsets",
     "ensure_topics",
     "high_watermarks",
+    "leader_not_ready",
     "make_admin",
     "make_consumer",
     "make_producer",
@@ -175,24 +176,52 @@ def wait_for_topics(
     wait_until(what, probe, timeout, first_delay=first_delay)
 
 
+# What a partition answers while its leader is being settled: a topic just created (the
+# metadata lists it before the broker leads it) or a broker just restarted. It passes.
+_LEADER_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def leader_not_ready(exc: Exception) -> bool:
+    """Whether ``exc`` says a partition's leader is still being settled (worth another try)."""
+    if not isinstance(exc, KafkaException) or not exc.args:
+        return False
+    error = exc.args[0]
+    return isinstance(error, KafkaError) and error.code() in _LEADER_SETTLING
+
+
 def end_offsets(
     k: KafkaSettings, topics: list[str], timeout: float = 10.0, *, consumer: Consumer | None = None
 ) -> dict[str, dict[int, int]]:
     """The next offset to be written, per partition of each of ``topics`` that exists (one
     short-lived consumer, or ``consumer`` kept by the caller): the end a reader's lag is
-    measured to."""
+    measured to. A partition whose leader is still being settled is asked again, within
+    ``timeout``."""
     own = consumer is None
     consumer = consumer or make_consumer(k, group_id="vidflow-watermarks")
+    policy = RetryPolicy(timeout, first_delay=0.05, max_delay=0.5)
+
+    def high(topic: str, partition: int) -> int:
+        where = TopicPartition(topic, partition)
+        return int(
+            retry_call(
+                f"the end offset of {topic}[{partition}] at {k.bootstrap}",
+                lambda: consumer.get_watermark_offsets(where, timeout=timeout)[1],
+                policy,
+                retry_on=leader_not_ready,
+            )
+        )
+
     try:
         # one topic per metadata request: a cluster's full listing can be thousands of topics
         listed = {t: consumer.list_topics(t, timeout=timeout).topics.get(t) for t in topics}
         return {
-            topic: {
-                partition: consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=timeout
-                )[1]
-                for partition in sorted(found.partitions)
-            }
+            topic: {partition: high(topic, partition) for partition in sorted(found.partitions)}
             for topic, found in listed.items()
             if found is not None and found.error is None
         }

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from minio.error import S3Error
 from urllib3.exceptions import ProtocolError
 
 import connectors.retry
+from connectors.kafka import leader_not_ready
 from connectors.retry import RetryPolicy, ServiceUnavailable, retry_call, wait_until
 from connectors.storage import make_client, retry_storage
 from core.layout import ObjectLayout
@@ -122,3 +124,17 @@ def test_ingest_gives_up_after_five_minutes_of_outage(
 def test_retry_storage_names_the_step_when_the_store_stays_away(clock: FakeClock) -> None:
     with pytest.raises(ServiceUnavailable, match="list bucket did not answer within 300s"):
         retry_storage("list bucket", failing(*[s3_error("ServiceUnavailable")] * 10_000)[0])
+
+
+def test_a_partition_whose_leader_is_settling_is_asked_again(clock: FakeClock) -> None:
+    answers = [KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE]
+
+    def watermark() -> int:
+        if answers:
+            raise KafkaException(KafkaError(answers.pop(0)))
+        return 7
+
+    assert retry_call("end offset", watermark, RetryPolicy(5.0), retry_on=leader_not_ready) == 7
+    assert len(clock.slept) == 2
+    assert not leader_not_ready(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)))
+    assert not leader_not_ready(ValueError("not Kafka"))
