@@ -370,7 +370,7 @@ def test_the_same_bytes_twice_are_two_sources_with_one_digest(
 def test_an_empty_file_and_a_file_that_is_no_video_fail_and_request_nothing(
     workers: int, tmp_path: Path
 ) -> None:
-    run = Ingest(ingest_settings(tmp_path, timeout=10.0, close_is_final=True), tmp_path)
+    run = Ingest(ingest_settings(tmp_path, timeout=1.0, close_is_final=True), tmp_path)
     empty, text = Watched(tmp_path / "empty.mp4"), Watched(tmp_path / "notes.mp4")
     run.script.then(empty.append(b""), text.append(b"this is not a video, just text\n" * 1000))
     run.script.send(run.files, empty.event(closed=True))

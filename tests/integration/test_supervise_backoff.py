@@ -13,13 +13,16 @@ from pathlib import Path
 
 from vidflow.supervise import Program, SupervisorPaths, apply_config, program_states, shutdown
 
-FAILURES = 6  # supervisord's default startretries is 3: more than that would end in FATAL
+FAILURES = 4  # supervisord's default startretries is 3: more than that would end in FATAL
 
+# The count is written beside the counter and renamed over it: the test reads it while the
+# program runs, and a plain write_text shows an empty file between its truncate and its write.
 FLAKY = """
-import pathlib, sys, time
+import os, pathlib, sys, time
 counter = pathlib.Path(sys.argv[1])
-tries = int(counter.read_text() or 0) + 1 if counter.exists() else 1
-counter.write_text(str(tries))
+tries = int(counter.read_text()) + 1 if counter.exists() else 1
+pathlib.Path(f"{counter}.new").write_text(str(tries))
+os.replace(f"{counter}.new", counter)
 if tries <= int(sys.argv[2]):
     sys.exit(1)  # the service it needs is not there yet
 time.sleep(600)
