@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource
+from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
@@ -34,6 +34,7 @@ from core.events import (
 )
 from core.settings import KafkaSettings
 from dataflows.flow_metrics import DEAD_LETTERS
+from dataflows.resting_source import RestingKafkaSource
 
 START_TIMEOUT = 120.0  # seconds a starting flow waits for Kafka and its topics
 
@@ -161,12 +162,15 @@ def write_results(
 SinkMessage = KafkaSinkMessage[Any, Any]  # what the sink of a flow gets: encoded events
 
 
-def kafka_source(kafka: KafkaSettings, topics: list[str], batch_size: int = 100) -> KafkaSource:
+def kafka_source(
+    kafka: KafkaSettings, topics: list[str], batch_size: int = 100
+) -> RestingKafkaSource:
     """The Kafka source of ``topics``, once the broker and the topics answer (waits for both:
-    listing the partitions of a topic the broker does not know yet fails the flow)."""
+    listing the partitions of a topic the broker does not know yet fails the flow); a quiet
+    partition rests between polls (``dataflows.resting_source``)."""
     wait_for_kafka(kafka, timeout=START_TIMEOUT)
     wait_for_topics(kafka, topics, timeout=START_TIMEOUT)
-    return KafkaSource(
+    return RestingKafkaSource(
         kafka.bootstrap.split(","), topics, tail=True, raise_on_errors=False,
         batch_size=batch_size, add_config=security_config(kafka),
     )  # fmt: skip
