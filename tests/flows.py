@@ -98,13 +98,23 @@ class FlowProcess:
         self.process.wait(10)
 
     def stop(self) -> None:
+        self.interrupt()
+        self.reap()
+
+    def interrupt(self) -> None:
+        """SIGINT, without waiting (the first half of :meth:`stop`; see :func:`stop_all`)."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+
+    def reap(self) -> None:
+        """Wait for an interrupted flow to exit; SIGKILL it after 10 s."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
 
     def assert_running(self) -> None:
         assert self.process is not None
@@ -145,6 +155,15 @@ def flow_cluster(
         (made / f"part-{i}.sqlite3").rename(flow.recovery / f"part-{i}.sqlite3")
         flows.append(flow)
     return flows
+
+
+def stop_all(flows: list[FlowProcess]) -> None:
+    """Stop the processes of a cluster together: one interrupted alone waits for its peers
+    (and is killed after :meth:`FlowProcess.stop`'s 10 s), so all are interrupted first."""
+    for flow in flows:
+        flow.interrupt()
+    for flow in flows:
+        flow.reap()
 
 
 class TopicReader:

@@ -1,6 +1,9 @@
 """A person's view, in Debian's Chromium driven by Playwright, of the whole pipeline running for
 real: a clip is submitted while the videos page is open, its row appears and reaches
-"completed" without a reload (server-sent events), and its page plays the HLS ladder."""
+"completed" without a reload (server-sent events), and its page plays the HLS ladder.
+
+The pipeline (flows, projector, portal) is started once for the module: its tests run on one
+xdist worker, each with its own user, videos and browser."""
 
 from __future__ import annotations
 
@@ -34,11 +37,12 @@ from portal.migrate import upgrade
 from portal.projector import Projector
 from tests.flows import ROOT, FlowProcess, free_port, wait_http
 from tests.integration.test_portal import life_of, produce
+from tests.isolation import isolated_copy, remove_isolated
 from tests.media import cmaf_ladder, h264_clip, raw_clip
 from tests.portal_login import PASSWORD
 from vidflow.submit import upload
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_browser.running")]
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -91,14 +95,27 @@ def _serving(settings: Settings) -> Iterator[str]:
         projector.join(10)
 
 
-@pytest.fixture
-def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
-    """Ingest and transcode flows, the projector and the portal, on isolated topics and database."""
+@pytest.fixture(scope="module")
+def module_settings(settings: Settings) -> Iterator[Settings]:
+    """Topics and a bucket of the module's own (the tests share one running pipeline)."""
+    isolated = isolated_copy(settings)
+    yield isolated
+    remove_isolated(isolated)
+
+
+@pytest.fixture(scope="module")
+def running(
+    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, str]]:
+    """Ingest and transcode flows, the projector and the portal, on the module's topics and a
+    database of its own: started once for the module's tests (each has its own user, videos
+    and browser), since starting them took seconds of every test."""
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make browser`"
-    with _own_database(isolated_settings) as own:
+    work = tmp_path_factory.mktemp("pipeline")
+    with _own_database(module_settings) as own:
         settings = msgspec.structs.replace(
             own,
-            home=tmp_path / "home",
+            home=work / "home",
             ingest=msgspec.structs.replace(own.ingest, stream_timeout=2.0, chunk_size=5 * MiB),
             transcode=msgspec.structs.replace(
                 own.transcode, profiles_json=PROFILES, default_profile="small", preset="ultrafast"
@@ -106,8 +123,8 @@ def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Setti
             portal=msgspec.structs.replace(own.portal, port=free_port()),
         )
         flows = [
-            FlowProcess("dataflows.ingest_flow", settings, tmp_path / "ingest").start(),
-            FlowProcess("dataflows.transcode_flow", settings, tmp_path / "transcode").start(),
+            FlowProcess("dataflows.ingest_flow", settings, work / "ingest").start(),
+            FlowProcess("dataflows.transcode_flow", settings, work / "transcode").start(),
         ]
         try:
             with _serving(settings) as base:
@@ -119,18 +136,10 @@ def running(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Setti
                 flow.stop()
 
 
-@pytest.fixture
-def portal_alone(isolated_settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
-    """The projector and the portal without the flows, for pages over objects a test stores."""
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: run `make browser`"
-    with _own_database(isolated_settings) as own:
-        settings = msgspec.structs.replace(
-            own,
-            home=tmp_path / "home",
-            portal=msgspec.structs.replace(own.portal, port=free_port()),
-        )
-        with _serving(settings) as base:
-            yield settings, base
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CMAF ladder (an FFmpeg encode) for the module's player tests; they only read it."""
+    return cmaf_ladder(tmp_path_factory.mktemp("ladder"))
 
 
 def test_submitted_clip_goes_live_to_completed_and_plays(
@@ -303,11 +312,10 @@ CONTENT_TYPES = {
 
 
 def test_dash_manifest_plays_with_dash_js_and_the_page_switches_to_hls(
-    portal_alone: tuple[Settings, str], tmp_path: Path
+    running: tuple[Settings, str], ladder: Path
 ) -> None:
-    settings, base = portal_alone
+    settings, base = running
     layout, video_id = ObjectLayout(settings.storage), uuid.uuid4().hex
-    ladder = cmaf_ladder(tmp_path)
     store = make_client(settings.storage)
     folder = layout.dash_manifest(video_id).rsplit("/", 1)[0]
     assert folder == layout.hls_master(video_id).rsplit("/", 1)[0]  # the two sit side by side
@@ -337,7 +345,7 @@ def test_dash_manifest_plays_with_dash_js_and_the_page_switches_to_hls(
                     else None
                 ),
             )
-            _log_in(page, base, settings, "e2e-admin", "admin")
+            _log_in(page, base, settings, "e2e-admin-dash", "admin")
             deadline = time.monotonic() + 60
             while page.request.get(page_url).status != 200:  # until the projector has it
                 assert time.monotonic() < deadline, "the video never reached the projection"
@@ -393,15 +401,14 @@ def test_dash_manifest_plays_with_dash_js_and_the_page_switches_to_hls(
 
 
 def test_a_video_without_a_dash_manifest_plays_hls_even_when_dash_is_asked(
-    portal_alone: tuple[Settings, str], tmp_path: Path
+    running: tuple[Settings, str], ladder: Path
 ) -> None:
-    settings, base = portal_alone
+    settings, base = running
     layout, video_id = ObjectLayout(settings.storage), uuid.uuid4().hex
-    ladder = cmaf_ladder(tmp_path)
-    (ladder / "manifest.mpd").unlink()  # made before manifests existed: HLS only
     store = make_client(settings.storage)
     folder = layout.hls_master(video_id).rsplit("/", 1)[0]
-    for path in sorted(ladder.iterdir()):
+    # made before manifests existed: HLS only (the ladder without its manifest.mpd)
+    for path in sorted(p for p in ladder.iterdir() if p.name != "manifest.mpd"):
         store.fput_object(
             settings.storage.bucket, f"{folder}/{path.name}", str(path),
             content_type=CONTENT_TYPES[path.suffix],
@@ -412,7 +419,7 @@ def test_a_video_without_a_dash_manifest_plays_hls_even_when_dash_is_asked(
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            _log_in(page, base, settings, "e2e-admin", "admin")
+            _log_in(page, base, settings, "e2e-admin-hls", "admin")
             deadline = time.monotonic() + 60
             while page.request.get(page_url).status != 200:  # until the projector has it
                 assert time.monotonic() < deadline, "the video never reached the projection"

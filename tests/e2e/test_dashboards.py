@@ -120,6 +120,6 @@ def test_every_panel_query_returns_data(pipeline: tuple[Settings, Path], tmp_pat
                 empty.append(f"{board} / {title}: {expr}")
         if not empty:
             break
-        time.sleep(2)
+        time.sleep(0.5)
     assert not empty, "panels without data:\n" + "\n".join(empty)
     assert len(queries) >= 16

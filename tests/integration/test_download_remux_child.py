@@ -50,10 +50,10 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.fixture
-def argv(portal_settings: Settings, tmp_path: Path) -> list[str]:
+def argv(portal_settings: Settings) -> list[str]:
     """The remux of a real 6 s rung: more output than a pipe holds, so FFmpeg is still
     running, blocked on its pipe, while nobody reads."""
-    return _argv(portal_settings, lay_out(portal_settings, tmp_path, "dan").video_id)
+    return _argv(portal_settings, lay_out(portal_settings, "dan").video_id)
 
 
 def _holding_a_slot(argv: list[str], deadline: float) -> tuple[RemuxChild, RemuxSlots]:
@@ -150,7 +150,7 @@ def _ffmpeg_children(pid: int) -> list[int]:
 def test_a_client_that_goes_away_mid_download_leaves_no_ffmpeg_behind(
     portal_settings: Settings, tmp_path: Path
 ) -> None:
-    ladder = lay_out(portal_settings, tmp_path, "dan")
+    ladder = lay_out(portal_settings, "dan")
     # a rung far larger than every buffer between FFmpeg and the client (pipe, sockets)
     big = tmp_path / "big.mp4"
     subprocess.run(

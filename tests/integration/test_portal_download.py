@@ -4,11 +4,15 @@ PostgreSQL and FFmpeg; a silent video's rung and an earlier layout's MP4 come as
 
 from __future__ import annotations
 
+import atexit
+import functools
 import io
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -47,9 +51,18 @@ class Ladder:
     objects: dict[str, bytes]
 
 
-def transcode_output(work: Path, audio: bool) -> Path:
+# the encodes of transcode_output, kept for the process (every test only reads them)
+_OUTPUTS = Path(tempfile.mkdtemp(prefix="vidflow-test-ladders-"))
+atexit.register(shutil.rmtree, _OUTPUTS, True)
+
+
+@functools.cache
+def transcode_output(audio: bool) -> Path:
     """The transcode flow's own command run on a small clip: a video-only fragmented MP4 per
-    rung and, for a source with sound, ``audio.mp4`` beside them."""
+    rung and, for a source with sound, ``audio.mp4`` beside them. Made once per process for
+    each kind: two FFmpeg runs that every download test repeated for the same bytes."""
+    work = _OUTPUTS / ("sound" if audio else "silent")
+    work.mkdir()
     source = work / "source.mp4"
     sound = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] if audio else []
     subprocess.run(
@@ -68,11 +81,11 @@ def transcode_output(work: Path, audio: bool) -> Path:
     return out
 
 
-def lay_out(settings: Settings, work: Path, owner: str, audio: bool = True) -> Ladder:
+def lay_out(settings: Settings, owner: str, audio: bool = True) -> Ladder:
     """The flow's output stored where the layout puts it, and the video projected with its
-    rungs (rows as the projector writes them for a CMAF job)."""
+    rungs (rows as the projector writes them for a CMAF job): a video of its own each time."""
     layout, video_id = ObjectLayout(settings.storage), uuid.uuid4().hex
-    out = transcode_output(work, audio)
+    out = transcode_output(audio)
     names = {layout.rendition(video_id, r.label): f"{r.label}p.mp4" for r in RUNGS}
     if audio:
         names[layout.audio(video_id)] = "audio.mp4"
@@ -128,7 +141,7 @@ def assert_no_presigned_url(body: bytes, headers: dict[str, str], endpoint: str)
 def test_a_cmaf_rung_downloads_with_its_audio_track(
     portal_settings: Settings, tmp_path: Path
 ) -> None:
-    ladder = lay_out(portal_settings, tmp_path, "dan")
+    ladder = lay_out(portal_settings, "dan")
     video_id = ladder.video_id
     with TestClient(app=create_app(portal_settings)) as browser:
         log_in(browser, portal_settings, "dan", "uploader")
@@ -163,7 +176,7 @@ def test_a_cmaf_rung_downloads_with_its_audio_track(
 def test_a_silent_video_downloads_its_video_as_stored(
     portal_settings: Settings, tmp_path: Path
 ) -> None:
-    ladder = lay_out(portal_settings, tmp_path, "sam", audio=False)
+    ladder = lay_out(portal_settings, "sam", audio=False)
     layout = ObjectLayout(portal_settings.storage)
     with TestClient(app=create_app(portal_settings)) as browser:
         log_in(browser, portal_settings, "sam", "uploader")
@@ -175,10 +188,8 @@ def test_a_silent_video_downloads_its_video_as_stored(
     assert [s["codec_type"] for s in streams] == ["video"]  # type: ignore[attr-defined]
 
 
-def test_a_missing_height_and_someone_elses_video_are_not_found(
-    portal_settings: Settings, tmp_path: Path
-) -> None:
-    ladder = lay_out(portal_settings, tmp_path, "ann")
+def test_a_missing_height_and_someone_elses_video_are_not_found(portal_settings: Settings) -> None:
+    ladder = lay_out(portal_settings, "ann")
     video_id, layout = ladder.video_id, ObjectLayout(portal_settings.storage)
     with TestClient(app=create_app(portal_settings)) as browser:
         log_in(browser, portal_settings, "ann", "uploader")
@@ -193,14 +204,14 @@ def test_a_missing_height_and_someone_elses_video_are_not_found(
 
 
 def test_beyond_the_remux_limit_the_answer_is_503_with_retry_after(
-    portal_settings: Settings, tmp_path: Path
+    portal_settings: Settings,
 ) -> None:
     from portal.deps import provide_remux_slots  # here: the rest runs without it
 
     settings = msgspec.structs.replace(
         portal_settings, portal=msgspec.structs.replace(portal_settings.portal, download_remuxes=1)
     )
-    ladder = lay_out(settings, tmp_path, "eve")
+    ladder = lay_out(settings, "eve")
     app = create_app(settings)
     with TestClient(app=app) as browser:
         log_in(browser, settings, "eve", "uploader")
@@ -213,10 +224,8 @@ def test_beyond_the_remux_limit_the_answer_is_503_with_retry_after(
         assert provide_remux_slots(app.state, settings).used == 0  # given back at the end
 
 
-def test_a_broken_audio_track_is_a_public_503_not_a_broken_file(
-    portal_settings: Settings, tmp_path: Path
-) -> None:
-    ladder = lay_out(portal_settings, tmp_path, "kim")
+def test_a_broken_audio_track_is_a_public_503_not_a_broken_file(portal_settings: Settings) -> None:
+    ladder = lay_out(portal_settings, "kim")
     layout = ObjectLayout(portal_settings.storage)
     store = make_client(portal_settings.storage)
     junk = os.urandom(4000)

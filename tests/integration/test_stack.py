@@ -254,13 +254,26 @@ def test_killed_kafka_comes_back_with_topics_and_messages(own_stack: Settings) -
     pid = read_pid(pidfile)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    time.sleep(1)
+    _wait_gone(pid)
     assert not {r.name: r for r in health(own_stack)}["kafka"].healthy
 
     up = vidflow(environ_of(own_stack), "stack", "up")
     assert up.returncode == 0, up.stdout + up.stderr
     assert read_pid(pidfile) not in (None, pid)
     assert _consume_one(own_stack, topic) == sent
+
+
+def _wait_gone(pid: int, timeout: float = 30.0) -> None:
+    """Until process ``pid`` is dead (gone, or a zombie not reaped yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        assert time.monotonic() < deadline, f"process {pid} still alive after SIGKILL"
+        time.sleep(0.05)
 
 
 @SAME_STACK

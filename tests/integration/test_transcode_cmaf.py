@@ -95,7 +95,7 @@ def test_the_lowest_rung_plays_while_it_still_encodes(
     the bucket (temporaries, whole fragments), long before job.completed."""
     slow = msgspec.structs.replace(tc_settings.transcode, preset="medium", unit_mode="rung")
     settings = msgspec.structs.replace(tc_settings, transcode=slow)
-    clip = h264_clip(tmp_path / "long.mp4", seconds=40, size="640x360")
+    clip = h264_clip(tmp_path / "long.mp4", seconds=20, size="640x360")  # 10 fragments a rung
     client, bucket = make_client(settings.storage), settings.storage.bucket
     live: list[tuple[str, str]] = []
     with FlowProcess("dataflows.transcode_flow", settings, tmp_path / "flow") as running:

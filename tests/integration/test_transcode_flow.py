@@ -32,7 +32,7 @@ from core.layout import ObjectLayout
 from core.settings import Settings
 from dataflows.transcode.outputs import RenditionStore
 from tests.cmaf import check_ladder
-from tests.flows import FlowProcess, TopicReader, flow_cluster
+from tests.flows import FlowProcess, TopicReader, flow_cluster, stop_all
 from tests.media import h264_clip
 
 pytestmark = pytest.mark.integration
@@ -552,8 +552,7 @@ def test_two_process_cluster_encodes_one_video_on_both_processes(
         request = request_for(tc_settings, clip)
         status.wait_for(finished(request.video_id), 180, processes[0])
     finally:
-        for process in processes:
-            process.stop()
+        stop_all(processes)
     events = of(status.events, request.video_id)
     done = next(e for e in events if isinstance(e, ev.JobCompleted))
     assert sorted(r.height for r in done.renditions) == [144, 240]

@@ -40,6 +40,19 @@ def wait(task: SpecTask[Echo], timeout: float = 30.0) -> Finished[Echo] | Failed
     raise AssertionError("the child did not end")
 
 
+def started_up(warm: SpecTask[Echo], timeout: float = 30.0) -> None:
+    """Until a warm child's start-up is over: it sleeps in its wait for a spec (the kernel
+    names that sleep as its wait channel), seen twice in a row. Imports never sleep so."""
+    wchan = Path(f"/proc/{warm.child.process.pid}/wchan")
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while seen < 2:
+        assert time.monotonic() < deadline, "the warm child never started waiting for its spec"
+        assert warm.child.exit_code() is None, warm.child.output_tail()
+        seen = seen + 1 if "nanosleep" in wchan.read_text() else 0
+        time.sleep(0.02)
+
+
 def task(tmp_path: Path, job: Job, deadline: float = 30.0) -> SpecTask[Echo]:
     return SpecTask(
         CHILD_MODULE, job, tmp_path / "work", "job", Echo, what="echo failed", deadline=deadline
@@ -179,10 +192,13 @@ def _alive(pid: int) -> bool:
 def test_a_warm_child_waits_for_its_spec_and_then_works_at_once(tmp_path: Path) -> None:
     """Issue 12: a child started before its work is known (Python up, imports loaded) does it
     without a child's start-up once handed its spec; one that is gone is refused the spec."""
+    created = time.monotonic()
     warm: SpecTask[Echo] = SpecTask(
         CHILD_MODULE, None, tmp_path / "work", "job", Echo, what="echo failed", deadline=0.5
     )
-    time.sleep(1.5)  # it waits past its deadline: the deadline counts from its work
+    started_up(warm)
+    # it waits past its deadline (twice over): the deadline counts from its work
+    time.sleep(max(0.0, created + 1.0 - time.monotonic()))
     assert warm.poll() is None and warm.child.exit_code() is None
     handed = time.monotonic()
     assert warm.submit(Job(text="warm"))
@@ -209,7 +225,7 @@ def test_a_warm_child_waits_for_its_spec_almost_without_cpu(tmp_path: Path) -> N
         CHILD_MODULE, None, tmp_path / "work", "job", Echo, what="echo failed", deadline=30.0
     )
     try:
-        time.sleep(1.5)  # its start-up is over
+        started_up(warm)
         before = _cpu_seconds(warm.child.process.pid)
         time.sleep(4.0)
         waited = _cpu_seconds(warm.child.process.pid) - before
