@@ -5,6 +5,8 @@ Prints one JSON line per figure:
 - the flow's throughput from the file event to ``ingest.completed`` (bytes per second), and
   its tail: seconds from the last ``chunk.stored`` to ``ingest.completed`` (the completion);
 - the flow's peak RSS for each file size (it must not grow with the file);
+- CPU seconds per GiB of the flow process and of the object store while the flow ingests
+  (``bench/cpu.py``): on two cores, what the store spends per byte bounds the flow's rate;
 - the watch path's storage amplification (bytes added to the bucket per byte of the file).
 - the upload path's storage amplification (bytes added to the bucket per byte of the file).
 
@@ -27,6 +29,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cpu import CpuSampler
 from connectors.kafka import flush_or_raise, make_producer, produce_event
 from connectors.storage import make_client
 from core import events as ev
@@ -118,17 +121,22 @@ def run_flow(settings: Settings, path: Path, workdir: Path) -> tuple[float, int]
             size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
         )  # fmt: skip
         settle()
+        assert flow.process is not None
+        sampler = CpuSampler(flow.process.pid).start()
         started = time.perf_counter()
         produce_event(producer, settings.kafka.topic_file_events, event)
         flush_or_raise(producer)
         seen = ChunkTimes()
         status.wait_for(seen.ended, 1800, flow)
         elapsed = time.perf_counter() - started
+        spent, gib = sampler.stop(), stat.st_size / GiB
+        for group in ("flow", "store"):
+            per_gib = spent.get(group, 0.0) / gib
+            emit(f"cpu_{group}_seconds_per_gib", per_gib, "s", size=stat.st_size)
         emit(
             "flow_tail_seconds", seen.tail(), "s", size=stat.st_size,
             first_chunk=round(seen.first - started, 3),
         )  # fmt: skip
-        assert flow.process is not None
         peak = peak_rss_kib(flow.process.pid)
         added, size = bucket_bytes() - before, path.stat().st_size
         emit("storage_amplification", added / size, "ratio", path="watch", size=size, added=added)

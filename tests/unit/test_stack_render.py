@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
 from connectors.kafka import client_config, security_config
 from core.settings import Secret, SettingsError, load_settings
@@ -26,9 +27,10 @@ from vidflow.stack.credentials import (
 )
 from vidflow.stack.errors import StackError
 from vidflow.stack.kafka import kafka_properties, scram_arguments
+from vidflow.stack.minio import PERFORMANCE_FLAGS, MinIO
 from vidflow.stack.process import port_in_use
 from vidflow.stack.prometheus import Prometheus
-from vidflow.stack.service import split_host_port
+from vidflow.stack.service import StackPaths, split_host_port
 
 
 def test_env_lines_are_shell_quoted() -> None:
@@ -277,3 +279,15 @@ def test_a_cluster_id_never_reads_as_an_option() -> None:
     ids = [new_cluster_id() for _ in range(2000)]
     assert all(not i.startswith("-") and len(i) == 22 for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_the_stack_and_compose_run_minio_with_the_same_flags(tmp_path: Path) -> None:
+    """Both deployments run MinIO without MD5 ETags (``--no-compat``): the stack's and compose's
+    stores spend the same CPU per byte, so the bench's figures hold for both."""
+    launch = MinIO().launch(load_settings({}), StackPaths(tmp_path), {"minio": Path("minio")})
+    compose = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "compose.yaml").read_text())
+    command = compose["services"]["minio"]["command"].split()
+    assert PERFORMANCE_FLAGS == ("--no-compat",)
+    for flag in PERFORMANCE_FLAGS:
+        assert flag in launch.argv
+        assert flag in command
