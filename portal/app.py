@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from connectors.db import async_engine
 from connectors.kafka import make_admin, make_producer
-from connectors.storage import close_client
+from connectors.storage import close_client, make_probe_client
 from core.settings import Settings, get_settings
 from portal.auth.forwarded import forwarded_middleware
 from portal.auth.login import LoginPages
@@ -43,6 +43,7 @@ from portal.deps import DEPENDENCIES
 from portal.error_pages import exception_handlers
 from portal.files.download import DownloadController
 from portal.files.proxy import video_file
+from portal.health import TIMEOUT as PROBE_TIMEOUT
 from portal.health import healthz, metrics, readyz
 from portal.jobs import api_create_job
 from portal.live.hub import NotifyHub
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # one client (HTTP pool) per process for files, probes and uploads; closing it on shutdown
     # only empties the pool, which refills if another app of this process uses it
     storage = storage_client(resolved.storage)
+    storage_probe = make_probe_client(resolved.storage, PROBE_TIMEOUT)
     templates = template_config()
     renderer = TemplateRenderer(templates)
     renders = make_renders(sessions, renderer)
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await hub.stop()
             await asyncio.to_thread(producer.flush, 10.0)
             close_client(storage)
+            close_client(storage_probe)
             # Pooled connections belong to this event loop; left open they outlive it.
             await engine.dispose()
 
@@ -143,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "settings": resolved,
                 "hub": hub,
                 "storage": storage,
+                "storage_probe": storage_probe,
                 "sessions": sessions,
                 "templates": renderer,
                 "renders": renders,

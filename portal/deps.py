@@ -38,6 +38,7 @@ __all__ = [
     "Sessions",
     "SettingsDep",
     "Storage",
+    "StorageProbe",
     "Templates",
     "Throttle",
 ]
@@ -47,6 +48,7 @@ Db: TypeAlias = NamedDependency[AsyncSession]
 Sessions: TypeAlias = NamedDependency[async_sessionmaker[AsyncSession]]
 SettingsDep: TypeAlias = NamedDependency[Settings]
 Storage: TypeAlias = NamedDependency[Minio]
+StorageProbe: TypeAlias = NamedDependency[Minio]
 KafkaProducer: TypeAlias = NamedDependency[Producer]
 KafkaAdmin: TypeAlias = NamedDependency[AdminClient]
 Templates: TypeAlias = NamedDependency[TemplateRenderer]
@@ -77,6 +79,12 @@ async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
 def provide_storage(state: State) -> Minio:
     storage: Minio = state.storage
     return storage
+
+
+def provide_storage_probe(state: State) -> Minio:
+    """The client readiness probes ask the store with (once, no retries)."""
+    probe: Minio = state.storage_probe
+    return probe
 
 
 def provide_producer(state: State) -> Producer:
@@ -127,6 +135,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "sessions": Provide(provide_sessions, sync_to_thread=False),
     "db": Provide(provide_db),
     "storage": Provide(provide_storage, sync_to_thread=False),
+    "storage_probe": Provide(provide_storage_probe, sync_to_thread=False),
     "producer": Provide(provide_producer, sync_to_thread=False),
     "kafka_admin": Provide(provide_kafka_admin, sync_to_thread=False),
     "templates": Provide(provide_templates, sync_to_thread=False),

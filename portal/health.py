@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import public_reason
 from core.logs import get_logger
-from portal.deps import KafkaAdmin, Sessions, SettingsDep, Storage
+from portal.deps import KafkaAdmin, Sessions, SettingsDep, StorageProbe
 
 __all__ = ["Health", "Readiness", "healthz", "metrics", "readyz"]
 
@@ -87,12 +87,12 @@ def metrics() -> Response[bytes]:
 
 @get("/readyz", media_type=MediaType.JSON, tags=["health"])
 async def readyz(
-    settings: SettingsDep, kafka_admin: KafkaAdmin, storage: Storage, sessions: Sessions
+    settings: SettingsDep, kafka_admin: KafkaAdmin, storage_probe: StorageProbe, sessions: Sessions
 ) -> Response[Readiness]:
     """200 when Kafka, MinIO and PostgreSQL all answer, else 503 naming the failing ones."""
     checks = {
         "kafka": _kafka(kafka_admin),  # one admin client per process, made at startup
-        "minio": _minio(storage, settings.storage.bucket),
+        "minio": _minio(storage_probe, settings.storage.bucket),  # asks once, no retries
         "postgres": _postgres(sessions),
     }
     results = dict(await asyncio.gather(*(_run(name, check) for name, check in checks.items())))

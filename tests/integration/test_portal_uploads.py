@@ -35,6 +35,7 @@ from core.errors import is_public
 from core.settings import Settings
 from portal.app import create_app
 from portal.auth.accounts import create_user, issue_token
+from portal.health import TIMEOUT as PROBE_TIMEOUT
 from portal.models import Rendition, Upload
 from portal.projector import Projector
 from portal.rebuild import replay_to_end
@@ -194,11 +195,15 @@ def test_readyz_and_openapi(portal_settings: Settings) -> None:
             portal_settings.storage, endpoint=f"127.0.0.1:{free_port()}"
         ),
     )
+    asked = time.monotonic()
     with TestClient(app=create_app(no_store)) as client:
         down = client.get("/readyz")
         assert down.status_code == 503 and down.json()["failing"] == ["minio"]
         shown = down.json()["checks"]["minio"]  # anyone may read /readyz: no internals
         assert is_public(shown) and no_store.storage.endpoint not in shown, shown
+    # the probe asks once: a client that retried the refused connection with backoff held a
+    # thread for about 15 s after the probe had answered (the app's shutdown waited for it)
+    assert time.monotonic() - asked < PROBE_TIMEOUT + 4
 
 
 def test_operations_show_lag_and_replay_dead_letters(portal_settings: Settings) -> None:
