@@ -17,7 +17,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -474,9 +474,8 @@ def test_file_closed_completes_at_once_and_no_state_is_kept_after(
             handle.flush()
             writer.announce()  # still being written: the stream must stay open
             status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 30, flow)
-            # the stream is retained in a snapshot while it is open
-            time.sleep(2.5)
-            assert writer.stream_id in retained_streams(flow.recovery)
+            # the stream is retained in a snapshot while it is open (snapshots every second)
+            assert eventually(lambda: writer.stream_id in retained_streams(flow.recovery))
             handle.write(data[half:])
         closed_at = time.monotonic()
         writer.announce(closed=True)
@@ -484,37 +483,69 @@ def test_file_closed_completes_at_once_and_no_state_is_kept_after(
         assert time.monotonic() - closed_at < 20  # well before the 60 s stream timeout
         completed = next(e for e in events if isinstance(e, ev.IngestCompleted))
         assert_source_matches(settings, completed, data)
-        time.sleep(2.5)  # snapshots every second: the discard reaches the recovery store
+        # snapshots every second: the discard reaches the recovery store
+        assert eventually(lambda: writer.stream_id not in retained_streams(flow.recovery))
     assert writer.stream_id not in retained_streams(flow.recovery)
 
-    # a resumed flow has nothing to finish: no event for the video comes again
+    # a resumed flow has nothing to finish: no event for the video comes again, by the time it
+    # has read a refused file event sent on every partition after it started (what it had to
+    # redo, it meets first on the partition) and a second more
     seen = len(events_of(status.events, completed.video_id))
     with flow:
-        time.sleep(6.0)
+        passwd = Path("/etc/passwd")
+        for partition in range(settings.kafka.partitions):
+            announce_file(settings, passwd, passwd.stat().st_size, partition=partition)
+        letters = dead_letters(settings, settings.kafka.partitions, flow, timeout=60)
+        assert {letter.partition for letter in letters} == set(range(settings.kafka.partitions))
         status.poll(1.0)
         flow.assert_running()
+    assert all("outside the watched roots" in letter.error for letter in letters)
     assert len(events_of(status.events, completed.video_id)) == seen
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Whether ``condition`` holds within ``timeout``, asked every 0.1 s (a wait that ends as
+    soon as it holds, where a fixed sleep waits its whole length)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 # ---------------------------------------------------------------- issue 9: trust boundaries
 
 
 def announce_file(
-    settings: Settings, path: Path | str, size: int, *, inode: int = 0, stream_id: str = ""
+    settings: Settings,
+    path: Path | str,
+    size: int,
+    *,
+    inode: int = 0,
+    stream_id: str = "",
+    partition: int | None = None,
 ) -> None:
-    """A ``file.closed`` for ``path`` with any declared size, as a hostile producer sends it."""
+    """A ``file.closed`` for ``path`` with any declared size, as a hostile producer sends it
+    (on ``partition`` if given, else where its key goes)."""
     event = ev.FileClosed(
         id=uuid.uuid4().hex, stream_id=stream_id or f"{HOST}:{path}", host=HOST, path=str(path),
         size=size, mtime=time.time(), inode=inode,
     )  # fmt: skip
-    produce_raw(settings, settings.kafka.topic_file_events, event)
+    produce_raw(settings, settings.kafka.topic_file_events, event, partition)
 
 
-def produce_raw(settings: Settings, topic: str, event: ev.Event) -> None:
+def produce_raw(
+    settings: Settings, topic: str, event: ev.Event, partition: int | None = None
+) -> None:
     """Write ``event`` as a hostile producer would: its JSON as is, without the contract's
     bounds check that ``ev.encode`` (and every vidflow producer) applies before sending."""
     producer = make_producer(settings.kafka)
-    producer.produce(topic, key=event.partition_key.encode(), value=msgspec.json.encode(event))
+    key, value = event.partition_key.encode(), msgspec.json.encode(event)
+    if partition is None:
+        producer.produce(topic, key=key, value=value)
+    else:
+        producer.produce(topic, key=key, value=value, partition=partition)
     flush_or_raise(producer)
 
 
