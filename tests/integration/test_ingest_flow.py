@@ -463,7 +463,10 @@ def retained_streams(recovery: Path) -> set[str]:
 def test_file_closed_completes_at_once_and_no_state_is_kept_after(
     ingest_settings: Settings, status: TopicReader, tmp_path: Path
 ) -> None:
-    settings = with_ingest(ingest_settings, stream_timeout=60.0, close_is_final=True)
+    # nothing is written after the close: its grace (2 s by default) need not be long
+    settings = with_ingest(
+        ingest_settings, stream_timeout=60.0, close_is_final=True, close_grace=0.5
+    )
     data = raw_clip(tmp_path / "closed-src.mkv", seconds=4).read_bytes()  # 11 MB
     writer = Writer(settings, tmp_path / "closed.mkv")
     flow = FlowProcess("dataflows.ingest_flow", settings, tmp_path / "flow")
