@@ -125,9 +125,17 @@ def wait_done(
         return bool(started) and terminal(events_of(events, started[-1].video_id))
 
     status.wait_for(done, timeout, flow)
-    time.sleep(0.5)
-    status.poll(1.0)  # the events right after the terminal one (probe.completed)
-    return events_of(status.events, video_of(status.events, filename))
+    video = video_of(status.events, filename)
+
+    def ended(events: list[ev.AnyEvent]) -> bool:
+        """The stream's last event: what the flow writes with ``ingest.completed`` (from the
+        same callback), ``probe.completed`` or the probe's ``job.failed``, or a failure."""
+        last = (ev.ProbeCompleted, ev.JobFailed)
+        return any(isinstance(e, last) for e in events_of(events, video))
+
+    status.wait_for(ended, timeout, flow)  # was a fixed 1.5 s after the terminal event
+    status.poll(0.3)
+    return events_of(status.events, video)
 
 
 def assert_source_matches(
