@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import socket
 import sqlite3
 import time
@@ -264,7 +265,8 @@ def test_sigkill_and_resume_gives_the_same_manifest(
             handle.write(original[:half])
         writer.announce()
         status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 60, process)
-        time.sleep(1.5)  # let a snapshot include the stored chunk
+        # a snapshot includes the stored chunk (was a 1.5 s sleep for one to be taken)
+        assert eventually(lambda: snapshotted(process.recovery, writer.stream_id, "chunks"))
         process.kill()
         with writer.path.open("ab") as handle:
             handle.write(original[half:])
@@ -427,7 +429,9 @@ def test_a_multipart_source_lost_while_the_flow_was_down_is_sent_again(
         writer.path.write_bytes(original[:half])
         writer.announce()
         status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 60, process)
-        time.sleep(1.5)  # let a snapshot include the stored chunk and the open upload
+        # a snapshot includes the stored chunk and the open upload (was a 1.5 s sleep)
+        assert eventually(lambda: snapshotted(process.recovery, writer.stream_id, "chunks"))
+        assert snapshotted(process.recovery, writer.stream_id, "source_upload")
         process.kill()
         # MinIO lists the uploads of one exact key
         source = ObjectLayout(ingest_settings.storage).source(
@@ -451,6 +455,24 @@ def test_a_multipart_source_lost_while_the_flow_was_down_is_sent_again(
     assert completed
     assert_source_matches(ingest_settings, completed[-1], original)
     assert_stored_once(ingest_settings, completed[-1].manifest, len(original))
+
+
+def snapshotted(recovery: Path, stream_id: str, field: str) -> bool:
+    """Whether the newest snapshot of ``stream_id``'s ingest state (Bytewax pickles it) has
+    ``field`` set: a stored chunk, an open upload, taken before a kill so it is resumed."""
+    newest: tuple[int, bytes] | None = None
+    for part in recovery.glob("part-*.sqlite3"):
+        with sqlite3.connect(part) as db:
+            rows = db.execute(
+                "SELECT snap_epoch, ser_change FROM snaps WHERE state_key = ?"
+                " AND step_id LIKE '%ingest%' AND step_id NOT LIKE '%read%'"
+                " AND ser_change IS NOT NULL",
+                (stream_id,),
+            ).fetchall()
+        for epoch, change in rows:
+            if newest is None or epoch > newest[0]:
+                newest = (epoch, change)
+    return newest is not None and bool(getattr(pickle.loads(newest[1]), field))
 
 
 def retained_streams(recovery: Path) -> set[str]:
