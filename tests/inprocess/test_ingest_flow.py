@@ -48,10 +48,17 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return raw_clip(tmp_path_factory.mktemp("media") / "short.mkv", seconds=1).read_bytes()
 
 
+# How long a complete file's close waits for a late write before it ends the stream: these
+# scripts write nothing after a close they mean as the end, so every closed file waited out the
+# 2 s default (the grace itself is tested in tests/integration/test_ingest_closing.py).
+GRACE = 0.3
+
+
 def ingest_settings(home: Path, *, timeout: float, close_is_final: bool = False) -> Settings:
     base = load_settings({"VIDFLOW_HOME": str(home)})
     ingest = msgspec.structs.replace(
         base.ingest, chunk_size=5 * MiB, stream_timeout=timeout, close_is_final=close_is_final,
+        close_grace=GRACE,
         watch_roots=(str(home),),  # file events are admitted only under the watched roots
     )  # fmt: skip
     return msgspec.structs.replace(base, ingest=ingest)

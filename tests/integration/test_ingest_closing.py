@@ -93,9 +93,11 @@ class Stream:
         self.announce(closed=True)
 
     def run(self, seconds: float) -> None:
-        """Let ``seconds`` pass, waking the logic whenever it asked to be."""
+        """Let ``seconds`` pass, waking the logic whenever it asked to be; or less, once the
+        stream is discarded (completed or failed): nothing wakes it again, as in Bytewax, so
+        nothing more can come of it until the next announcement."""
         until = time.monotonic() + seconds
-        while time.monotonic() < until:
+        while time.monotonic() < until and self.logic is not None:
             if self.logic is not None and self.wake is not None and self.wake <= datetime.now(UTC):
                 self._take(self.logic.on_notify())
             else:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -125,9 +126,17 @@ def wait_done(
         return bool(started) and terminal(events_of(events, started[-1].video_id))
 
     status.wait_for(done, timeout, flow)
-    time.sleep(0.5)
-    status.poll(1.0)  # the events right after the terminal one (probe.completed)
-    return events_of(status.events, video_of(status.events, filename))
+    video = video_of(status.events, filename)
+
+    def ended(events: list[ev.AnyEvent]) -> bool:
+        """The stream's last event: what the flow writes with ``ingest.completed`` (from the
+        same callback), ``probe.completed`` or the probe's ``job.failed``, or a failure."""
+        last = (ev.ProbeCompleted, ev.JobFailed)
+        return any(isinstance(e, last) for e in events_of(events, video))
+
+    status.wait_for(ended, timeout, flow)  # was a fixed 1.5 s after the terminal event
+    status.poll(0.3)
+    return events_of(status.events, video)
 
 
 def assert_source_matches(
@@ -256,7 +265,8 @@ def test_sigkill_and_resume_gives_the_same_manifest(
             handle.write(original[:half])
         writer.announce()
         status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 60, process)
-        time.sleep(1.5)  # let a snapshot include the stored chunk
+        # a snapshot includes the stored chunk (was a 1.5 s sleep for one to be taken)
+        assert eventually(lambda: snapshotted(process.recovery, writer.stream_id, "chunks"))
         process.kill()
         with writer.path.open("ab") as handle:
             handle.write(original[half:])
@@ -419,7 +429,9 @@ def test_a_multipart_source_lost_while_the_flow_was_down_is_sent_again(
         writer.path.write_bytes(original[:half])
         writer.announce()
         status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 60, process)
-        time.sleep(1.5)  # let a snapshot include the stored chunk and the open upload
+        # a snapshot includes the stored chunk and the open upload (was a 1.5 s sleep)
+        assert eventually(lambda: snapshotted(process.recovery, writer.stream_id, "chunks"))
+        assert snapshotted(process.recovery, writer.stream_id, "source_upload")
         process.kill()
         # MinIO lists the uploads of one exact key
         source = ObjectLayout(ingest_settings.storage).source(
@@ -445,6 +457,24 @@ def test_a_multipart_source_lost_while_the_flow_was_down_is_sent_again(
     assert_stored_once(ingest_settings, completed[-1].manifest, len(original))
 
 
+def snapshotted(recovery: Path, stream_id: str, field: str) -> bool:
+    """Whether the newest snapshot of ``stream_id``'s ingest state (Bytewax pickles it) has
+    ``field`` set: a stored chunk, an open upload, taken before a kill so it is resumed."""
+    newest: tuple[int, bytes] | None = None
+    for part in recovery.glob("part-*.sqlite3"):
+        with sqlite3.connect(part) as db:
+            rows = db.execute(
+                "SELECT snap_epoch, ser_change FROM snaps WHERE state_key = ?"
+                " AND step_id LIKE '%ingest%' AND step_id NOT LIKE '%read%'"
+                " AND ser_change IS NOT NULL",
+                (stream_id,),
+            ).fetchall()
+        for epoch, change in rows:
+            if newest is None or epoch > newest[0]:
+                newest = (epoch, change)
+    return newest is not None and bool(getattr(pickle.loads(newest[1]), field))
+
+
 def retained_streams(recovery: Path) -> set[str]:
     """Keys whose newest snapshot of the ingest step holds state (a discard is a NULL row)."""
     kept: set[str] = set()
@@ -463,7 +493,10 @@ def retained_streams(recovery: Path) -> set[str]:
 def test_file_closed_completes_at_once_and_no_state_is_kept_after(
     ingest_settings: Settings, status: TopicReader, tmp_path: Path
 ) -> None:
-    settings = with_ingest(ingest_settings, stream_timeout=60.0, close_is_final=True)
+    # nothing is written after the close: its grace (2 s by default) need not be long
+    settings = with_ingest(
+        ingest_settings, stream_timeout=60.0, close_is_final=True, close_grace=0.5
+    )
     data = raw_clip(tmp_path / "closed-src.mkv", seconds=4).read_bytes()  # 11 MB
     writer = Writer(settings, tmp_path / "closed.mkv")
     flow = FlowProcess("dataflows.ingest_flow", settings, tmp_path / "flow")
@@ -474,9 +507,8 @@ def test_file_closed_completes_at_once_and_no_state_is_kept_after(
             handle.flush()
             writer.announce()  # still being written: the stream must stay open
             status.wait_for(lambda es: any(isinstance(e, ev.ChunkStored) for e in es), 30, flow)
-            # the stream is retained in a snapshot while it is open
-            time.sleep(2.5)
-            assert writer.stream_id in retained_streams(flow.recovery)
+            # the stream is retained in a snapshot while it is open (snapshots every second)
+            assert eventually(lambda: writer.stream_id in retained_streams(flow.recovery))
             handle.write(data[half:])
         closed_at = time.monotonic()
         writer.announce(closed=True)
@@ -484,37 +516,69 @@ def test_file_closed_completes_at_once_and_no_state_is_kept_after(
         assert time.monotonic() - closed_at < 20  # well before the 60 s stream timeout
         completed = next(e for e in events if isinstance(e, ev.IngestCompleted))
         assert_source_matches(settings, completed, data)
-        time.sleep(2.5)  # snapshots every second: the discard reaches the recovery store
+        # snapshots every second: the discard reaches the recovery store
+        assert eventually(lambda: writer.stream_id not in retained_streams(flow.recovery))
     assert writer.stream_id not in retained_streams(flow.recovery)
 
-    # a resumed flow has nothing to finish: no event for the video comes again
+    # a resumed flow has nothing to finish: no event for the video comes again, by the time it
+    # has read a refused file event sent on every partition after it started (what it had to
+    # redo, it meets first on the partition) and a second more
     seen = len(events_of(status.events, completed.video_id))
     with flow:
-        time.sleep(6.0)
+        passwd = Path("/etc/passwd")
+        for partition in range(settings.kafka.partitions):
+            announce_file(settings, passwd, passwd.stat().st_size, partition=partition)
+        letters = dead_letters(settings, settings.kafka.partitions, flow, timeout=60)
+        assert {letter.partition for letter in letters} == set(range(settings.kafka.partitions))
         status.poll(1.0)
         flow.assert_running()
+    assert all("outside the watched roots" in letter.error for letter in letters)
     assert len(events_of(status.events, completed.video_id)) == seen
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Whether ``condition`` holds within ``timeout``, asked every 0.1 s (a wait that ends as
+    soon as it holds, where a fixed sleep waits its whole length)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 # ---------------------------------------------------------------- issue 9: trust boundaries
 
 
 def announce_file(
-    settings: Settings, path: Path | str, size: int, *, inode: int = 0, stream_id: str = ""
+    settings: Settings,
+    path: Path | str,
+    size: int,
+    *,
+    inode: int = 0,
+    stream_id: str = "",
+    partition: int | None = None,
 ) -> None:
-    """A ``file.closed`` for ``path`` with any declared size, as a hostile producer sends it."""
+    """A ``file.closed`` for ``path`` with any declared size, as a hostile producer sends it
+    (on ``partition`` if given, else where its key goes)."""
     event = ev.FileClosed(
         id=uuid.uuid4().hex, stream_id=stream_id or f"{HOST}:{path}", host=HOST, path=str(path),
         size=size, mtime=time.time(), inode=inode,
     )  # fmt: skip
-    produce_raw(settings, settings.kafka.topic_file_events, event)
+    produce_raw(settings, settings.kafka.topic_file_events, event, partition)
 
 
-def produce_raw(settings: Settings, topic: str, event: ev.Event) -> None:
+def produce_raw(
+    settings: Settings, topic: str, event: ev.Event, partition: int | None = None
+) -> None:
     """Write ``event`` as a hostile producer would: its JSON as is, without the contract's
     bounds check that ``ev.encode`` (and every vidflow producer) applies before sending."""
     producer = make_producer(settings.kafka)
-    producer.produce(topic, key=event.partition_key.encode(), value=msgspec.json.encode(event))
+    key, value = event.partition_key.encode(), msgspec.json.encode(event)
+    if partition is None:
+        producer.produce(topic, key=key, value=value)
+    else:
+        producer.produce(topic, key=key, value=value, partition=partition)
     flush_or_raise(producer)
 
 

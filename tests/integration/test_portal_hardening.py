@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -191,8 +192,9 @@ def test_expired_sessions_are_purged(portal_settings: Settings) -> None:
     folder = Path(portal_settings.home) / "portal" / "sessions"
     folder.mkdir(parents=True)
     store = FileStore(folder)
-    asyncio.run(store.set("abandoned-long-ago", b"{}", expires_in=1))
-    time.sleep(1.5)
+    # expired an hour ago (was: expiring in 1 s, then a 1.5 s sleep for it to pass)
+    asyncio.run(store.set("abandoned-long-ago", b"{}", expires_in=timedelta(hours=-1)))
+    assert len(_session_files(portal_settings)) == 1  # on disk until something purges it
     with client_for(portal_settings) as client:
         log_in(client, portal_settings, "alice", "viewer")
         files = _session_files(portal_settings)
