@@ -33,7 +33,7 @@ from core.ids import upload_video_id
 from core.layout import OWNER_METADATA, ObjectLayout
 from core.names import display_filename
 from core.settings import MiB, Settings
-from tests.flows import FlowProcess, TopicReader, flow_cluster
+from tests.flows import FlowProcess, TopicReader, flow_cluster, stop_all
 from tests.media import raw_clip, write_in_pieces
 
 pytestmark = pytest.mark.integration
@@ -70,8 +70,7 @@ def flow(
         for process in processes:
             process.assert_running()
     finally:
-        for process in processes:
-            process.stop()
+        stop_all(processes)  # a cluster's processes together: one alone waits for its peers
 
 
 @pytest.fixture
