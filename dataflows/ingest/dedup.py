@@ -77,7 +77,7 @@ def record_source(
     """Write the manifest of a source whose bytes are at ``own_key``: naming identical bytes
     already stored when there are some (``own_key`` is then removed), else ``own_key``. The
     key to read the bytes from is ``store.layout.source_of(manifest, video_id)``."""
-    index = SourceIndex(store.client, store.bucket, store.layout)
+    index = store.source_index()
     size = sum(c.size for c in chunks)
 
     def write(key: str) -> Manifest:
@@ -85,5 +85,5 @@ def record_source(
 
     manifest, shared = retry("dedup", lambda: adopt(index, sha256, own_key, size, write))
     if shared:  # its bytes are someone else's already: its own are not needed
-        retry("drop", lambda: store.client.remove_object(store.bucket, own_key))
+        retry("drop", lambda: store.remove(own_key))
     return manifest

@@ -21,6 +21,7 @@ from connectors.storage import MISSING_CODES
 from core.events import ChunkRef, Manifest
 from core.layout import ObjectLayout
 from dataflows.ingest.chunking import composite_matches, composite_sha256
+from dataflows.source_index import SourceIndex
 
 __all__ = ["ChunkStore", "UploadLost", "VerificationError"]
 
@@ -184,6 +185,14 @@ class ChunkStore:
             content_type="application/json",
         )  # fmt: skip
         return manifest
+
+    def source_index(self) -> SourceIndex:
+        """The bucket's whole-file dedup index (``dataflows/source_index.py``)."""
+        return SourceIndex(self.client, self.bucket, self.layout)
+
+    def remove(self, key: str) -> None:
+        """Remove the object ``key`` (bytes found already stored under another key)."""
+        self.client.remove_object(self.bucket, key)
 
     def presigned(self, key: str, minutes: int = 60) -> str:
         """A URL FFmpeg can read the object from."""

@@ -11,23 +11,56 @@ import hashlib
 import threading
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
-from connectors.storage import make_client
+from minio import Minio
+
 from core.events import ChunkRef, Manifest
 from core.layout import ObjectLayout
 from core.settings import Settings
 from dataflows.ingest.chunking import composite_sha256
 from dataflows.ingest.store import ChunkStore, UploadLost, VerificationError
+from dataflows.source_index import SourceIndex
 
-__all__ = ["MemoryChunkStore"]
+__all__ = ["MemoryChunkStore", "MemorySourceIndex", "NoObjectStore"]
+
+
+class NoObjectStore:
+    """Stands where a store's S3 client would: any use fails at once, naming it. An in-process
+    test that reached the real object store would depend on whether a stack runs (and on what
+    other tests left in its default bucket)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"an in-process test reached for the object store: client.{name}")
+
+
+class MemorySourceIndex(SourceIndex):
+    """The dedup index over a :class:`MemoryChunkStore`'s objects (same rules, no HTTP)."""
+
+    def __init__(self, store: MemoryChunkStore) -> None:
+        super().__init__(store.client, store.bucket, store.layout)
+        self.store = store
+
+    def _size_of(self, key: str) -> int | None:
+        data = self.store.objects.get(key)
+        return None if data is None else len(data)
+
+    def _read_entry(self, entry_key: str) -> bytes | None:
+        return self.store.objects.get(entry_key)
+
+    def _write_entry(self, entry_key: str, body: bytes) -> None:
+        self.store.objects[entry_key] = body
+
+    def _delete_entry(self, entry_key: str) -> None:
+        self.store.objects.pop(entry_key, None)
 
 
 class MemoryChunkStore(ChunkStore):
     """A :class:`ChunkStore` keeping objects and multipart uploads in dicts."""
 
     def __init__(self, settings: Settings, workdir: Path) -> None:  # no super(): no HTTP pool
-        # never called: only an upload's bytes are read through the client, a watched file's not
-        self.client = make_client(settings.storage)
+        # only an upload's bytes are read through the client, and these tests watch files
+        self.client = cast(Minio, NoObjectStore())
         self.bucket = settings.storage.bucket
         self.layout = ObjectLayout(settings.storage)
         self.workdir = workdir
@@ -96,6 +129,13 @@ class MemoryChunkStore(ChunkStore):
             source_key=key,
         )
         return manifest
+
+    def source_index(self) -> SourceIndex:
+        return MemorySourceIndex(self)
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            self.objects.pop(key, None)
 
     def presigned(self, key: str, minutes: int = 60) -> str:
         """A local copy of the object: what FFmpeg reads instead of a URL."""
