@@ -386,6 +386,7 @@ def test_the_same_bytes_twice_are_stored_once_and_both_videos_read_them(
     assert sources == [own]  # the bytes once
     assert run.store.objects[own] == short_clip
 
+
 def test_an_empty_file_and_a_file_that_is_no_video_fail_and_request_nothing(
     workers: int, tmp_path: Path
 ) -> None:
