@@ -25,6 +25,7 @@ import msgspec
 import psycopg
 import pytest
 from playwright.sync_api import Page, Request, Route, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from connectors.db import dispose_engine
 from connectors.multipart import part_size_for
@@ -166,7 +167,7 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
             video_id, _ = upload(settings, clip, "small", "e2e", quiet=True)
             row = page.locator(f"#video-{video_id}")
             row.wait_for(timeout=60_000)  # appeared without a reload
-            page.locator(f"#video-{video_id} .badge.completed").wait_for(timeout=120_000)
+            wait_for_completed(page, settings, video_id)
             page.screenshot(path=str(ARTIFACTS / "videos-completed.png"), full_page=True)
 
             page.goto(f"{base}/videos/{video_id}")
@@ -205,6 +206,30 @@ def test_submitted_clip_goes_live_to_completed_and_plays(
             assert refused == []
         finally:
             browser.close()
+
+
+def wait_for_completed(page: Page, settings: Settings, video_id: str) -> None:
+    """Wait for the video's row to show "completed" without a reload. When it does not, say
+    where the change stopped: in the projection (PostgreSQL), or between it and the page (a
+    reload shows the badge the live update did not)."""
+    badge = page.locator(f"#video-{video_id} .badge.completed")
+    try:
+        badge.wait_for(timeout=120_000)
+    except PlaywrightTimeout:
+        with psycopg.connect(settings.postgres.dsn) as conn:
+            row = conn.execute(
+                "SELECT status, stage, progress FROM videos WHERE id = %s", (video_id,)
+            ).fetchone()
+        page.reload()
+        try:
+            badge.wait_for(timeout=10_000)
+            shown_after_reload = True
+        except PlaywrightTimeout:
+            shown_after_reload = False
+        raise AssertionError(
+            f"no completed badge within 120 s; projection: {row}; "
+            f"after a reload the badge {'shows' if shown_after_reload else 'does not show'}"
+        ) from None
 
 
 def _log_in(
@@ -248,7 +273,7 @@ def test_upload_page_resumes_after_a_lost_connection_and_a_reload(
             _log_in(page, base, settings, "e2e-uploader")
             video_id = _upload_through_the_page(page, base, first)
             page.goto(f"{base}/")
-            page.locator(f"#video-{video_id} .badge.completed").wait_for(timeout=120_000)
+            wait_for_completed(page, settings, video_id)
 
             # The connection drops after the first part: every later part PUT fails.
             let_through: list[int] = []
@@ -298,7 +323,7 @@ def test_upload_page_resumes_after_a_lost_connection_and_a_reload(
                 part = data[(number - 1) * size : number * size]
                 assert header == base64.b64encode(hashlib.sha256(part).digest()).decode()
             page.goto(f"{base}/")
-            page.locator(f"#video-{video_id} .badge.completed").wait_for(timeout=120_000)
+            wait_for_completed(page, settings, video_id)
             page.screenshot(path=str(ARTIFACTS / "upload-resumed-completed.png"), full_page=True)
         finally:
             browser.close()
