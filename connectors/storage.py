@@ -57,14 +57,7 @@ def make_client(s: StorageSettings) -> Minio:
         maxsize=16,
         retries=urllib3.Retry(total=5, backoff_factor=0.5, status_forcelist=[500, 502, 503, 504]),
     )
-    return Minio(
-        s.endpoint,
-        access_key=s.access_key.reveal(),
-        secret_key=s.secret_key.reveal(),
-        secure=s.secure,
-        region=s.region,
-        http_client=http,
-    )
+    return _client(s, http)
 
 
 def make_probe_client(s: StorageSettings, timeout: float) -> Minio:
@@ -74,6 +67,11 @@ def make_probe_client(s: StorageSettings, timeout: float) -> Minio:
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=timeout, read=timeout), maxsize=2, retries=False
     )
+    return _client(s, http)
+
+
+def _client(s: StorageSettings, http: urllib3.PoolManager) -> Minio:
+    """A client of the store ``s`` names, over the HTTP pool ``http`` (its retries and timeouts)."""
     return Minio(
         s.endpoint,
         access_key=s.access_key.reveal(),

@@ -47,6 +47,17 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.2)
 
 
+def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Whether ``condition`` holds within ``timeout``, asked every 0.1 s (a wait that ends as
+    soon as it holds, where a fixed sleep waits its whole length)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 class FlowProcess:
     """``python -m bytewax.run <module>:flow`` with recovery, for one test's isolated settings."""
 

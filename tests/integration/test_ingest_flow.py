@@ -18,7 +18,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -33,7 +33,7 @@ from core.ids import upload_video_id
 from core.layout import OWNER_METADATA, ObjectLayout
 from core.names import display_filename
 from core.settings import MiB, Settings
-from tests.flows import FlowProcess, TopicReader, flow_cluster, stop_all
+from tests.flows import FlowProcess, TopicReader, eventually, flow_cluster, stop_all
 from tests.media import raw_clip, write_in_pieces
 
 pytestmark = pytest.mark.integration
@@ -533,17 +533,6 @@ def test_file_closed_completes_at_once_and_no_state_is_kept_after(
         flow.assert_running()
     assert all("outside the watched roots" in letter.error for letter in letters)
     assert len(events_of(status.events, completed.video_id)) == seen
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Whether ``condition`` holds within ``timeout``, asked every 0.1 s (a wait that ends as
-    soon as it holds, where a fixed sleep waits its whole length)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 # ---------------------------------------------------------------- issue 9: trust boundaries

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -32,6 +32,7 @@ from dataflows.ingest import parts
 from dataflows.ingest.logic import IngestContext, IngestLogic
 from dataflows.ingest.state import StreamState
 from dataflows.kafka_io import Inbound, Outbound
+from tests.flows import eventually
 from tests.integration.test_ingest_completion import make_context
 from tests.integration.test_ingest_flow import assert_source_matches
 from tests.media import raw_clip
@@ -120,15 +121,6 @@ def closed(settings: Settings, path: Path, offset: int) -> Inbound:
         size=stat.st_size, mtime=stat.st_mtime, inode=stat.st_ino,
     )  # fmt: skip
     return Inbound(event, settings.kafka.topic_file_events, 0, offset)
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def assert_completes_with(settings: Settings, worker: Worker, data: bytes) -> None:
